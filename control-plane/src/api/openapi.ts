@@ -1,0 +1,286 @@
+// GET /openapi.json: the REST API described by hand (OpenAPI 3.1, JSON Schema 2020-12), so the
+// document is a contract rather than a dump of the code. test/unit/api.test.ts checks every express
+// route is in it and every path in it is served.
+const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
+const json = (schema: unknown, description: string) => ({ description, content: { "application/json": { schema } } });
+const errors = (description: string) => json(ref("Errors"), description);
+const nameParam = { name: "name", in: "path", required: true, description: "Lane group name", schema: { type: "string" } };
+const actorHeader = { name: "X-Graylane-Actor", in: "header", required: false, description: 'Who makes the change, recorded in the revision (default "anonymous")', schema: { type: "string" } };
+const ifMatch = { name: "If-Match", in: "header", required: false, description: 'The group\'s ETag (its revision, quoted or bare) or "*"; 412 when it differs', schema: { type: "string" } };
+const etag = { ETag: { description: "The revision that last wrote the group, quoted", schema: { type: "string" } } };
+
+const NAME = { type: "string", pattern: "^[a-z][a-z0-9-]{0,62}$", description: "1-63 lowercase letters, digits or hyphens, starting with a letter" };
+const TOKEN = { type: "string", pattern: "^[!#$%&'*+\\-.^_`|~0-9A-Za-z]+$", description: "An HTTP header name (RFC 7230 token)" };
+
+const stringMatch = {
+  description: "Exactly one of exact, prefix, regex (full match, RE2 subset), present, absent",
+  type: "object", additionalProperties: false, minProperties: 1, maxProperties: 1,
+  properties: { exact: { type: "string" }, prefix: { type: "string" }, regex: { type: "string" }, present: { const: true }, absent: { const: true } },
+};
+
+const schemas = {
+  Errors: {
+    type: "object", required: ["errors"],
+    properties: { errors: { type: "array", items: { type: "object", required: ["path", "message"], properties: {
+      path: { type: "string", description: "JSON Pointer (RFC 6901) into the request body; \"\" for the whole request" },
+      message: { type: "string" },
+    } } } },
+  },
+  StringMatch: stringMatch,
+  MatchBlock: {
+    description: "All conditions of a block must hold; a lane matches when any of its blocks holds",
+    type: "object", additionalProperties: false, minProperties: 1,
+    properties: {
+      headers: { type: "object", additionalProperties: ref("StringMatch") },
+      cookies: { type: "object", additionalProperties: ref("StringMatch") },
+      queryParams: { type: "object", additionalProperties: ref("StringMatch") },
+      uri: { type: "object", additionalProperties: false, properties: { exact: { type: "string" }, prefix: { type: "string" }, regex: { type: "string" } } },
+      method: { type: "array", minItems: 1, items: TOKEN },
+      os: { type: "array", minItems: 1, items: { enum: ["iOS", "Android", "Windows", "macOS", "Linux"] } },
+      browser: { type: "array", minItems: 1, items: { enum: ["Chrome", "Edge", "Firefox", "Safari", "IE"] } },
+    },
+  },
+  Lane: {
+    type: "object", additionalProperties: false, required: ["name"],
+    properties: {
+      name: NAME,
+      services: { type: "array", items: NAME, default: [], description: "Services with an instance in this lane" },
+      fallback: { ...NAME, description: "Lane to route to where this lane has no instance (default: the base lane)" },
+      weight: { type: "number", minimum: 0, maximum: 100, multipleOf: 0.01, default: 0, description: "Percent of sticky keys; all weights add up to at most 100" },
+      match: { type: "array", items: ref("MatchBlock") },
+    },
+  },
+  Service: {
+    type: "object", additionalProperties: false, required: ["name"],
+    properties: {
+      name: NAME,
+      hosts: { type: "array", items: { type: "string" }, description: "Default: the service's name; unique across all lane groups" },
+      paths: { type: "array", items: { type: "string", pattern: "^/" }, default: [], description: "Path prefixes that select the service at the edge" },
+    },
+  },
+  LaneGroup: {
+    description: "A lane group (DESIGN.md). Responses carry every default filled in.",
+    type: "object", additionalProperties: false, required: ["name", "services"],
+    properties: {
+      name: NAME,
+      services: { type: "array", minItems: 1, items: ref("Service") },
+      baseLane: { ...NAME, default: "base" },
+      laneHeader: { ...TOKEN, default: "x-graylane-lane" },
+      routeHeader: { ...TOKEN, default: "x-graylane-route" },
+      overrideHeader: { ...TOKEN, description: "Overrides are off unless set" },
+      overrideTrust: { enum: ["any", "internal", "signed"], default: "any" },
+      trustIncoming: { type: "boolean", default: false },
+      traceHeader: { ...TOKEN, default: "x-request-id" },
+      stickySalt: { type: "string", description: "Default: the group's name" },
+      stickyKey: {
+        type: "object", additionalProperties: false, description: "Exactly one of header, cookie",
+        properties: { header: TOKEN, cookie: { type: "string" }, generate: { type: "boolean" }, maxAgeSeconds: { type: "integer", minimum: 1 } },
+      },
+      lanes: { type: "array", items: ref("Lane"), default: [] },
+    },
+  },
+  StoredLaneGroup: {
+    type: "object", required: ["revision", "lanegroup"],
+    properties: { revision: { type: "integer", description: "The revision that last wrote the group (its ETag)" }, lanegroup: ref("LaneGroup") },
+  },
+  PatchOp: {
+    description: "RFC 6902 operation relative to the group document; replace and remove also carry `old`, the previous value",
+    type: "object", required: ["op", "path"],
+    properties: { op: { enum: ["add", "remove", "replace"] }, path: { type: "string" }, value: {}, old: {} },
+  },
+  RevisionSummary: {
+    type: "object", required: ["revision", "time", "actor", "op", "group", "groups"],
+    properties: {
+      revision: { type: "integer", minimum: 1 },
+      time: { type: "string", format: "date-time" },
+      actor: { type: "string" },
+      op: { enum: ["create", "replace", "delete", "rollback"] },
+      group: { type: ["string", "null"], description: "The group a create/replace/delete named; null for a rollback" },
+      target: { type: "integer", description: "Rollbacks: the revision whose content was restored" },
+      groups: { type: "array", items: { type: "string" }, description: "Groups whose content changed" },
+    },
+  },
+  Revision: {
+    allOf: [ref("RevisionSummary"), {
+      type: "object", required: ["diff", "lanegroups"],
+      properties: {
+        diff: { type: "array", items: { type: "object", required: ["group", "action", "patch"], properties: {
+          group: { type: "string" }, action: { enum: ["create", "replace", "delete"] }, patch: { type: "array", items: ref("PatchOp") },
+        } } },
+        lanegroups: { type: "array", items: ref("LaneGroup"), description: "Every group right after this revision" },
+      },
+    }],
+  },
+  PreviewRequest: {
+    type: "object", additionalProperties: false, required: ["group", "service"],
+    properties: {
+      group: { type: "string" },
+      service: { type: "string" },
+      request: { type: "object", additionalProperties: false, properties: {
+        method: { type: "string", default: "GET" },
+        path: { type: "string", default: "/" },
+        headers: { type: "object", additionalProperties: { type: "string" }, default: {} },
+      } },
+    },
+  },
+  PreviewResult: {
+    type: "object", required: ["lane", "route", "source", "revision"],
+    properties: {
+      lane: { type: ["string", "null"] },
+      route: { type: ["string", "null"] },
+      source: { enum: ["override", "header", "baggage", "trace", "rule", "weight", "base", null] },
+      revision: { type: "integer", description: "The group revision previewed" },
+    },
+  },
+  Status: {
+    type: "object", required: ["version", "revision", "nodes"],
+    properties: {
+      version: { type: "string", description: "RuleSet version (content hash) the control plane serves" },
+      revision: { type: "integer" },
+      nodes: { type: "array", items: { type: "object", required: ["nodeId", "version", "subscribers"], properties: {
+        nodeId: { type: "string" },
+        version: { type: "string", description: "Version every live subscriber ACKed, \"\" when they disagree" },
+        subscribers: { type: "array", items: { type: "object", properties: {
+          nodeId: { type: "string" }, instanceId: { type: "string" }, connected: { type: "boolean" },
+          ackedVersion: { type: "string" }, pendingVersion: { type: "string" }, connectedAt: { type: "string", format: "date-time" },
+          lastNack: { type: "object", properties: { version: { type: "string" }, error: { type: "string" }, at: { type: "string", format: "date-time" } } },
+        } } },
+      } } },
+    },
+  },
+  Traffic: {
+    type: "object", required: ["group", "windowMs", "services", "edge"],
+    properties: {
+      group: { type: "string" },
+      windowMs: { type: "integer" },
+      services: { type: "array", items: { type: "object", properties: {
+        service: { type: "string" }, lane: { type: "string" }, requests: { type: "number" },
+        observedShare: { type: "number" }, configuredShare: { type: "number" }, errorRate: { type: "number" },
+        p50Ms: { type: ["number", "null"] }, p99Ms: { type: ["number", "null"] },
+      } } },
+      edge: { type: "array", items: { type: "object", properties: { lane: { type: "string" }, requests: { type: "number" } } } },
+    },
+  },
+};
+
+export type PathItems = Record<string, Record<string, unknown>>;
+
+const paths: PathItems = {
+  "/v1/lanegroups": {
+    get: {
+      operationId: "listLaneGroups", summary: "Every lane group",
+      responses: { 200: json({ type: "object", required: ["revision", "lanegroups"], properties: {
+        revision: { type: "integer", description: "Latest store revision" }, lanegroups: { type: "array", items: ref("StoredLaneGroup") },
+      } }, "The groups, sorted by name") },
+    },
+  },
+  "/v1/lanegroups/{name}": {
+    parameters: [nameParam],
+    get: {
+      operationId: "getLaneGroup", summary: "One lane group",
+      responses: { 200: { ...json(ref("StoredLaneGroup"), "The group"), headers: etag }, 304: { description: "If-None-Match matched" }, 404: errors("No such group") },
+    },
+    put: {
+      operationId: "putLaneGroup", summary: "Create or replace a lane group (a new revision)",
+      parameters: [ifMatch, { name: "If-None-Match", in: "header", required: false, description: '"*": create only', schema: { type: "string" } }, actorHeader],
+      requestBody: { required: true, content: { "application/json": { schema: ref("LaneGroup") } } },
+      responses: {
+        200: { ...json(ref("StoredLaneGroup"), "Replaced"), headers: etag },
+        201: { ...json(ref("StoredLaneGroup"), "Created"), headers: etag },
+        400: errors("Invalid lane group (every problem, with its JSON Pointer); nothing changed"),
+        412: errors("If-Match / If-None-Match did not hold"),
+      },
+    },
+    delete: {
+      operationId: "deleteLaneGroup", summary: "Delete a lane group (a new revision)",
+      parameters: [ifMatch, actorHeader],
+      responses: {
+        200: json({ type: "object", required: ["revision"], properties: { revision: { type: "integer" } } }, "Deleted"),
+        404: errors("No such group"), 412: errors("If-Match did not hold"),
+      },
+    },
+  },
+  "/v1/revisions": {
+    get: {
+      operationId: "listRevisions", summary: "The revision log, newest first",
+      parameters: [
+        { name: "limit", in: "query", schema: { type: "integer", minimum: 1, maximum: 1000, default: 100 } },
+        { name: "before", in: "query", description: "Only revisions before this one (paging: pass `next`)", schema: { type: "integer" } },
+        { name: "group", in: "query", description: "Only revisions that changed this group", schema: { type: "string" } },
+      ],
+      responses: {
+        200: json({ type: "object", required: ["revisions"], properties: {
+          revisions: { type: "array", items: ref("RevisionSummary") }, next: { type: "integer", description: "`before` for the next page, absent on the last" },
+        } }, "Revisions"),
+        400: errors("Bad query parameter"),
+      },
+    },
+  },
+  "/v1/revisions/{n}": {
+    parameters: [{ name: "n", in: "path", required: true, schema: { type: "integer" } }],
+    get: { operationId: "getRevision", summary: "One revision with its diff and the full content after it", responses: { 200: json(ref("Revision"), "The revision"), 404: errors("No such revision") } },
+  },
+  "/v1/rollback": {
+    post: {
+      operationId: "rollback", summary: "Write a new revision whose content equals revision n's",
+      parameters: [actorHeader],
+      requestBody: { required: true, content: { "application/json": { schema: { type: "object", required: ["revision"], additionalProperties: false, properties: { revision: { type: "integer", minimum: 1 } } } } } },
+      responses: {
+        200: json({ type: "object", required: ["revision", "target", "groups"], properties: {
+          revision: { type: "integer", description: "The new revision" }, target: { type: "integer" }, groups: { type: "array", items: { type: "string" }, description: "Groups whose content changed" },
+        } }, "Rolled back"),
+        400: errors("Bad request"), 404: errors("No such revision"),
+      },
+    },
+  },
+  "/v1/preview": {
+    post: {
+      operationId: "preview", summary: "The decision of the real filter.wasm at the edge, with empty trace memory",
+      requestBody: { required: true, content: { "application/json": { schema: ref("PreviewRequest") } } },
+      responses: { 200: json(ref("PreviewResult"), "The decision"), 400: errors("Bad request"), 404: errors("No such group"), 503: errors("filter.wasm not built") },
+    },
+  },
+  "/v1/status": {
+    get: { operationId: "status", summary: "Connected subscribers per node, ACKed versions, NACK errors", responses: { 200: json(ref("Status"), "Status") } },
+  },
+  "/v1/traffic": {
+    get: {
+      operationId: "traffic", summary: "Per service and lane (counted inbound): requests, shares, error rate, p50/p99; plus edge decisions",
+      parameters: [
+        { name: "group", in: "query", required: true, schema: { type: "string" } },
+        { name: "window", in: "query", description: "Duration like 60s, 5m, 1h, 1h30m, 250ms (bare number: seconds)", schema: { type: "string", default: "60s" } },
+      ],
+      responses: { 200: json(ref("Traffic"), "Traffic summary"), 400: errors("Bad query parameter") },
+    },
+  },
+  "/v1/traffic/report-now": {
+    post: {
+      operationId: "reportNow", summary: "Ask every connected filter to send its traffic report now",
+      responses: { 202: json({ type: "object", properties: { requested: { type: "integer" } }, required: ["requested"] }, "How many filters were asked") },
+    },
+  },
+  "/healthz": { get: { operationId: "healthz", summary: "Liveness", responses: { 200: json({ type: "object", properties: { status: { const: "ok" } } }, "Alive") } } },
+  "/readyz": {
+    get: {
+      operationId: "readyz", summary: "Readiness: the store answers (and the extensions say ready)",
+      responses: { 200: json({ type: "object", properties: { status: { const: "ready" } } }, "Ready"), 503: errors("Not ready") },
+    },
+  },
+  "/metrics": { get: { operationId: "metrics", summary: "Prometheus metrics", responses: { 200: { description: "Prometheus text format", content: { "text/plain": { schema: { type: "string" } } } } } } },
+  "/openapi.json": { get: { operationId: "openapi", summary: "This document", responses: { 200: json({ type: "object" }, "OpenAPI 3.1 document") } } },
+};
+
+/** The document, with extra paths from server extensions (e.g. the rule push) merged in. */
+export function openApiDocument(extra: PathItems = {}): Record<string, unknown> {
+  return {
+    openapi: "3.1.0",
+    info: {
+      title: "Graylane control plane",
+      version: "1",
+      description: "Lane groups, their revision log, previews through the real filter, rule-push status and traffic. Errors are {\"errors\": [{\"path\", \"message\"}]} with JSON Pointer paths.",
+    },
+    servers: [{ url: "http://127.0.0.1:7070" }],
+    paths: { ...paths, ...extra },
+    components: { schemas },
+  };
+}

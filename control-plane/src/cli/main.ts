@@ -1,0 +1,340 @@
+// The `graylane` command. main() takes argv and its output streams and returns the exit code, so
+// tests run it in-process; bin/graylane.mjs runs it through tsx for `npx graylane`.
+// Exit codes: 0 done, 1 the API refused (every path and message on stderr), 2 usage, file or
+// connection problems.
+import { readFileSync } from "node:fs";
+import { userInfo } from "node:os";
+import { pathToFileURL } from "node:url";
+import { Command, CommanderError, Option } from "commander";
+import { parseAllDocuments, stringify } from "yaml";
+import type { RuleServerStatus, TrafficSummary } from "../contracts.js";
+import type { FieldError } from "../model/errors.js";
+import type { LaneGroup } from "../model/lanegroup.js";
+import type { Revision, RevisionSummary } from "../store/types.js";
+import { ApiClient, ApiError, ConnectionError } from "./client.js";
+import { ms, percent, short, table } from "./format.js";
+import { DEFAULT_HOST, DEFAULT_PORT, startServer, type ServerOptions } from "./server.js";
+import { controlPlaneExtension, DEFAULT_GRPC_PORT } from "./control-plane.js";
+
+export const DEFAULT_SERVER = `http://${DEFAULT_HOST}:${DEFAULT_PORT}`;
+
+export interface Io {
+  out(text: string): void;
+  err(text: string): void;
+  env: Record<string, string | undefined>;
+  /** Standard input, for `apply -f -`. */
+  stdin?: () => string;
+  /** Resolves when `serve` should stop (default: SIGINT or SIGTERM). */
+  stopSignal?: () => Promise<void>;
+  /** Told the URL once `serve` listens (tests). */
+  onListening?: (url: string) => void;
+  /** Passed to startServer by `serve` (the gRPC part plugs in here). */
+  serverOptions?: Partial<ServerOptions>;
+}
+
+/** Usage, file or connection problem: exit 2. */
+class UsageError extends Error {}
+
+/** Errors already printed; exit with this code. */
+class Exit extends Error {
+  constructor(readonly code: number) { super(`exit ${code}`); }
+}
+
+type Output = "table" | "json" | "yaml";
+interface Globals { server: string; output: Output; actor?: string }
+
+interface StoredLaneGroup { revision: number; lanegroup: LaneGroup }
+
+const defaultIo = (): Io => ({
+  out: (t) => process.stdout.write(t),
+  err: (t) => process.stderr.write(t),
+  env: process.env,
+  stdin: () => readFileSync(0, "utf8"),
+});
+
+function packageVersion(): string {
+  try { return (JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as { version: string }).version; } catch { return "unknown"; }
+}
+
+function defaultActor(env: Io["env"]): string | undefined {
+  if (env.GRAYLANE_ACTOR) return env.GRAYLANE_ACTOR;
+  try { return userInfo().username || undefined; } catch { return undefined; }
+}
+
+function errorLines(errors: FieldError[], prefix = ""): string {
+  return errors.map((e) => `error: ${prefix}${e.path ? `${e.path}: ` : ""}${e.message}\n`).join("");
+}
+
+/** Lane groups from one apply file: YAML or JSON, one group, a list, or what `get -o json|yaml` prints. */
+export function lanegroupsFromText(text: string, file: string): unknown[] {
+  const docs = parseAllDocuments(text);
+  const out: unknown[] = [];
+  for (const doc of docs) {
+    if (doc.errors.length) throw new UsageError(`${file}: ${doc.errors[0].message}`);
+    const v = doc.toJS() as unknown;
+    if (v === null || v === undefined) continue;
+    const items = Array.isArray(v) ? v : (v as { lanegroups?: unknown }).lanegroups !== undefined ? (v as { lanegroups: unknown[] }).lanegroups : [v];
+    if (!Array.isArray(items)) throw new UsageError(`${file}: lanegroups must be a list`);
+    for (const item of items) {
+      const wrapped = item && typeof item === "object" && "lanegroup" in item ? (item as { lanegroup: unknown }).lanegroup : item;
+      out.push(wrapped);
+    }
+  }
+  if (!out.length) throw new UsageError(`${file}: no lane groups in it`);
+  return out;
+}
+
+function parseHeader(text: string): [string, string] {
+  const at = text.indexOf(":", text.startsWith(":") ? 1 : 0);
+  if (at <= 0) throw new UsageError(`-H ${JSON.stringify(text)}: want 'name: value'`);
+  return [text.slice(0, at).trim(), text.slice(at + 1).trim()];
+}
+
+function lanesCell(g: LaneGroup): string {
+  return g.lanes.map((l) => {
+    const how = [l.weight ? `${l.weight}%` : "", l.match.length ? "rules" : ""].filter(Boolean).join(",");
+    return how ? `${l.name}(${how})` : l.name;
+  }).join(" ");
+}
+
+export function buildProgram(io: Io): Command {
+  const program = new Command("graylane")
+    .description("Gray releases and traffic lanes: the Graylane control plane and its client")
+    .version(packageVersion())
+    .exitOverride()
+    .configureOutput({ writeOut: io.out, writeErr: io.err })
+    .showHelpAfterError("(run with --help for usage)")
+    .option("--server <url>", "control plane REST API (env GRAYLANE_SERVER)", io.env.GRAYLANE_SERVER || DEFAULT_SERVER)
+    .addOption(new Option("-o, --output <format>", "output format").choices(["table", "json", "yaml"]).default("table"))
+    .option("--actor <name>", "who makes the change, recorded in the revision (env GRAYLANE_ACTOR, default your user name)");
+
+  const globals = (): Globals => {
+    const o = program.opts<{ server: string; output: Output; actor?: string }>();
+    return { server: o.server, output: o.output, actor: o.actor ?? defaultActor(io.env) };
+  };
+  const client = () => { const g = globals(); return new ApiClient(g.server, g.actor); };
+  /** Prints `body` as json/yaml when asked; else returns true so the caller prints its table. */
+  const structured = (body: unknown): boolean => {
+    const { output } = globals();
+    if (output === "json") io.out(JSON.stringify(body, null, 2) + "\n");
+    else if (output === "yaml") io.out(stringify(body));
+    return output === "table";
+  };
+
+  program.command("serve")
+    .description("run the control plane: REST API, gRPC rule push and traffic ingestion")
+    .option("--host <host>", "listen address", DEFAULT_HOST)
+    .option("--port <port>", "REST port (0: any free port)", String(DEFAULT_PORT))
+    .option("--store <spec>", "sqlite:PATH or :memory:", "sqlite:.data/graylane.db")
+    .option("--grpc-port <port>", "gRPC rule push and traffic port (0: any free port)", String(DEFAULT_GRPC_PORT))
+    .option("--wasm <path>", "filter.wasm used by /v1/preview")
+    .action(async (o: { host: string; port: string; grpcPort: string; store: string; wasm?: string }) => {
+      const port = Number(o.port);
+      if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port ${o.port}: want 0-65535`);
+      const grpcPort = Number(o.grpcPort);
+      if (!Number.isInteger(grpcPort) || grpcPort < 0 || grpcPort > 65535) throw new UsageError(`--grpc-port ${o.grpcPort}: want 0-65535`);
+      let server;
+      let grpcListening = grpcPort;
+      const extension = controlPlaneExtension({ host: o.host, port: grpcPort });
+      try {
+        server = await startServer({
+          extend: async (ctx) => { const ext = await extension(ctx); grpcListening = ext.grpcPort; return ext; },
+          ...io.serverOptions, host: o.host, port, store: o.store, wasmPath: o.wasm,
+        });
+      } catch (e) {
+        throw new UsageError(`cannot start: ${(e as Error).message}`);
+      }
+      io.out(`graylane: REST API listening on ${server.url} (gRPC rule push and traffic on ${o.host}:${grpcListening}, store ${o.store})\n`);
+      io.onListening?.(server.url);
+      await (io.stopSignal ?? untilSignal)();
+      await server.close();
+      io.out("graylane: stopped\n");
+    });
+
+  program.command("apply")
+    .description("create or replace the lane groups of a YAML or JSON file (one group or a list)")
+    .requiredOption("-f, --filename <file>", "the file ('-' for standard input)")
+    .action(async (o: { filename: string }) => {
+      let text: string;
+      try { text = o.filename === "-" ? (io.stdin ?? (() => readFileSync(0, "utf8")))() : readFileSync(o.filename, "utf8"); } catch (e) {
+        throw new UsageError(`cannot read ${o.filename}: ${(e as Error).message}`);
+      }
+      const groups = lanegroupsFromText(text, o.filename);
+      const c = client();
+      const results: unknown[] = [];
+      let refused = false;
+      for (const [i, g] of groups.entries()) {
+        const name = (g as { name?: unknown })?.name;
+        if (typeof name !== "string" || !name) {
+          io.err(errorLines([{ path: "/name", message: "a lane group needs a name" }], `${o.filename} #${i + 1}: `));
+          refused = true;
+          continue;
+        }
+        try {
+          const r = await c.request<StoredLaneGroup>("PUT", `/v1/lanegroups/${encodeURIComponent(name)}`, g);
+          results.push({ ...r.body, created: r.status === 201 });
+          if (globals().output === "table") io.out(`lanegroup/${name} ${r.status === 201 ? "created" : "updated"} (revision ${r.body.revision})\n`);
+        } catch (e) {
+          if (!(e instanceof ApiError)) throw e;
+          io.err(errorLines(e.errors, `lanegroup/${name}: `));
+          refused = true;
+        }
+      }
+      if (globals().output !== "table") structured(results);
+      if (refused) throw new Exit(1);
+    });
+
+  program.command("get")
+    .description("show lane groups")
+    .argument("<kind>", "lanegroups (or lanegroup, lg)")
+    .argument("[name]", "one group")
+    .action(async (kind: string, name?: string) => {
+      if (!["lanegroups", "lanegroup", "lg"].includes(kind)) throw new UsageError(`unknown resource ${JSON.stringify(kind)} (want lanegroups)`);
+      const c = client();
+      const rows: StoredLaneGroup[] = [];
+      if (name) {
+        const r = await c.request<StoredLaneGroup>("GET", `/v1/lanegroups/${encodeURIComponent(name)}`);
+        if (!structured(r.body)) return;
+        rows.push(r.body);
+      } else {
+        const r = await c.request<{ revision: number; lanegroups: StoredLaneGroup[] }>("GET", "/v1/lanegroups");
+        if (!structured(r.body)) return;
+        rows.push(...r.body.lanegroups);
+        if (!rows.length) { io.out("no lane groups\n"); return; }
+      }
+      io.out(table(["NAME", "REVISION", "SERVICES", "BASE", "LANES"], rows.map(({ revision, lanegroup: g }) => [
+        g.name, revision, g.services.map((s) => s.name).join(","), g.baseLane, lanesCell(g),
+      ])));
+    });
+
+  program.command("delete")
+    .description("delete a lane group")
+    .argument("<name>")
+    .action(async (name: string) => {
+      const r = await client().request<{ revision: number }>("DELETE", `/v1/lanegroups/${encodeURIComponent(name)}`);
+      if (structured(r.body)) io.out(`lanegroup/${name} deleted (revision ${r.body.revision})\n`);
+    });
+
+  program.command("revisions")
+    .description("the revision log, newest first; with N, one revision and its diff")
+    .argument("[n]", "one revision")
+    .option("--limit <n>", "how many", "50")
+    .option("--group <name>", "only revisions that changed this group")
+    .action(async (n: string | undefined, o: { limit: string; group?: string }) => {
+      const c = client();
+      if (n !== undefined) {
+        const r = await c.request<Revision>("GET", `/v1/revisions/${encodeURIComponent(n)}`);
+        if (!structured(r.body)) return;
+        const v = r.body;
+        io.out(`revision ${v.revision}  ${v.time}  ${v.actor}  ${v.op}${v.target !== undefined ? ` to ${v.target}` : ""}\n`);
+        for (const ch of v.diff) {
+          io.out(`  ${ch.action} lanegroup/${ch.group}\n`);
+          if (ch.action !== "replace") continue;
+          for (const p of ch.patch) {
+            const detail = p.op === "replace" ? `${short(p.old)} -> ${short(p.value)}` : p.op === "add" ? short(p.value) : short(p.old);
+            io.out(`    ${p.op} ${p.path}: ${detail}\n`);
+          }
+        }
+        return;
+      }
+      const q = new URLSearchParams({ limit: o.limit });
+      if (o.group) q.set("group", o.group);
+      const r = await c.request<{ revisions: RevisionSummary[] }>("GET", `/v1/revisions?${q}`);
+      if (!structured(r.body)) return;
+      if (!r.body.revisions.length) { io.out("no revisions\n"); return; }
+      io.out(table(["REVISION", "TIME", "ACTOR", "OP", "GROUPS"], r.body.revisions.map((v) => [
+        v.revision, v.time, v.actor, v.op === "rollback" ? `rollback to ${v.target}` : v.op, v.groups.join(",") || "(no change)",
+      ])));
+    });
+
+  program.command("rollback")
+    .description("write a new revision whose content equals revision N's")
+    .argument("<n>")
+    .action(async (n: string) => {
+      if (!/^\d+$/.test(n) || Number(n) < 1) throw new UsageError(`rollback ${n}: want a revision number`);
+      const r = await client().request<{ revision: number; target: number; groups: string[] }>("POST", "/v1/rollback", { revision: Number(n) });
+      if (structured(r.body)) {
+        io.out(`rolled back to revision ${r.body.target}: new revision ${r.body.revision} (changed: ${r.body.groups.join(", ") || "nothing"})\n`);
+      }
+    });
+
+  program.command("preview")
+    .description("the lane the real filter picks at the edge for a request (empty trace memory)")
+    .requiredOption("--group <name>", "lane group")
+    .requiredOption("--service <name>", "destination service of the group")
+    .option("-H, --header <header>", "request header 'name: value' (repeatable)", (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option("--path <path>", "request path", "/")
+    .option("--method <method>", "request method", "GET")
+    .action(async (o: { group: string; service: string; header: string[]; path: string; method: string }) => {
+      const headers = Object.fromEntries(o.header.map(parseHeader));
+      const r = await client().request<{ lane: string | null; route: string | null; source: string | null; revision: number }>(
+        "POST", "/v1/preview", { group: o.group, service: o.service, request: { method: o.method, path: o.path, headers } });
+      if (structured(r.body)) io.out(table(["LANE", "ROUTE", "SOURCE"], [[r.body.lane, r.body.route, r.body.source]]));
+    });
+
+  program.command("status")
+    .description("connected filters per node and the rule versions they ACKed")
+    .action(async () => {
+      const r = await client().request<RuleServerStatus>("GET", "/v1/status");
+      if (!structured(r.body)) return;
+      const s = r.body;
+      io.out(`serving version ${s.version || "-"} (revision ${s.revision})\n`);
+      const rows = s.nodes.flatMap((n) => n.subscribers.map((sub) => [
+        n.nodeId, n.version, sub.instanceId, sub.connected ? "yes" : "no", sub.ackedVersion, sub.pendingVersion,
+        sub.lastNack ? `${sub.lastNack.version}: ${sub.lastNack.error}` : "",
+      ]));
+      io.out(rows.length ? table(["NODE", "NODE VERSION", "INSTANCE", "CONNECTED", "ACKED", "PENDING", "LAST NACK"], rows) : "no subscribers\n");
+    });
+
+  program.command("traffic")
+    .description("per service and lane: requests, observed vs configured share, error rate, p50/p99")
+    .requiredOption("--group <name>", "lane group")
+    .option("--window <duration>", "like 60s, 5m, 1h", "60s")
+    .action(async (o: { group: string; window: string }) => {
+      const q = new URLSearchParams({ group: o.group, window: o.window });
+      const r = await client().request<TrafficSummary>("GET", `/v1/traffic?${q}`);
+      if (!structured(r.body)) return;
+      const t = r.body;
+      io.out(`lane group ${t.group}, last ${o.window}\n`);
+      io.out(t.services.length
+        ? table(["SERVICE", "LANE", "REQUESTS", "OBSERVED", "CONFIGURED", "ERRORS", "P50", "P99"], t.services.map((row) => [
+          row.service, row.lane, row.requests, percent(row.observedShare), percent(row.configuredShare), percent(row.errorRate), ms(row.p50Ms), ms(row.p99Ms),
+        ]))
+        : "no inbound traffic\n");
+      if (t.edge.length) io.out("\nat the edge\n" + table(["LANE", "REQUESTS"], t.edge.map((e) => [e.lane, e.requests])));
+    });
+
+  return program;
+}
+
+function untilSignal(): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => { process.off("SIGINT", done); process.off("SIGTERM", done); resolve(); };
+    process.on("SIGINT", done);
+    process.on("SIGTERM", done);
+  });
+}
+
+/** Runs the CLI; returns the exit code. */
+export async function main(argv: string[], io: Io = defaultIo()): Promise<number> {
+  const program = buildProgram(io);
+  try {
+    await program.parseAsync(argv, { from: "user" });
+    return 0;
+  } catch (e) {
+    if (e instanceof CommanderError) { // commander printed it: help (0) or a usage error (2)
+      if (e.code === "commander.helpDisplayed" || e.code === "commander.version" || e.exitCode === 0) return 0;
+      return 2;
+    }
+    if (e instanceof Exit) return e.code;
+    if (e instanceof ApiError) { io.err(errorLines(e.errors)); return 1; }
+    if (e instanceof UsageError || e instanceof ConnectionError) { io.err(`error: ${e.message}\n`); return 2; }
+    io.err(`error: ${(e as Error).stack ?? String(e)}\n`);
+    return 2;
+  }
+}
+
+// Run directly: `tsx control-plane/src/cli/main.ts ...`.
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  process.exitCode = await main(process.argv.slice(2));
+}

@@ -1,0 +1,281 @@
+// The lane group resource (DESIGN.md): zod schema, defaults, and every rule checked before anything
+// is stored or compiled. All problems are reported at once, each with its JSON Pointer.
+import { z } from "zod";
+import { compileRegex, DEFAULT_STATE_CAP, RegexError } from "../compile/regex.js";
+import { pointer, type FieldError } from "./errors.js";
+
+export type { FieldError } from "./errors.js";
+
+const NAME = /^[a-z][a-z0-9-]{0,62}$/;
+// A DNS name (labels of letters, digits, hyphens, underscores), an IPv4 address or a bracketed IPv6
+// address; no port: the filter compares the :authority without its port.
+const HOST = /^(?:[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?$|^\[[0-9A-Fa-f:.]+\]$/;
+// RFC 7230 token: header names.
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+const name = z.string().regex(NAME, "must be 1-63 lowercase letters, digits or hyphens, starting with a letter");
+const headerName = z.string().regex(TOKEN, "must be a valid HTTP header name (RFC 7230 token)");
+
+// Regexes are compiled while parsing, so their errors come with every other structural problem.
+// The state cap of the parse under way (parsing is synchronous; see parseLaneGroup's options).
+let stateCap = DEFAULT_STATE_CAP;
+const regex = z.string().superRefine((source, ctx) => {
+  try { compileRegex(source, { stateCap }); } catch (e) {
+    ctx.addIssue({ code: "custom", message: e instanceof RegexError ? e.message : `regex ${JSON.stringify(source)}: ${String(e)}` });
+  }
+});
+
+const present = (o: object) => Object.values(o).filter((v) => v !== undefined).length;
+
+const StringMatch = z.strictObject({
+  exact: z.string().optional(),
+  prefix: z.string().optional(),
+  regex: regex.optional(),
+  present: z.literal(true).optional(),
+  absent: z.literal(true).optional(),
+}).refine((m) => present(m) === 1, "must have exactly one of exact, prefix, regex, present, absent");
+
+const UriMatch = z.strictObject({
+  exact: z.string().optional(),
+  prefix: z.string().optional(),
+  regex: regex.optional(),
+}).refine((m) => present(m) === 1, "must have exactly one of exact, prefix, regex");
+
+export const OS_CLASSES = ["iOS", "Android", "Windows", "macOS", "Linux"] as const;
+export const BROWSER_CLASSES = ["Chrome", "Edge", "Firefox", "Safari", "IE"] as const;
+
+// Header names are checked here rather than as record keys, so the error says what is wrong.
+const headerMatches = z.record(z.string(), StringMatch).superRefine((r, ctx) => {
+  for (const key of Object.keys(r)) {
+    if (!TOKEN.test(key)) ctx.addIssue({ code: "custom", path: [key], message: "must be a valid HTTP header name (RFC 7230 token)" });
+  }
+});
+
+const MatchBlock = z.strictObject({
+  headers: headerMatches.optional(),
+  cookies: z.record(z.string().min(1), StringMatch).optional(),
+  queryParams: z.record(z.string().min(1), StringMatch).optional(),
+  uri: UriMatch.optional(),
+  method: z.array(z.string().regex(TOKEN, "must be an HTTP method")).min(1).optional(),
+  os: z.array(z.enum(OS_CLASSES)).min(1).optional(),
+  browser: z.array(z.enum(BROWSER_CLASSES)).min(1).optional(),
+}).refine((b) => present(b) > 0, "a match block needs at least one condition");
+
+const Lane = z.strictObject({
+  name,
+  services: z.array(name).default([]),
+  fallback: name.optional(),
+  weight: z.number().min(0, "must be from 0 to 100").max(100, "must be from 0 to 100")
+    .refine((w) => Math.abs(w * 100 - Math.round(w * 100)) < 1e-6, "at most two decimals").default(0),
+  match: z.array(MatchBlock).optional(),
+});
+
+const Service = z.strictObject({
+  name,
+  hosts: z.array(z.string().regex(HOST, "must be a host name or IP address without port")).optional(),
+  paths: z.array(z.string().startsWith("/", "must start with /")).default([]),
+});
+
+const StickyKey = z.strictObject({
+  header: headerName.optional(),
+  cookie: z.string().min(1).regex(TOKEN, "must be a valid cookie name").optional(),
+  generate: z.boolean().optional(),
+  maxAgeSeconds: z.number().int().positive().max(0xffff_ffff).optional(),
+}).refine((k) => (k.header === undefined) !== (k.cookie === undefined), "must have exactly one of header, cookie")
+  .refine((k) => !k.generate || k.cookie !== undefined, "generate needs a cookie");
+
+const Group = z.strictObject({
+  name,
+  services: z.array(Service).min(1, "a lane group needs at least one service"),
+  baseLane: name.default("base"),
+  laneHeader: headerName.default("x-graylane-lane"),
+  routeHeader: headerName.default("x-graylane-route"),
+  overrideHeader: headerName.optional(),
+  overrideTrust: z.enum(["any", "internal", "signed"]).default("any"),
+  trustIncoming: z.boolean().default(false),
+  traceHeader: headerName.default("x-request-id"),
+  stickySalt: z.string().min(1).optional(),
+  stickyKey: StickyKey.optional(),
+  lanes: z.array(Lane).default([]),
+});
+
+export type StringMatch = z.infer<typeof StringMatch>;
+export type UriMatch = z.infer<typeof UriMatch>;
+export type MatchBlock = z.infer<typeof MatchBlock>;
+export type OsClass = (typeof OS_CLASSES)[number];
+export type BrowserClass = (typeof BROWSER_CLASSES)[number];
+
+export interface LaneGroup {
+  name: string;
+  services: Array<{ name: string; hosts: string[]; paths: string[] }>;
+  baseLane: string;
+  laneHeader: string;
+  routeHeader: string;
+  overrideHeader?: string;
+  overrideTrust: "any" | "internal" | "signed";
+  trustIncoming: boolean;
+  traceHeader: string;
+  stickySalt: string;
+  stickyKey?: { header?: string; cookie?: string; generate?: boolean; maxAgeSeconds?: number };
+  lanes: Array<{ name: string; services: string[]; fallback: string; weight: number; match: MatchBlock[] }>;
+}
+
+export type ParseResult = { ok: true; value: LaneGroup } | { ok: false; errors: FieldError[] };
+
+/** Services whose hosts were defaulted by the parse (their input had no `hosts`). */
+const defaultedHosts = new WeakSet<object>();
+
+function semantic(g: LaneGroup): FieldError[] {
+  const errors: FieldError[] = [];
+  const err = (path: Array<PropertyKey>, message: string) => errors.push({ path: pointer(path), message });
+
+  const services = new Set<string>();
+  const hosts = new Map<string, string>();
+  g.services.forEach((s, i) => {
+    if (services.has(s.name)) err(["services", i, "name"], `duplicate service ${s.name}`);
+    services.add(s.name);
+    s.hosts.forEach((h, j) => {
+      const host = h.toLowerCase();
+      if (!hosts.has(host)) hosts.set(host, s.name);
+      // A defaulted host (the service's name) has no place in the input: point at the name.
+      else if (defaultedHosts.has(s)) err(["services", i, "name"], `the default host ${h} of service ${s.name} is already a host of service ${hosts.get(host)}`);
+      else err(["services", i, "hosts", j], `host ${h} is already a host of service ${hosts.get(host)}`);
+    });
+  });
+
+  const lanes = new Map<string, number>();
+  let sum = 0;
+  g.lanes.forEach((l, i) => {
+    if (l.name === g.baseLane) err(["lanes", i, "name"], `${l.name} is the base lane, which is implicit`);
+    else if (lanes.has(l.name)) err(["lanes", i, "name"], `duplicate lane ${l.name}`);
+    lanes.set(l.name, i);
+    sum += l.weight;
+    l.services.forEach((s, j) => { if (!services.has(s) && !s.startsWith(PLACEHOLDER)) err(["lanes", i, "services", j], `unknown service ${s}`); });
+  });
+  if (sum > 100 + 1e-9) err(["lanes"], `weights add up to ${Math.round(sum * 100) / 100}, more than 100`);
+
+  g.lanes.forEach((l, i) => {
+    if (l.fallback !== g.baseLane && !lanes.has(l.fallback)) {
+      err(["lanes", i, "fallback"], `unknown lane ${l.fallback}`);
+      return;
+    }
+    const seen = new Set<string>([l.name]);
+    for (let at = l.fallback; at !== g.baseLane;) {
+      if (seen.has(at)) { err(["lanes", i, "fallback"], `fallback chain loops: ${[...seen, at].join(" -> ")}`); break; }
+      seen.add(at);
+      const next = g.lanes[lanes.get(at)!]?.fallback;
+      if (next === undefined || (next !== g.baseLane && !lanes.has(next))) break; // reported on that lane
+      at = next;
+    }
+  });
+  return errors;
+}
+
+/**
+ * A best-effort LaneGroup of input that failed the schema, for the cross-field checks only: each
+ * malformed part becomes a placeholder that triggers no error of its own (the schema reported it).
+ */
+const PLACEHOLDER = "\u0000";
+
+function looseGroup(input: unknown): LaneGroup | undefined {
+  if (!isObject(input)) return undefined;
+  const str = (v: unknown, placeholder: string) => (typeof v === "string" ? v : placeholder);
+  const list = (v: unknown) => (Array.isArray(v) ? v : []);
+  const baseLane = str(input.baseLane, "base");
+  const services = list(input.services).map((s, i) => {
+    const o = isObject(s) ? s : {};
+    const name = str(o.name, `${PLACEHOLDER}service-${i}`);
+    const hosts = o.hosts === undefined ? [name] : list(o.hosts).map((h, j) => str(h, `${PLACEHOLDER}host-${i}-${j}`));
+    const service = { name, hosts, paths: [] };
+    if (o.hosts === undefined) defaultedHosts.add(service);
+    return service;
+  });
+  const lanes = list(input.lanes).map((l, i) => {
+    const o = isObject(l) ? l : {};
+    const weight = typeof o.weight === "number" && o.weight >= 0 && o.weight <= 100 ? o.weight : 0;
+    return {
+      name: str(o.name, `${PLACEHOLDER}lane-${i}`),
+      services: list(o.services).map((s, j) => str(s, `${PLACEHOLDER}service-${i}-${j}`)),
+      fallback: str(o.fallback, baseLane),
+      weight,
+      match: [],
+    };
+  });
+  return {
+    name: "", services, baseLane, laneHeader: "", routeHeader: "", overrideTrust: "any", trustIncoming: false,
+    traceHeader: "", stickySalt: "", lanes,
+  };
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/** A zod issue as FieldErrors: an unknown field is reported at its own path, one error per field. */
+function fieldErrors(issue: z.core.$ZodIssue): FieldError[] {
+  if (issue.code === "unrecognized_keys") {
+    return issue.keys.map((key) => ({ path: pointer([...issue.path, key]), message: `unknown field ${key}` }));
+  }
+  return [{ path: pointer(issue.path), message: issue.message }];
+}
+
+export interface ParseOptions {
+  /** State cap for regexes (default DEFAULT_STATE_CAP), as the compiler will use it. */
+  stateCap?: number;
+}
+
+export function parseLaneGroup(input: unknown, opts: ParseOptions = {}): ParseResult {
+  stateCap = opts.stateCap ?? DEFAULT_STATE_CAP;
+  let parsed: ReturnType<typeof Group.safeParse>;
+  try { parsed = Group.safeParse(input); } finally { stateCap = DEFAULT_STATE_CAP; }
+  if (!parsed.success) {
+    const errors = parsed.error.issues.flatMap(fieldErrors);
+    // Still report the cross-field problems of whatever parts are well-formed.
+    const loose = looseGroup(input);
+    if (loose) {
+      const seen = new Set(errors.map((e) => e.path));
+      for (const e of semantic(loose)) if (!seen.has(e.path)) errors.push(e);
+    }
+    return { ok: false, errors };
+  }
+  const g = parsed.data;
+  const value: LaneGroup = {
+    ...g,
+    stickySalt: g.stickySalt ?? g.name,
+    services: g.services.map((s) => {
+      const service = { name: s.name, hosts: s.hosts ?? [s.name], paths: s.paths };
+      if (s.hosts === undefined) defaultedHosts.add(service);
+      return service;
+    }),
+    lanes: g.lanes.map((l) => ({ name: l.name, services: l.services, fallback: l.fallback ?? g.baseLane, weight: l.weight, match: l.match ?? [] })),
+  };
+  if (value.overrideHeader === undefined) delete value.overrideHeader;
+  if (value.stickyKey === undefined) delete value.stickyKey;
+  else if (value.stickyKey.generate && value.stickyKey.maxAgeSeconds === undefined) value.stickyKey = { ...value.stickyKey, maxAgeSeconds: 2_592_000 };
+  const errors = semantic(value);
+  return errors.length ? { ok: false, errors } : { ok: true, value };
+}
+
+/** Rules across groups: unique names, a service in one group only, hosts unique everywhere. */
+export function validateLaneGroups(groups: LaneGroup[]): FieldError[] {
+  const errors: FieldError[] = [];
+  const names = new Map<string, number>();
+  const services = new Map<string, string>();
+  const hosts = new Map<string, string>();
+  groups.forEach((g, gi) => {
+    if (names.has(g.name)) errors.push({ path: pointer([gi, "name"]), message: `duplicate lane group ${g.name}` });
+    names.set(g.name, gi);
+    g.services.forEach((s, si) => {
+      const owner = services.get(s.name);
+      if (owner !== undefined && owner !== g.name) errors.push({ path: pointer([gi, "services", si, "name"]), message: `service ${s.name} already belongs to lane group ${owner}` });
+      services.set(s.name, g.name);
+      s.hosts.forEach((h, hi) => {
+        const host = h.toLowerCase();
+        const other = hosts.get(host);
+        if (other !== undefined && other !== `${g.name}/${s.name}`) errors.push({ path: pointer([gi, "services", si, "hosts", hi]), message: `host ${h} already routes to ${other}` });
+        hosts.set(host, `${g.name}/${s.name}`);
+      });
+    });
+  });
+  return errors;
+}

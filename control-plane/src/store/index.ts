@@ -1,0 +1,4 @@
+export * from "./types.js";
+export { diff, type PatchOp } from "./diff.js";
+export { SqliteStore, type SqliteStoreOptions } from "./sqlite.js";
+export { openStore, DEFAULT_STORE } from "./open.js";

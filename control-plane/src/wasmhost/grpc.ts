@@ -1,0 +1,217 @@
+// gRPC calls and streams the module starts (proxy_grpc_call / proxy_grpc_stream), handed to a test
+// or the preview API through a GrpcHandler, which answers them by calling methods on the objects.
+//
+// Envoy semantics reproduced (source/extensions/common/wasm/context.cc):
+//  - unary call success → proxy_on_grpc_receive only (there is NO proxy_on_grpc_close after a
+//    successful unary call; the call is simply over); failure → proxy_on_grpc_close(status);
+//  - stream: messages → proxy_on_grpc_receive; remote close → proxy_on_grpc_close(status), after
+//    which the token is gone; the filter may half-close (proxy_grpc_close, or send with
+//    end_stream) and still receive; proxy_grpc_cancel drops the call/stream with no callback;
+//  - callbacks go to the context that started the call (normally the root context);
+//  - callbacks never re-enter the module: answering from inside a host call (e.g. from onCall,
+//    which runs during proxy_grpc_call) is delivered right after the current export returns.
+// Without a handler calls and streams are accepted (Ok) and stay pending. A pending unary call
+// with a timeout fails with DEADLINE_EXCEEDED (4) once the VM's clock passes its deadline; the
+// VM checks on every tick() and on checkGrpcDeadlines().
+import { GrpcStatus } from "./abi.js";
+import { type Bytes, fromUtf8, toBytes } from "./bytes.js";
+import { HeaderMap, type HeaderInput } from "./header-map.js";
+
+export interface GrpcHandler {
+  /** Called synchronously from proxy_grpc_call. */
+  onCall?(call: GrpcCall): void;
+  /** Called synchronously from proxy_grpc_stream. */
+  onStream?(stream: GrpcStream): void;
+}
+
+/** @internal What the VM provides to deliver callbacks (deferred when the module is busy). */
+export interface GrpcDispatch {
+  grpcInitialMetadata(target: GrpcStream, md: HeaderMap): void;
+  grpcReceive(target: GrpcCall | GrpcStream, message: Bytes): void;
+  grpcTrailingMetadata(target: GrpcStream, md: HeaderMap): void;
+  grpcClose(target: GrpcCall | GrpcStream, status: number, message: string): void;
+  /** Forget the token (no more host-side state). */
+  grpcForget(token: number): void;
+}
+
+export interface GrpcTarget {
+  token: number;
+  /** The context that started it, which receives the callbacks. */
+  contextId: number;
+  /**
+   * The `service` argument as the cluster it names: Envoy takes a serialised GrpcService
+   * (envoy_grpc.cluster_name) or, when that does not parse, a plain cluster name. Raw bytes are in
+   * serviceBytes.
+   */
+  service: string;
+  serviceBytes: Bytes;
+  serviceName: string;
+  method: string;
+  initialMetadata: Array<[string, string]>;
+  initialMetadataMap: HeaderMap;
+}
+
+interface TargetInit {
+  token: number;
+  contextId: number;
+  service: Bytes;
+  serviceName: Bytes;
+  method: Bytes;
+  initialMetadata: HeaderMap;
+}
+
+export type GrpcCallState = "pending" | "responded" | "failed" | "cancelled";
+
+export class GrpcCall implements GrpcTarget {
+  readonly token: number;
+  readonly contextId: number;
+  readonly service: string;
+  readonly serviceBytes: Bytes;
+  readonly serviceName: string;
+  readonly method: string;
+  readonly initialMetadata: Array<[string, string]>;
+  readonly initialMetadataMap: HeaderMap;
+  readonly message: Bytes;
+  readonly timeoutMs: number;
+  /** Clock reading (ns) when the deadline passes; undefined without a timeout. */
+  readonly deadlineNs: bigint | undefined;
+  state: GrpcCallState = "pending";
+
+  /** @internal */
+  constructor(init: TargetInit & { message: Bytes; timeoutMs: number; nowNs: bigint }, private readonly vm: GrpcDispatch) {
+    this.token = init.token;
+    this.contextId = init.contextId;
+    this.serviceBytes = init.service;
+    this.service = clusterName(init.service);
+    this.serviceName = fromUtf8(init.serviceName);
+    this.method = fromUtf8(init.method);
+    this.initialMetadataMap = init.initialMetadata;
+    this.initialMetadata = init.initialMetadata.toStringPairs();
+    this.message = init.message;
+    this.timeoutMs = init.timeoutMs;
+    this.deadlineNs = init.timeoutMs > 0 ? init.nowNs + BigInt(init.timeoutMs) * 1_000_000n : undefined;
+  }
+
+  get pending(): boolean {
+    return this.state === "pending";
+  }
+
+  /** True when the module cancelled (or closed) the call. */
+  get cancelled(): boolean {
+    return this.state === "cancelled";
+  }
+
+  /**
+   * Success: proxy_on_grpc_receive with `message` readable as GrpcReceiveBuffer. Returns false
+   * (and does nothing) when the call is no longer pending, e.g. the module cancelled it.
+   */
+  respond(message: Bytes | string = new Uint8Array()): boolean {
+    if (this.state !== "pending") return false;
+    this.state = "responded";
+    this.vm.grpcForget(this.token);
+    this.vm.grpcReceive(this, toBytes(message));
+    return true;
+  }
+
+  /** Failure: proxy_on_grpc_close(status). Returns false when the call is no longer pending. */
+  fail(status: number = GrpcStatus.Unavailable, message = ""): boolean {
+    if (this.state !== "pending") return false;
+    this.state = "failed";
+    this.vm.grpcForget(this.token);
+    this.vm.grpcClose(this, status, message);
+    return true;
+  }
+
+  /** @internal the module cancelled it */
+  markCancelled(): void {
+    this.state = "cancelled";
+  }
+}
+
+export class GrpcStream implements GrpcTarget {
+  readonly token: number;
+  readonly contextId: number;
+  readonly service: string;
+  readonly serviceBytes: Bytes;
+  readonly serviceName: string;
+  readonly method: string;
+  readonly initialMetadata: Array<[string, string]>;
+  readonly initialMetadataMap: HeaderMap;
+  /** Messages the module sent, in order. */
+  readonly sent: Bytes[] = [];
+  /** Called for every message the module sends (synchronously, from proxy_grpc_send). */
+  onSend?: (message: Bytes, endStream: boolean) => void;
+  /** The module half-closed its side (proxy_grpc_close or a send with end_stream). */
+  closedByFilter = false;
+  /** The module cancelled (reset) the stream. */
+  cancelled = false;
+  /** This side closed it (close()); no more callbacks. */
+  closedByRemote = false;
+
+  /** @internal */
+  constructor(init: TargetInit, private readonly vm: GrpcDispatch) {
+    this.token = init.token;
+    this.contextId = init.contextId;
+    this.serviceBytes = init.service;
+    this.service = clusterName(init.service);
+    this.serviceName = fromUtf8(init.serviceName);
+    this.method = fromUtf8(init.method);
+    this.initialMetadataMap = init.initialMetadata;
+    this.initialMetadata = init.initialMetadata.toStringPairs();
+  }
+
+  /** Open from the server's side: neither cancelled nor closed by close(). */
+  get open(): boolean {
+    return !this.cancelled && !this.closedByRemote;
+  }
+
+  /** Server → module: proxy_on_grpc_receive_initial_metadata. */
+  sendInitialMetadata(headers: HeaderInput): boolean {
+    if (!this.open) return false;
+    this.vm.grpcInitialMetadata(this, new HeaderMap(headers));
+    return true;
+  }
+
+  /** Server → module: proxy_on_grpc_receive, the message readable as GrpcReceiveBuffer. */
+  send(message: Bytes | string): boolean {
+    if (!this.open) return false;
+    this.vm.grpcReceive(this, toBytes(message));
+    return true;
+  }
+
+  /**
+   * Server closes the stream: optional trailing metadata (proxy_on_grpc_receive_trailing_metadata),
+   * then proxy_on_grpc_close(status). The token is gone afterwards.
+   */
+  close(status = 0, message = "", trailingMetadata?: HeaderInput): boolean {
+    if (!this.open) return false;
+    this.closedByRemote = true;
+    this.vm.grpcForget(this.token);
+    if (trailingMetadata) this.vm.grpcTrailingMetadata(this, new HeaderMap(trailingMetadata));
+    this.vm.grpcClose(this, status, message);
+    return true;
+  }
+}
+
+/**
+ * The cluster a proxy_grpc_* `service` argument names: GrpcService{envoy_grpc(1){cluster_name(1)}}
+ * when the bytes are exactly that message, else the bytes as a plain cluster name (as Envoy does).
+ */
+export function clusterName(service: Bytes): string {
+  const varint = (at: number): [number, number] | undefined => {
+    let v = 0;
+    for (let shift = 0, i = at; i < service.length && shift < 35; shift += 7, i++) {
+      v |= (service[i] & 0x7f) << shift;
+      if (service[i] < 0x80) return [v >>> 0, i + 1];
+    }
+    return undefined;
+  };
+  if (service[0] === 0x0a) {
+    const outer = varint(1);
+    if (outer && outer[1] + outer[0] === service.length && service[outer[1]] === 0x0a) {
+      const inner = varint(outer[1] + 1);
+      if (inner && inner[1] + inner[0] === service.length) return fromUtf8(service.subarray(inner[1]));
+    }
+  }
+  return fromUtf8(service);
+}

@@ -1,0 +1,35 @@
+// Typed grpc-js clients for graylane.v1 (tests, benchmarks, tools), with protobuf-es serializers.
+import * as grpc from "@grpc/grpc-js";
+import type { RuleRequest, RuleResponse } from "../generated/graylane/v1/discovery_pb.js";
+import type { TrafficReport, TrafficReportAck } from "../generated/graylane/v1/traffic_pb.js";
+import {
+  STREAM_RULES_PATH,
+  TRAFFIC_REPORT_PATH,
+  deserializeRuleResponse,
+  deserializeTrafficReportAck,
+  serializeRuleRequest,
+  serializeTrafficReport,
+} from "./protocol.js";
+
+export class GraylaneClient extends grpc.Client {
+  /**
+   * @param target host:port
+   * @param options grpc channel options; pass {"grpc.use_local_subchannel_pool": 1} for a connection
+   *   of its own instead of sharing one with other clients of the same target.
+   */
+  constructor(target: string, options: grpc.ChannelOptions = {}) {
+    super(target, grpc.credentials.createInsecure(), options);
+  }
+
+  streamRules(options: grpc.CallOptions = {}): grpc.ClientDuplexStream<RuleRequest, RuleResponse> {
+    return this.makeBidiStreamRequest(STREAM_RULES_PATH, serializeRuleRequest, deserializeRuleResponse, options);
+  }
+
+  report(report: TrafficReport, options: grpc.CallOptions = {}): Promise<TrafficReportAck> {
+    return new Promise((resolve, reject) => {
+      this.makeUnaryRequest(TRAFFIC_REPORT_PATH, serializeTrafficReport, deserializeTrafficReportAck, report, options, (err, ack) =>
+        err || !ack ? reject(err ?? new Error("empty response")) : resolve(ack),
+      );
+    });
+  }
+}

@@ -1,0 +1,20 @@
+export { SnapshotCache, type Snapshot, type SnapshotCacheOptions, type CacheError } from "./cache.js";
+export {
+  RuleServer,
+  startGrpcServer,
+  type GrpcServerHandle,
+  type RuleServerEvent,
+  type RuleServerOptions,
+  type StartGrpcServerOptions,
+  type TrafficReportSink,
+} from "./server.js";
+export { GraylaneClient } from "./client.js";
+export {
+  STREAM_RULES_PATH,
+  TRAFFIC_REPORT_PATH,
+  encodeRuleResponse,
+  ruleDiscoveryClientDefinition,
+  ruleDiscoveryServerDefinition,
+  trafficDefinition,
+  type OutgoingRuleResponse,
+} from "./protocol.js";

@@ -1,0 +1,126 @@
+// gRPC method definitions for graylane.v1 without protobufjs / proto-loader: grpc-js only needs a
+// path, the streaming flags and (de)serializers, which protobuf-es provides (toBinary / fromBinary).
+import type * as grpc from "@grpc/grpc-js";
+import { fromBinary, toBinary } from "@bufbuild/protobuf";
+import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
+import {
+  RuleRequestSchema,
+  RuleResponseSchema,
+  type RuleRequest,
+  type RuleResponse,
+} from "../generated/graylane/v1/discovery_pb.js";
+import {
+  TrafficReportAckSchema,
+  TrafficReportSchema,
+  type TrafficReport,
+  type TrafficReportAck,
+} from "../generated/graylane/v1/traffic_pb.js";
+
+export const STREAM_RULES_PATH = "/graylane.v1.RuleDiscovery/StreamRules";
+export const TRAFFIC_REPORT_PATH = "/graylane.v1.Traffic/Report";
+
+/**
+ * A RuleResponse as the server writes it: the RuleSet is already encoded (once per snapshot), so a
+ * push to N subscribers costs N small concatenations instead of N RuleSet encodings.
+ */
+export interface OutgoingRuleResponse {
+  version: string;
+  nonce: string;
+  /** toBinary(RuleSetSchema, ruleSet) of the snapshot; absent in a report-now request. */
+  ruleSetBytes?: Uint8Array;
+  /** Ask the filter for its traffic report at once. */
+  reportNow?: boolean;
+}
+
+/** Encodes a RuleResponse (fields 1, 2 and 3 = the embedded RuleSet bytes) without re-encoding the RuleSet. */
+export function encodeRuleResponse(r: OutgoingRuleResponse): Buffer {
+  const w = new BinaryWriter();
+  if (r.version !== "") w.tag(1, WireType.LengthDelimited).string(r.version);
+  if (r.nonce !== "") w.tag(2, WireType.LengthDelimited).string(r.nonce);
+  if (r.ruleSetBytes) w.tag(3, WireType.LengthDelimited).bytes(r.ruleSetBytes);
+  if (r.reportNow) w.tag(4, WireType.Varint).bool(true);
+  const out = w.finish();
+  return Buffer.from(out.buffer, out.byteOffset, out.byteLength);
+}
+
+const buf = (u: Uint8Array): Buffer => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+
+export const serializeRuleRequest = (r: RuleRequest): Buffer => buf(toBinary(RuleRequestSchema, r));
+export const deserializeRuleRequest = (b: Buffer): RuleRequest => fromBinary(RuleRequestSchema, b);
+export const serializeRuleResponse = (r: RuleResponse): Buffer => buf(toBinary(RuleResponseSchema, r));
+export const deserializeRuleResponse = (b: Buffer): RuleResponse => fromBinary(RuleResponseSchema, b);
+export const serializeTrafficReport = (r: TrafficReport): Buffer => buf(toBinary(TrafficReportSchema, r));
+export const deserializeTrafficReport = (b: Buffer): TrafficReport => fromBinary(TrafficReportSchema, b);
+export const serializeTrafficReportAck = (r: TrafficReportAck): Buffer => buf(toBinary(TrafficReportAckSchema, r));
+export const deserializeTrafficReportAck = (b: Buffer): TrafficReportAck => fromBinary(TrafficReportAckSchema, b);
+
+/** Server side of graylane.v1.RuleDiscovery (responses are pre-encoded, see OutgoingRuleResponse). */
+export const ruleDiscoveryServerDefinition = {
+  StreamRules: {
+    path: STREAM_RULES_PATH,
+    requestStream: true,
+    responseStream: true,
+    requestSerialize: serializeRuleRequest,
+    requestDeserialize: deserializeRuleRequest,
+    responseSerialize: encodeRuleResponse,
+    // Only used by a client built from this definition; kept symmetrical for completeness.
+    responseDeserialize: (b: Buffer): OutgoingRuleResponse => {
+      const r = deserializeRuleResponse(b);
+      return { version: r.version, nonce: r.nonce, ruleSetBytes: ruleSetBytesOf(b) };
+    },
+  } satisfies grpc.MethodDefinition<RuleRequest, OutgoingRuleResponse>,
+} satisfies grpc.ServiceDefinition;
+
+/** Client side of graylane.v1.RuleDiscovery (usable with grpc.makeGenericClientConstructor). */
+export const ruleDiscoveryClientDefinition = {
+  StreamRules: {
+    path: STREAM_RULES_PATH,
+    requestStream: true,
+    responseStream: true,
+    requestSerialize: serializeRuleRequest,
+    requestDeserialize: deserializeRuleRequest,
+    responseSerialize: serializeRuleResponse,
+    responseDeserialize: deserializeRuleResponse,
+  } satisfies grpc.MethodDefinition<RuleRequest, RuleResponse>,
+} satisfies grpc.ServiceDefinition;
+
+/** graylane.v1.Traffic (both sides). */
+export const trafficDefinition = {
+  Report: {
+    path: TRAFFIC_REPORT_PATH,
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: serializeTrafficReport,
+    requestDeserialize: deserializeTrafficReport,
+    responseSerialize: serializeTrafficReportAck,
+    responseDeserialize: deserializeTrafficReportAck,
+  } satisfies grpc.MethodDefinition<TrafficReport, TrafficReportAck>,
+} satisfies grpc.ServiceDefinition;
+
+/** The raw bytes of field 3 (rule_set) of an encoded RuleResponse, or empty. */
+function ruleSetBytesOf(b: Uint8Array): Uint8Array {
+  let i = 0;
+  const varint = (): number => {
+    let v = 0;
+    let shift = 0;
+    for (;;) {
+      const x = b[i++]!;
+      v += (x & 0x7f) * 2 ** shift;
+      if (x < 0x80) return v;
+      shift += 7;
+    }
+  };
+  while (i < b.length) {
+    const tag = varint();
+    const wt = tag & 7;
+    if (wt === 2) {
+      const n = varint();
+      if (tag >>> 3 === 3) return b.subarray(i, i + n);
+      i += n;
+    } else if (wt === 0) varint();
+    else if (wt === 1) i += 8;
+    else if (wt === 5) i += 4;
+    else break;
+  }
+  return new Uint8Array(0);
+}

@@ -1,0 +1,31 @@
+// Memory stays flat: no per-request growth of linear memory, and trace memory never holds more keys
+// than its slots, however many distinct traces pass.
+import { describe, expect, it } from "vitest";
+import { SharedData } from "../../control-plane/src/wasmhost/index.js";
+import { mockGroup, newFilter } from "./support/filter.js";
+
+describe("memory", () => {
+  it("after 1,000,000 requests with distinct trace ids linear memory is no larger than after 10,000", async () => {
+    const shared = new SharedData();
+    const slots = 4096;
+    const f = await newFilter({
+      groups: [mockGroup({ lanes: [{ name: "canary", services: ["mocka"], weight: 10 }] })],
+      direction: "inbound", service: "mocka", shared, config: { traceMemory: { slots } },
+    });
+    const run = (from: number, to: number) => {
+      for (let i = from; i < to; i++) {
+        const s = f.vm.newHttpStream();
+        s.callOnRequestHeaders([["my-request-id", `trace-${i}`], ["x-user-id", `u${i % 5000}`], ["cookie", "a=1; b=2"]]);
+        s.callOnResponseHeaders([[":status", i % 10 === 0 ? "503" : "200"]]);
+        s.complete();
+      }
+    };
+    run(0, 10_000);
+    const after10k = f.vm.memoryBytes();
+    run(10_000, 1_000_000);
+    expect(f.vm.memoryBytes()).toBeLessThanOrEqual(after10k);
+    expect(shared.keyCount()).toBeLessThanOrEqual(slots);
+    expect(shared.keyCount()).toBeGreaterThan(slots * 0.9);
+    expect(f.vm.failed).toBe(false);
+  }, 600_000);
+});

@@ -1,0 +1,62 @@
+// The release module: what Envoy will load. Imports, exports and size are part of the contract.
+import { describe, expect, it } from "vitest";
+import { readFileSync, statSync } from "node:fs";
+const WASM_PATH = "filter/build/filter.wasm";
+
+const ALLOWED_IMPORTS = new Set([
+  "proxy_log", "proxy_get_log_level", "proxy_get_current_time_nanoseconds", "proxy_set_tick_period_milliseconds",
+  "proxy_get_buffer_bytes", "proxy_get_buffer_status", "proxy_set_buffer_bytes",
+  "proxy_get_header_map_pairs", "proxy_set_header_map_pairs", "proxy_get_header_map_value",
+  "proxy_add_header_map_value", "proxy_replace_header_map_value", "proxy_remove_header_map_value", "proxy_get_header_map_size",
+  "proxy_get_property", "proxy_set_property", "proxy_get_shared_data", "proxy_set_shared_data",
+  "proxy_define_metric", "proxy_increment_metric", "proxy_record_metric", "proxy_get_metric",
+  "proxy_call_foreign_function", "proxy_continue_stream", "proxy_close_stream", "proxy_send_local_response",
+  "proxy_grpc_call", "proxy_grpc_stream", "proxy_grpc_send", "proxy_grpc_cancel", "proxy_grpc_close",
+  "proxy_http_call", "proxy_set_effective_context", "proxy_done",
+]);
+
+const HOOKS = [
+  "proxy_on_memory_allocate", "proxy_on_context_create", "proxy_on_vm_start", "proxy_on_configure", "proxy_on_tick",
+  "proxy_on_queue_ready", "proxy_on_foreign_function", "proxy_on_new_connection", "proxy_on_downstream_data",
+  "proxy_on_upstream_data", "proxy_on_downstream_connection_close", "proxy_on_upstream_connection_close",
+  "proxy_on_request_headers", "proxy_on_request_body", "proxy_on_request_trailers", "proxy_on_request_metadata",
+  "proxy_on_response_headers", "proxy_on_response_body", "proxy_on_response_trailers", "proxy_on_response_metadata",
+  "proxy_on_http_call_response", "proxy_on_grpc_receive_initial_metadata", "proxy_on_grpc_receive",
+  "proxy_on_grpc_receive_trailing_metadata", "proxy_on_grpc_close", "proxy_on_done", "proxy_on_log", "proxy_on_delete",
+];
+
+describe("filter.wasm (release build)", () => {
+  const bytes = readFileSync(WASM_PATH);
+  const mod = new WebAssembly.Module(bytes);
+
+  it("imports nothing but proxy-wasm env functions", () => {
+    const imports = WebAssembly.Module.imports(mod);
+    expect(imports.length).toBeGreaterThan(10);
+    for (const i of imports) {
+      expect(i.module, `${i.module}.${i.name}`).toBe("env");
+      expect(ALLOWED_IMPORTS.has(i.name), `unexpected import ${i.name}`).toBe(true);
+      expect(i.kind).toBe("function");
+    }
+    // The decision needs these; a broken build (wrong import order, empty module) lacks them.
+    const names = imports.map((i) => i.name);
+    for (const need of ["proxy_get_header_map_pairs", "proxy_replace_header_map_value", "proxy_get_shared_data",
+      "proxy_set_shared_data", "proxy_call_foreign_function", "proxy_define_metric", "proxy_log"]) {
+      expect(names).toContain(need);
+    }
+  });
+
+  it("exports the ABI version, _initialize, memory and every hook", () => {
+    const exports = new Map(WebAssembly.Module.exports(mod).map((e) => [e.name, e.kind]));
+    expect(exports.get("proxy_abi_version_0_2_1")).toBe("function");
+    expect(exports.get("_initialize")).toBe("function");
+    expect(exports.get("memory")).toBe("memory");
+    for (const hook of HOOKS) expect(exports.get(hook), hook).toBe("function");
+    expect(exports.has("_start")).toBe(false);
+  });
+
+  it("stays under 64 KB", () => {
+    const size = statSync(WASM_PATH).size;
+    expect(size).toBeGreaterThan(4096);
+    expect(size).toBeLessThan(64 * 1024);
+  });
+});
