@@ -52,7 +52,8 @@ export async function startMockApp(options: MockAppOptions): Promise<MockApp> {
     out.on("error", (e) => res.writeHead(502).end(`${self}->error(${e.message})`));
     out.end();
   });
-  server.keepAliveTimeout = 1000;
+  // Longer than a client's idle reuse window, so a closing connection rarely meets a new request.
+  server.keepAliveTimeout = 65_000;
   await new Promise<void>((resolve, reject) => { server.once("error", reject); server.listen(options.port, host, () => resolve()); });
   return {
     port: (server.address() as AddressInfo).port,

@@ -40,6 +40,9 @@ describe("mesh configs", () => {
     expect(c.domains).toEqual(["mockc"]);
     expect(c.routes.map((r: any) => [r.route.cluster, r.match.headers?.[0]?.string_match.exact ?? null, r.metadata.filter_metadata.graylane.service]))
       .toEqual([["mockc-canary", "canary", "mockc"], ["mockc-base", null, "mockc"]]);
+    // only failures that cannot have reached the app are retried (an app closing an idle keep-alive)
+    for (const r of [...c.routes, ...inbound.filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes])
+      expect(r.route.retry_policy).toEqual({ retry_on: "connect-failure,refused-stream,reset-before-request", num_retries: 2 });
     const clusters = cfg.static_resources.clusters.map((x: any) => x.name);
     expect(clusters).toEqual(["local-app", "mocka-base", "mocka-canary", "mockb-base", "mockb-canary", "mockc-base", "mockc-canary", "graylane"]);
     const cp = cfg.static_resources.clusters.at(-1);

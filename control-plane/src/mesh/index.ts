@@ -78,7 +78,7 @@ export function sidecarConfig(t: Topology, serviceIndex: number, instanceIndex: 
   };
   const inbound = listener(`inbound-${svc.name}`, host, inst.inboundPort, "INBOUND", t.wasmPath, plugin, [{
     name: "local", domains: ["*"],
-    routes: [{ match: { prefix: "/" }, route: { cluster: LOCAL_APP_CLUSTER, timeout: "15s" }, metadata: serviceMetadata(svc.name) }],
+    routes: [{ match: { prefix: "/" }, route: { cluster: LOCAL_APP_CLUSTER, timeout: "15s", retry_policy: RETRY_POLICY }, metadata: serviceMetadata(svc.name) }],
   }]);
   const outbound = listener(`outbound-${svc.name}`, host, inst.outboundPort, "OUTBOUND", t.wasmPath, plugin,
     t.services.map((dest) => ({
@@ -125,6 +125,14 @@ export function meshConfigs(t: Topology): Array<{ id: string; config: EnvoyConfi
 
 // ---- pieces ----
 
+/**
+ * Retry only what cannot have reached the app: a refused connection, a refused stream, or a
+ * reused keep-alive connection that the app closed just before the request went out (Node closes
+ * idle connections after 5 s by default; Envoy keeps them for an hour). Istio's default policy
+ * retries the same way, twice.
+ */
+const RETRY_POLICY = { retry_on: "connect-failure,refused-stream,reset-before-request", num_retries: 2 };
+
 function serviceMetadata(service: string) {
   return { filter_metadata: { graylane: { service } } };
 }
@@ -136,10 +144,10 @@ function laneRoutes(t: Topology, svc: MeshService, match: { prefix: string }) {
   return [
     ...lanes.map((lane) => ({
       match: { ...match, headers: [{ name: header, string_match: { exact: lane } }] },
-      route: { cluster: clusterName(svc.name, lane), timeout: "15s" },
+      route: { cluster: clusterName(svc.name, lane), timeout: "15s", retry_policy: RETRY_POLICY },
       metadata: serviceMetadata(svc.name),
     })),
-    { match, route: { cluster: clusterName(svc.name, base), timeout: "15s" }, metadata: serviceMetadata(svc.name) },
+    { match, route: { cluster: clusterName(svc.name, base), timeout: "15s", retry_policy: RETRY_POLICY }, metadata: serviceMetadata(svc.name) },
   ];
 }
 
