@@ -2,7 +2,7 @@
 // `->` and the body of its call to the next service through its sidecar's outbound port (Host = the
 // next service). It forwards only the trace header by default, or the lane header instead.
 //
-//   tsx demo/mock-app.ts --name mocka --version v1 --port 9001 [--next mockb --outbound 15001] [--forward-lane]
+//   tsx demo/mock-app.ts --name mocka --version v1 --port 9001 [--next mockb --outbound 15001] [--forward-lane] [--fail-rate 0.3]
 import { createServer, request, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { pathToFileURL } from "node:url";
@@ -19,6 +19,8 @@ export interface MockAppOptions {
   forwardLane?: boolean;
   traceHeader?: string;
   laneHeader?: string;
+  /** Share of requests answered 500 (0..1), spread evenly: exactly `rate` of every 1/rate requests. */
+  failRate?: number;
 }
 
 export interface MockApp {
@@ -29,12 +31,19 @@ export interface MockApp {
 
 export async function startMockApp(options: MockAppOptions): Promise<MockApp> {
   const host = options.host ?? "127.0.0.1";
+  let served = 0;
   const server: Server = createServer((req, res) => {
     if (req.method !== "GET" || !req.url?.startsWith("/mock")) {
       res.writeHead(404).end("not found\n");
       return;
     }
     const self = `${options.name}(${options.version})`;
+    const rate = options.failRate ?? 0;
+    const n = served++;
+    if (rate > 0 && Math.floor((n + 1) * rate) > Math.floor(n * rate)) {
+      res.writeHead(500, { "content-type": "text/plain" }).end(`${self} failed`);
+      return;
+    }
     if (!options.next || !options.outboundPort) {
       res.writeHead(200, { "content-type": "text/plain" }).end(self);
       return;
@@ -68,7 +77,7 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
   const app = await startMockApp({
     name: flag("name") ?? "mock", version: flag("version") ?? "v1", port: Number(flag("port") ?? 0),
     next: flag("next"), outboundPort: flag("outbound") ? Number(flag("outbound")) : undefined,
-    forwardLane: args.includes("--forward-lane"),
+    forwardLane: args.includes("--forward-lane"), failRate: flag("fail-rate") ? Number(flag("fail-rate")) : undefined,
   });
   console.log(`${app.options.name}(${app.options.version}) on 127.0.0.1:${app.port}`);
   const stop = () => void app.close().then(() => process.exit(0));

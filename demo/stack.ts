@@ -36,6 +36,8 @@ export interface StackOptions {
   wasmPath?: string;
   reportIntervalMs?: number;
   forwardLane?: boolean;
+  /** Release engine timing (the e2e suite shortens it). */
+  rollout?: { tickMs?: number; reportSettleMs?: number };
   log?: (line: string) => void;
 }
 
@@ -49,6 +51,8 @@ export interface Stack {
   envoys: RunningEnvoy[];
   /** Switch every mock between forwarding the trace header and the lane header. */
   setForwardLane(on: boolean): void;
+  /** Makes one instance's app answer 500 to this share of its requests. */
+  setFailRate(service: string, version: string, rate: number): void;
   /** Stops the control plane (REST and gRPC); the Envoys keep running on their last rules. */
   stopControlPlane(): Promise<void>;
   /** Starts it again on the same ports and store; `requiredFeatures` is the test-only NACK hook. */
@@ -85,7 +89,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   const store = openStore(opts.store ?? ":memory:");
   let server: RunningServer | undefined;
   const startControlPlane = async (o: { requiredFeatures?: string[] } = {}) => {
-    const ext = controlPlaneExtension({ port: grpcPort || grpc, requiredFeatures: o.requiredFeatures });
+    const ext = controlPlaneExtension({ port: grpcPort || grpc, requiredFeatures: o.requiredFeatures, rollout: opts.rollout });
     server = await startServer({ port: server?.port ?? rest, store, wasmPath,
       extend: async (ctx) => { const e = await ext(ctx); grpcPort = e.grpcPort; return e; } });
   };
@@ -144,6 +148,11 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       stopControlPlane, startControlPlane,
       gatewayUrl: `http://127.0.0.1:${gwPort}`,
       setForwardLane: (on) => { for (const a of apps) a.options.forwardLane = on; },
+      setFailRate: (service, version, rate) => {
+        const app = apps.find((a) => a.options.name === service && a.options.version === version);
+        if (!app) throw new Error(`no ${service} ${version} instance`);
+        app.options.failRate = rate;
+      },
       status: async () => (await (await fetch(`${server!.url}/v1/status`)).json()) as RuleServerStatus,
       waitAllAcked: async (timeoutMs = 20_000, ids = envoys.map((e) => e.id)) => {
         const end = Date.now() + timeoutMs;

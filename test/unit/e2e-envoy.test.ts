@@ -13,7 +13,7 @@ let traceSeq = 0;
 const started = performance.now();
 
 beforeAll(async () => {
-  stack = await startStack({ group: demoGroup, envoyBin: envoyBin(), reportIntervalMs: 1000 });
+  stack = await startStack({ group: demoGroup, envoyBin: envoyBin(), reportIntervalMs: 1000, rollout: { tickMs: 50, reportSettleMs: 200 } });
 }, 60_000);
 afterAll(async () => {
   await stack?.close();
@@ -204,4 +204,82 @@ describe("the lane scenario through Envoy", () => {
     console.log(`e2e-envoy: PUT accepted → first request routed by the new rule: p50 ${q(0.5).toFixed(1)} ms, p99 ${q(0.99).toFixed(1)} ms (20 changes, max ${latencies.at(-1)!.toFixed(1)} ms)`);
     expect(q(0.99)).toBeLessThan(5_000);
   });
+});
+
+describe("progressive releases through Envoy", () => {
+  type Rel = { status: string; weight: number; currentStep: number; reason?: string; analysisRun?: { failures: number; successes: number; intervals: Array<{ verdict: string; requests: number }> } };
+  const INTERVAL_MS = 1500;
+  const analysis = { interval: `${INTERVAL_MS}ms`, count: 2, failureLimit: 1, minRequests: 20, deadline: "30s", metrics: [{ name: "error-rate", max: 0.05 }, { name: "p99-latency", maxMs: 1000 }] };
+  const api = async (method: string, path: string, body?: unknown) => {
+    const res = await fetch(`${stack.server.url}${path}`, { method, headers: { "content-type": "application/json", "x-graylane-actor": "e2e" }, body: body === undefined ? undefined : JSON.stringify(body) });
+    const json = await res.json() as { release: Rel; errors?: unknown };
+    if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
+    return json.release;
+  };
+  /** Steady traffic of distinct users through the gateway until stopped; counts the answers by status. */
+  function load() {
+    let on = true;
+    const codes = new Map<number, number>();
+    let user = 0;
+    const done = pool(8, 8, async () => {
+      while (on) {
+        const res = await fetch(`${stack.gatewayUrl}/mock`, { headers: { "x-user-id": `rel-${process.pid}-${++user}`, "my-request-id": `e2e-${process.pid}-${++traceSeq}` } });
+        await res.arrayBuffer();
+        codes.set(res.status, (codes.get(res.status) ?? 0) + 1);
+      }
+    });
+    return { codes, stop: async () => { on = false; await done; } };
+  }
+  async function until(name: string, want: (r: Rel) => boolean, ms = 30_000): Promise<Rel> {
+    const end = Date.now() + ms;
+    for (;;) {
+      const r = await api("GET", `/v1/releases/${name}`);
+      if (want(r)) return r;
+      if (Date.now() > end) throw new Error(`release ${name} still ${JSON.stringify(r)}`);
+      await new Promise((res) => setTimeout(res, 50));
+    }
+  }
+
+  it("a canary failing 30% of requests is rolled back within two analysis intervals", async () => {
+    await apply(demoGroup.lanes);
+    stack.setFailRate("mocka", "v2", 0.3);
+    const traffic = load();
+    try {
+      const started = performance.now();
+      await api("POST", "/v1/releases", { name: `failing-${process.pid}`, group: "mock", lane: "canary", steps: [{ setWeight: 50 }, { analysis: {} }, { setWeight: 100 }], analysis });
+      const r = await until(`failing-${process.pid}`, (x) => x.status !== "progressing");
+      const took = performance.now() - started;
+      console.log(`e2e-envoy: 30% failing canary rolled back after ${(took / 1000).toFixed(2)} s (interval ${INTERVAL_MS} ms): ${r.reason}`);
+      expect(r.status).toBe("failed");
+      expect(r.weight).toBe(0);
+      expect(r.analysisRun!.intervals.map((i) => i.verdict)).toEqual(["fail", "fail"]);
+      expect(r.reason).toMatch(/error rate (2\d|3\d)(\.\d+)?% > max 5%/);
+      expect(took).toBeLessThan(2 * INTERVAL_MS + 2000); // two intervals, plus report and push time
+    } finally {
+      await traffic.stop();
+      stack.setFailRate("mocka", "v2", 0);
+    }
+    await stack.waitAllAcked();
+    for (let i = 0; i < 10; i++) expect(await get({ "x-user-id": `after-${i}` })).toBe(V1);
+  }, 60_000);
+
+  it("a healthy canary passes analysis and reaches 100%; finish empties the lane", async () => {
+    await apply(demoGroup.lanes);
+    const traffic = load();
+    let r: Rel;
+    try {
+      await api("POST", "/v1/releases", { name: `healthy-${process.pid}`, group: "mock", lane: "canary", steps: [{ setWeight: 50 }, { analysis: {} }, { setWeight: 100 }], analysis });
+      r = await until(`healthy-${process.pid}`, (x) => x.status !== "progressing");
+    } finally {
+      await traffic.stop();
+    }
+    expect(r).toMatchObject({ status: "promoted", weight: 100 });
+    expect(r.analysisRun!.successes).toBe(2);
+    expect(traffic.codes.get(500) ?? 0).toBe(0);
+    await stack.waitAllAcked();
+    for (let i = 0; i < 10; i++) expect(await get({ "x-user-id": `promoted-${i}` })).toBe(A2);
+    expect(await api("POST", `/v1/releases/healthy-${process.pid}/finish`)).toMatchObject({ status: "finished", weight: 0 });
+    await stack.waitAllAcked();
+    for (let i = 0; i < 10; i++) expect(await get({ "x-user-id": `finished-${i}` })).toBe(V1);
+  }, 60_000);
 });

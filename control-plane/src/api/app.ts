@@ -1,10 +1,12 @@
 // The REST API of DESIGN.md's table (releases excepted), as an express 5 app over a Store. The rule
 // push and traffic ingestion are optional read-side dependencies (no-op defaults), so the API runs
-// and is tested on its own.
+// and is tested on its own. `GET /` serves the live dashboard (control-plane/src/dashboard), which
+// reads this same API from the browser.
 import express, { type Request, type Router } from "express";
 import { Registry } from "prom-client";
 import { z } from "zod";
 import type { RuleServerStatus, RuleStatusSource, TrafficSource, TrafficSummary } from "../contracts.js";
+import { dashboardRouter } from "../dashboard/index.js";
 import { pointer, type FieldError } from "../model/errors.js";
 import type { Expected, Store } from "../store/types.js";
 import { parseDuration } from "./duration.js";
@@ -57,7 +59,7 @@ function zodErrors(e: z.ZodError): HttpError {
   return new HttpError(400, e.issues.map((i) => ({ path: pointer(i.path), message: i.message })));
 }
 
-function actorOf(req: Request): string {
+export function actorOf(req: Request): string {
   const a = req.get("x-graylane-actor")?.trim();
   return a ? a.slice(0, 200) : DEFAULT_ACTOR;
 }
@@ -248,6 +250,9 @@ export function createApi(opts: ApiOptions): ApiApp {
   app.get("/openapi.json", (_req, res) => {
     res.json(document);
   });
+
+  // The dashboard: `/` and `/dashboard/*`, a router of its own (static pages stay out of /openapi.json).
+  app.use(dashboardRouter());
 
   if (opts.extraRoutes) app.use(opts.extraRoutes);
   app.use(notFound);

@@ -15,6 +15,7 @@ import { ApiClient, ApiError, ConnectionError } from "./client.js";
 import { ms, percent, short, table } from "./format.js";
 import { DEFAULT_HOST, DEFAULT_PORT, startServer, type ServerOptions } from "./server.js";
 import { controlPlaneExtension, DEFAULT_GRPC_PORT } from "./control-plane.js";
+import { registerReleaseCommands } from "./release-command.js";
 
 export const DEFAULT_SERVER = `http://${DEFAULT_HOST}:${DEFAULT_PORT}`;
 
@@ -28,6 +29,8 @@ export interface Io {
   stopSignal?: () => Promise<void>;
   /** Told the URL once `serve` listens (tests). */
   onListening?: (url: string) => void;
+  /** Output is a terminal (`release watch` redraws in place). */
+  tty?: boolean;
   /** Passed to startServer by `serve` (the gRPC part plugs in here). */
   serverOptions?: Partial<ServerOptions>;
 }
@@ -50,6 +53,7 @@ const defaultIo = (): Io => ({
   err: (t) => process.stderr.write(t),
   env: process.env,
   stdin: () => readFileSync(0, "utf8"),
+  tty: process.stdout.isTTY === true,
 });
 
 function packageVersion(): string {
@@ -303,6 +307,11 @@ export function buildProgram(io: Io): Command {
         : "no inbound traffic\n");
       if (t.edge.length) io.out("\nat the edge\n" + table(["LANE", "REQUESTS"], t.edge.map((e) => [e.lane, e.requests])));
     });
+
+  registerReleaseCommands(program, {
+    client, structured, out: io.out, usage: (m) => new UsageError(m), exit: (code) => new Exit(code),
+    tty: io.tty ?? false, stdin: io.stdin ?? (() => readFileSync(0, "utf8")),
+  });
 
   return program;
 }
