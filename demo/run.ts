@@ -80,4 +80,11 @@ Put mockc into the canary lane too; mockb (base only) passes the lane on by trac
   npx graylane --server ${stack.server.url} status
   npx graylane --server ${stack.server.url} traffic --group ${group.name}
 
+A progressive release of the canary lane (10% → approve → 50% → approve → 100%), with some traffic:
+  npx graylane --server ${stack.server.url} release create --name demo --group ${group.name} --lane canary
+  for i in $(seq 1 2000); do curl -s -o /dev/null ${gw}/mock -H "x-user-id: u$i"; done &
+  npx graylane --server ${stack.server.url} release watch demo      (another terminal: release approve demo)
+
+Dashboard: ${stack.server.url}/
+
 Ctrl-C stops everything.`);
