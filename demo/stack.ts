@@ -86,7 +86,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   const apps: MockApp[] = [];
   const envoys: RunningEnvoy[] = [];
   let grpcPort = 0;
-  const store = openStore(opts.store ?? ":memory:");
+  const store = await openStore(opts.store ?? ":memory:");
   let server: RunningServer | undefined;
   const startControlPlane = async (o: { requiredFeatures?: string[] } = {}) => {
     const ext = controlPlaneExtension({ port: grpcPort || grpc, requiredFeatures: o.requiredFeatures, rollout: opts.rollout });

@@ -234,15 +234,16 @@ describe("SqliteStore", () => {
     expect(() => a.put(mockGroup(), { actor: "x", expectedRevision: 0 })).toThrow(ConflictError);
   });
 
-  it("openStore specs", () => {
-    const m = openStore(":memory:");
+  it("openStore specs", async () => {
+    const m = await openStore(":memory:");
     open.push(m as SqliteStore);
-    expect(m.put(mockGroup(), alice).revision).toBe(1);
-    const f = openStore(`sqlite:${join(dir, "x.db")}`);
+    expect((await m.put(mockGroup(), alice)).revision).toBe(1);
+    const f = await openStore(`sqlite:${join(dir, "x.db")}`);
     open.push(f as SqliteStore);
     expect(existsSync(join(dir, "x.db"))).toBe(true);
-    expect(() => openStore("etcd://127.0.0.1:2379")).toThrow(/unsupported store/);
-    expect(() => openStore("sqlite:")).toThrow(/missing file path/);
+    await expect(openStore("consul://127.0.0.1:8500")).rejects.toThrow(/unsupported store/);
+    await expect(openStore("sqlite:")).rejects.toThrow(/missing file path/);
+    await expect(openStore("etcd://127.0.0.1:1")).rejects.toThrow(/cannot reach etcd/);
   });
 });
 

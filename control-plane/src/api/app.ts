@@ -143,7 +143,7 @@ export function createApi(opts: ApiOptions): ApiApp {
     res.json({ revision: g.revision, lanegroup: g.lanegroup });
   });
 
-  app.put("/v1/lanegroups/:name", (req, res) => {
+  app.put("/v1/lanegroups/:name", async (req, res) => {
     const name = req.params.name;
     if (!isObject(req.body)) throw fail(400, "the body must be a lane group (a JSON object)");
     // A body without a name takes the URL's; one with another name is refused.
@@ -155,17 +155,17 @@ export function createApi(opts: ApiOptions): ApiApp {
       throw new HttpError(400, errors);
     }
     const expected = precondition(req, store.get(name)?.revision ?? 0);
-    const r = store.put(body, { actor: actorOf(req), expectedRevision: expected });
+    const r = await store.put(body, { actor: actorOf(req), expectedRevision: expected });
     res.status(r.created ? 201 : 200).set("ETag", `"${r.revision}"`);
     if (r.created) res.location(`/v1/lanegroups/${encodeURIComponent(name)}`);
     res.json({ revision: r.revision, lanegroup: r.group.lanegroup });
   });
 
-  app.delete("/v1/lanegroups/:name", (req, res) => {
+  app.delete("/v1/lanegroups/:name", async (req, res) => {
     const name = req.params.name;
     const current = store.get(name);
     if (!current) throw fail(404, `lane group ${name} does not exist`);
-    const r = store.delete(name, { actor: actorOf(req), expectedRevision: precondition(req, current.revision) });
+    const r = await store.delete(name, { actor: actorOf(req), expectedRevision: precondition(req, current.revision) });
     res.json({ revision: r.revision });
   });
 
@@ -187,11 +187,11 @@ export function createApi(opts: ApiOptions): ApiApp {
     res.json(r);
   });
 
-  app.post("/v1/rollback", (req, res) => {
+  app.post("/v1/rollback", async (req, res) => {
     const parsed = RollbackBody.safeParse(req.body);
     if (!parsed.success) throw zodErrors(parsed.error);
     const target = parsed.data.revision;
-    const r = store.rollback(target, { actor: actorOf(req) });
+    const r = await store.rollback(target, { actor: actorOf(req) });
     res.json({ revision: r.revision, target, groups: r.groups });
   });
 
@@ -235,9 +235,9 @@ export function createApi(opts: ApiOptions): ApiApp {
     res.json({ status: "ok" });
   });
 
-  app.get("/readyz", (_req, res) => {
+  app.get("/readyz", async (_req, res) => {
     const problems: FieldError[] = [];
-    if (!store.ping()) problems.push({ path: "", message: "the store does not answer" });
+    if (!(await store.ping())) problems.push({ path: "", message: "the store does not answer" });
     if (opts.ready && !opts.ready()) problems.push({ path: "", message: "not ready" });
     if (problems.length) res.status(503).json({ errors: problems });
     else res.json({ status: "ready" });

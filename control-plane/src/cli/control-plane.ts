@@ -2,7 +2,10 @@
 // push and traffic ingestion on the same store, so a committed revision is pushed at once and
 // /v1/status and /v1/traffic read what the gRPC side sees.
 import Database from "better-sqlite3";
-import { SqliteStore } from "../store/index.js";
+import { EtcdStore, SqliteStore } from "../store/index.js";
+import { EtcdReleaseStore } from "../replicas/release-store.js";
+import { Leadership } from "../replicas/leader.js";
+import { TrafficRelay } from "../replicas/traffic-relay.js";
 import { TrafficIngest } from "../traffic/index.js";
 import { startGrpcServer } from "../xds/index.js";
 import { ReleaseEngine, releaseOpenApi, releaseRoutes, SqliteReleaseStore, type EngineOptions } from "../rollout/index.js";
@@ -18,29 +21,39 @@ export function controlPlaneExtension(opts: {
   /** Release engine timing (tests shorten them). */
   rollout?: Pick<EngineOptions, "tickMs" | "reportSettleMs" | "log">;
 } = {}) {
-  return async ({ store, registry, app }: ExtensionContext): Promise<Extension & { grpcPort: number; releases: ReleaseEngine }> => {
+  return async ({ store, registry, app }: ExtensionContext): Promise<Extension & { grpcPort: number; releases: ReleaseEngine; leader?: Leadership }> => {
     // Traffic rollups live in the store's SQLite file (one transaction per report); any other
     // store gets an in-memory database for them.
     const own = store instanceof SqliteStore ? undefined : new Database(":memory:");
     const db = store instanceof SqliteStore ? store.database : own!;
     const traffic = new TrafficIngest({ db, rules: store });
-    const grpc = await startGrpcServer({ host: opts.host ?? "127.0.0.1", port: opts.port ?? DEFAULT_GRPC_PORT, rules: store, traffic, registry, requiredFeatures: opts.requiredFeatures });
+    // With etcd, replicas share traffic reports, releases and one release-engine leader.
+    const etcd = store instanceof EtcdStore ? store : undefined;
+    const relay = etcd ? await TrafficRelay.start(etcd.client, etcd.prefix, traffic) : undefined;
+    const grpc = await startGrpcServer({ host: opts.host ?? "127.0.0.1", port: opts.port ?? DEFAULT_GRPC_PORT, rules: store, traffic: relay ?? traffic, registry, requiredFeatures: opts.requiredFeatures });
     // Releases live in the same database; the engine moves weights through the store, so every
     // change is a revision pushed like any other.
+    const releaseStore = etcd ? await EtcdReleaseStore.open(etcd.client, etcd.prefix) : new SqliteReleaseStore(db);
     const releases = new ReleaseEngine({
-      store, releases: new SqliteReleaseStore(db), traffic, requestReports: () => grpc.requestReports?.() ?? 0, ...opts.rollout,
+      store, releases: releaseStore, traffic, requestReports: () => grpc.requestReports?.() ?? 0, ...opts.rollout,
     });
-    app.use(releaseRoutes(releases, { store, traffic }));
-    releases.start();
+    const leader = etcd ? new Leadership(etcd.client, etcd.prefix, { onElected: () => releases.start(), onDemoted: () => void releases.stop() }) : undefined;
+    app.use(releaseRoutes(releases, { store, traffic, leader: leader && (() => leader.route()) }));
+    if (!leader) releases.start();
     return {
       rules: grpc,
       traffic,
       grpcPort: grpc.port,
       releases,
       openapi: releaseOpenApi,
+      listening: (url) => leader?.start(url),
+      leader,
       close: async () => {
+        await leader?.close();
         await releases.stop();
         await grpc.close();
+        await relay?.close();
+        if (releaseStore instanceof EtcdReleaseStore) await releaseStore.close();
         own?.close();
       },
     };

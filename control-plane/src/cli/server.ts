@@ -24,6 +24,8 @@ export interface Extension {
   /** OpenAPI paths of routes added to `app`. */
   openapi?: PathItems;
   ready?: () => boolean;
+  /** Told the REST URL once the API listens (replicas advertise it to each other). */
+  listening?: (url: string) => void | Promise<void>;
   close?: () => Promise<void>;
 }
 
@@ -53,7 +55,7 @@ export interface RunningServer {
 
 export async function startServer(opts: ServerOptions = {}): Promise<RunningServer> {
   const ownStore = typeof opts.store !== "object";
-  const store = typeof opts.store === "object" ? opts.store : openStore(opts.store ?? DEFAULT_STORE);
+  const store = typeof opts.store === "object" ? opts.store : await openStore(opts.store ?? DEFAULT_STORE);
   const registry = opts.registry ?? new Registry();
   const extraRoutes = express.Router();
   let ext: Extension = {};
@@ -67,19 +69,21 @@ export async function startServer(opts: ServerOptions = {}): Promise<RunningServ
     const server = await listen(app, host, opts.port ?? DEFAULT_PORT);
     const port = (server.address() as AddressInfo).port;
     let closing: Promise<void> | undefined;
+    const url = `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
+    await ext.listening?.(url);
     return {
-      url: `http://${host.includes(":") ? `[${host}]` : host}:${port}`,
+      url,
       port, store, registry,
       close: () => (closing ??= (async () => {
         await new Promise<void>((resolve) => { server.close(() => resolve()); server.closeAllConnections(); });
         app.dispose();
         await ext.close?.();
-        if (ownStore) store.close();
+        if (ownStore) await store.close();
       })()),
     };
   } catch (e) {
     await ext.close?.().catch(() => {});
-    if (ownStore) store.close();
+    if (ownStore) await store.close();
     throw e;
   }
 }

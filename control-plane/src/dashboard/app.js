@@ -460,14 +460,18 @@ function renderTraffic() {
 
 // ---- releases ----
 
-const ACTIVE = new Set(["progressing", "paused"]);
+// When each operation is allowed (the engine refuses the others with 409, whose message is shown).
+const RUNNING = new Set(["progressing", "paused"]);
+const ACTIVE = new Set(["progressing", "paused", "promoted"]);
+const pausedFor = (r) => (r.status === "paused" && r.pause ? r.pause.reason : undefined);
 const OPS = [
-  { op: "approve", label: "Approve", when: (r) => r.status === "paused" },
-  { op: "pause", label: "Pause", when: (r) => r.status === "progressing" },
-  { op: "resume", label: "Resume", when: (r) => r.status === "paused" },
-  { op: "promote", label: "Promote", when: (r) => ACTIVE.has(r.status), confirm: (r) => `Promote release ${r.name} to 100% now, skipping its remaining steps?` },
-  { op: "abort", label: "Abort", when: (r) => ACTIVE.has(r.status), confirm: (r) => `Abort release ${r.name}? Traffic of lane ${r.lane} goes back to 0%.` },
-  { op: "undo", label: "Undo", when: (r) => r.status === "promoted" || r.status === "finished", confirm: (r) => `Undo release ${r.name}?` },
+  { op: "approve", label: "Approve", when: (r) => r.status === "paused" && pausedFor(r) !== "manual" && pausedFor(r) !== "confirm" },
+  { op: "pause", label: "Pause", when: (r) => RUNNING.has(r.status) && pausedFor(r) !== "manual" },
+  { op: "resume", label: "Resume", when: (r) => pausedFor(r) === "manual" },
+  { op: "promote", label: "Promote", when: (r) => RUNNING.has(r.status), confirm: (r) => `Promote release ${r.name}: lane ${r.lane} to 100% now, skipping its remaining steps?` },
+  { op: "finish", label: "Finish", when: (r) => r.status === "promoted", confirm: (r) => `Finish release ${r.name}? Lane ${r.lane} goes back to 0% with no match: do it once the base instances run the new version.` },
+  { op: "abort", label: "Abort", when: (r) => ACTIVE.has(r.status), confirm: (r) => `Abort release ${r.name}? Lane ${r.lane} goes back to 0% and its match to what it was before.` },
+  { op: "undo", label: "Undo", when: (r) => r.status !== "undone" && !RUNNING.has(r.status), confirm: (r) => `Undo release ${r.name}? Lane ${r.lane} goes back to how the previous finished release left it.` },
 ];
 
 function stepText(s) {

@@ -124,7 +124,7 @@ export class ReleaseEngine {
         createdBy: actor,
       };
       this.event(r, "created", `created by ${actor}: ${spec.strategy}, ${spec.steps.map(describeStep).join(" → ")}`);
-      this.opts.releases.save(r);
+      await this.opts.releases.save(r);
       return r;
     }).then(async (r) => {
       await this.process(r.name);
@@ -170,11 +170,11 @@ export class ReleaseEngine {
           break;
         case "abort":
           if (!ACTIVE.has(r.status)) refuse(`it is already ${r.status}`);
-          this.rollBack(r, "aborted", `aborted by ${actor}`);
+          await this.rollBack(r, "aborted", `aborted by ${actor}`);
           break;
         case "promote":
           if (!RUNNING.has(r.status)) refuse(`it is ${r.status}`);
-          this.setLane(r, { weight: 100 });
+          await this.setLane(r, { weight: 100 });
           r.pause = undefined;
           r.currentStep = r.steps.length;
           r.status = "promoted";
@@ -183,7 +183,7 @@ export class ReleaseEngine {
           break;
         case "finish": {
           if (r.status !== "promoted") refuse(`only a promoted release can finish; it is ${r.status}`);
-          r.finishedRevision = this.setLane(r, { weight: 0, match: [] });
+          r.finishedRevision = await this.setLane(r, { weight: 0, match: [] });
           r.status = "finished";
           r.finishedAt = new Date(this.now()).toISOString();
           r.message = `finished by ${actor}: the lane is empty again and base serves everyone`;
@@ -194,7 +194,7 @@ export class ReleaseEngine {
           if (r.status === "undone") refuse("it is already undone");
           const prev = this.previousFinished(r);
           const target = prev ? this.laneAt(r, prev.finishedRevision!) ?? r.initial : r.initial;
-          this.setLane(r, target);
+          await this.setLane(r, target);
           r.pause = undefined;
           r.status = "undone";
           r.finishedAt = new Date(this.now()).toISOString();
@@ -205,7 +205,7 @@ export class ReleaseEngine {
           break;
         }
       }
-      this.save(r);
+      await this.save(r);
       return r;
     }).then(async (r) => {
       await this.process(name);
@@ -233,7 +233,7 @@ export class ReleaseEngine {
         const why = e instanceof StoreError ? e.errors.map((x) => (x.path ? `${x.path}: ${x.message}` : x.message)).join("; ") : (e as Error).message;
         this.log(`release ${name}: ${why}`);
         try {
-          this.rollBack(r, "failed", `step ${r.currentStep} could not run: ${why}`);
+          await this.rollBack(r, "failed", `step ${r.currentStep} could not run: ${why}`);
         } catch {
           r.status = "failed";
           r.reason = `step ${r.currentStep} could not run: ${why} (and the lane could not be set back to 0%)`;
@@ -241,7 +241,7 @@ export class ReleaseEngine {
           this.event(r, "failed", r.reason);
         }
       }
-      if (JSON.stringify(r) !== before) this.save(r);
+      if (JSON.stringify(r) !== before) await this.save(r);
     });
   }
 
@@ -265,7 +265,7 @@ export class ReleaseEngine {
       if (r.status !== "progressing") return;
       const i = r.currentStep;
       if (i >= r.steps.length) {
-        this.setLane(r, { weight: 100 });
+        await this.setLane(r, { weight: 100 });
         r.status = "promoted";
         r.message = "every step done: the lane takes 100%; finish it once the base instances run the new version";
         this.event(r, "promoted", r.message);
@@ -288,7 +288,7 @@ export class ReleaseEngine {
       }
       const step = r.steps[i]!;
       if ("setWeight" in step || "setMatch" in step) {
-        this.setLane(r, "setWeight" in step ? { weight: step.setWeight } : { match: step.setMatch });
+        await this.setLane(r, "setWeight" in step ? { weight: step.setWeight } : { match: step.setMatch });
         this.event(r, "step", `step ${i}: ${describeStep(step)}`);
         r.message = `step ${i}: ${describeStep(step)}`;
         r.currentStep++;
@@ -314,7 +314,7 @@ export class ReleaseEngine {
       await this.measure(r, run);
       const last = run.intervals.at(-1)!;
       if (run.failures > run.spec.failureLimit) {
-        this.rollBack(r, "failed", `analysis failed ${run.failures} time(s) (limit ${run.spec.failureLimit}): ${failReasons(last)}`);
+        await this.rollBack(r, "failed", `analysis failed ${run.failures} time(s) (limit ${run.spec.failureLimit}): ${failReasons(last)}`);
         return;
       }
       if (run.successes >= run.spec.count) {
@@ -325,7 +325,7 @@ export class ReleaseEngine {
       r.message = `step ${i}: analysis ${run.successes}/${run.spec.count} passed, ${run.failures} failed, ${run.inconclusive} inconclusive (last: ${last.verdict})`;
       if (this.now() - Date.parse(run.startedAt) >= run.spec.deadlineMs) {
         const why = `analysis reached its deadline ${run.spec.deadline} with ${run.successes}/${run.spec.count} passing intervals (last: ${last.verdict}, ${last.requests} lane requests)`;
-        if (run.spec.onInconclusive === "abort") this.rollBack(r, "failed", why);
+        if (run.spec.onInconclusive === "abort") await this.rollBack(r, "failed", why);
         else {
           r.status = "paused";
           r.pause = { reason: "inconclusive" };
@@ -348,7 +348,7 @@ export class ReleaseEngine {
     if (this.now() < run.nextAt) return false;
     await this.measure(r, run);
     if (run.failures > run.spec.failureLimit) {
-      this.rollBack(r, "failed", `background analysis failed ${run.failures} time(s) (limit ${run.spec.failureLimit}): ${failReasons(run.intervals.at(-1)!)}`);
+      await this.rollBack(r, "failed", `background analysis failed ${run.failures} time(s) (limit ${run.spec.failureLimit}): ${failReasons(run.intervals.at(-1)!)}`);
       return true;
     }
     return false;
@@ -407,8 +407,8 @@ export class ReleaseEngine {
   // ---- effects ----
 
   /** Weight 0 and the lane's match as it was before the release; the release ends as `status`. */
-  private rollBack(r: Release, status: "aborted" | "failed", reason: string): void {
-    this.setLane(r, { weight: 0, match: r.initial.match });
+  private async rollBack(r: Release, status: "aborted" | "failed", reason: string): Promise<void> {
+    await this.setLane(r, { weight: 0, match: r.initial.match });
     r.status = status;
     r.pause = undefined;
     r.reason = reason;
@@ -418,7 +418,7 @@ export class ReleaseEngine {
   }
 
   /** Writes the lane's weight and/or match as a new revision (none when nothing changes). */
-  private setLane(r: Release, to: Partial<LaneSetting>): number | undefined {
+  private async setLane(r: Release, to: Partial<LaneSetting>): Promise<number | undefined> {
     const stored = this.opts.store.get(r.group);
     if (!stored) throw new ReleaseError(409, [{ path: "", message: `lane group ${r.group} no longer exists` }]);
     const lane = stored.lanegroup.lanes.find((l) => l.name === r.lane);
@@ -428,7 +428,7 @@ export class ReleaseEngine {
     r.weight = weight;
     if (weight === lane.weight && JSON.stringify(match) === JSON.stringify(lane.match)) return undefined;
     const lanegroup = { ...stored.lanegroup, lanes: stored.lanegroup.lanes.map((l) => (l.name === r.lane ? { ...l, weight, match } : l)) };
-    return this.opts.store.put(lanegroup, { actor: `release/${r.name}` }).revision;
+    return (await this.opts.store.put(lanegroup, { actor: `release/${r.name}` })).revision;
   }
 
   /** Checks each weight/match step against the group as the steps before it left it. */
@@ -478,9 +478,9 @@ export class ReleaseEngine {
     }
   }
 
-  private save(r: Release): void {
+  private async save(r: Release): Promise<void> {
     r.updatedAt = new Date(this.now()).toISOString();
-    this.opts.releases.save(r);
+    await this.opts.releases.save(r);
   }
 
   private locked<T>(key: string, fn: () => Promise<T>): Promise<T> {

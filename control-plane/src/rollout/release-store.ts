@@ -8,7 +8,7 @@ export interface ReleaseStore {
   /** Newest first. */
   list(filter?: { group?: string; status?: ReleaseStatus[] }): Release[];
   /** Inserts or replaces. */
-  save(r: Release): void;
+  save(r: Release): void | Promise<void>;
 }
 
 export class SqliteReleaseStore implements ReleaseStore {

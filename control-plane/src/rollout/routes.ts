@@ -1,9 +1,10 @@
 // /v1/releases: the REST face of the release engine, and its part of /openapi.json.
-import express, { type Router } from "express";
+import express, { type Request, type Response, type Router } from "express";
 import { actorOf } from "../api/app.js";
 import { fail } from "../api/errors.js";
 import type { PathItems } from "../api/openapi.js";
 import type { TrafficSource } from "../contracts.js";
+import type { LeaderRoute } from "../replicas/leader.js";
 import type { Store } from "../store/types.js";
 import { OPERATIONS, type Operation, type ReleaseEngine } from "./engine.js";
 import type { Release, ReleaseStatus } from "./state.js";
@@ -11,8 +12,31 @@ import type { Release, ReleaseStatus } from "./state.js";
 const STATUSES: ReleaseStatus[] = ["progressing", "paused", "promoted", "finished", "aborted", "failed", "undone"];
 const OBSERVE_WINDOW_MS = 30_000;
 
-export function releaseRoutes(engine: ReleaseEngine, deps: { store: Store; traffic?: TrafficSource }): Router {
+export interface ReleaseRouteDeps {
+  store: Store;
+  traffic?: TrafficSource;
+  /** With replicas: where the engine runs; a non-leader forwards creations and operations there. */
+  leader?: () => LeaderRoute;
+}
+
+export function releaseRoutes(engine: ReleaseEngine, deps: ReleaseRouteDeps): Router {
   const r = express.Router();
+  /** Forwards a write to the leader replica; false when this replica should handle it. */
+  const forwarded = async (req: Request, res: Response): Promise<boolean> => {
+    const route = deps.leader?.();
+    if (!route || route.self) return false;
+    if (!route.url) throw fail(503, "no control-plane replica leads the release engine yet: try again shortly");
+    const up = await fetch(route.url + req.originalUrl, {
+      method: req.method,
+      headers: { "content-type": "application/json", "x-graylane-actor": actorOf(req) },
+      body: JSON.stringify(req.body ?? {}),
+      signal: AbortSignal.timeout(30_000),
+    }).catch((e: Error) => { throw fail(503, `the release leader at ${route.url} does not answer: ${e.message}`); });
+    const location = up.headers.get("location");
+    if (location) res.location(location);
+    res.status(up.status).type("application/json").send(await up.text());
+    return true;
+  };
 
   r.get("/v1/releases", (req, res) => {
     const group = typeof req.query.group === "string" ? req.query.group : undefined;
@@ -23,6 +47,7 @@ export function releaseRoutes(engine: ReleaseEngine, deps: { store: Store; traff
   });
 
   r.post("/v1/releases", async (req, res) => {
+    if (await forwarded(req, res)) return;
     const release = await engine.create(req.body, actorOf(req));
     res.status(201).location(`/v1/releases/${release.name}`).json({ release });
   });
@@ -36,13 +61,14 @@ export function releaseRoutes(engine: ReleaseEngine, deps: { store: Store; traff
   r.post("/v1/releases/:name/:op", async (req, res) => {
     const op = req.params.op as Operation;
     if (!OPERATIONS.includes(op)) throw fail(404, `no operation ${req.params.op}: want one of ${OPERATIONS.join(", ")}`);
+    if (await forwarded(req, res)) return;
     res.json({ release: await engine.operate(req.params.name, op, actorOf(req)) });
   });
   return r;
 }
 
 /** The lane against base on the lane's services over the last 30 s, as `watch` and the dashboard show it. */
-export function observed(release: Release, deps: { store: Store; traffic?: TrafficSource }) {
+export function observed(release: Release, deps: ReleaseRouteDeps) {
   if (!deps.traffic) return undefined;
   const services = new Set(deps.store.get(release.group)?.lanegroup.lanes.find((l) => l.name === release.lane)?.services ?? []);
   const rows = deps.traffic.summary(release.group, OBSERVE_WINDOW_MS).services.filter((s) => services.has(s.service));

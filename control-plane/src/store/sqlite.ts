@@ -13,12 +13,13 @@
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
-import { pointer, type FieldError } from "../model/errors.js";
-import { parseLaneGroup, validateLaneGroups, type LaneGroup } from "../model/lanegroup.js";
+import type { FieldError } from "../model/errors.js";
+import { parseLaneGroup, type LaneGroup } from "../model/lanegroup.js";
+import { checkExpected, crossErrors } from "./checks.js";
 import { diff } from "./diff.js";
 import {
   ConflictError, NotFoundError, ValidationError,
-  type Expected, type GroupChange, type ListRevisionsOptions, type PutResult, type Revision, type RevisionOp,
+  type GroupChange, type ListRevisionsOptions, type PutResult, type Revision, type RevisionOp,
   type RevisionSummary, type Store, type StoredGroup, type WriteOptions,
 } from "./types.js";
 
@@ -261,18 +262,4 @@ function summary(r: RevisionRow, changes: GroupChange[]): RevisionSummary {
   const s: RevisionSummary = { revision: r.n, time: r.time, actor: r.actor, op: r.op, group: r.grp, groups: changes.map((c) => c.group) };
   if (r.target !== null) s.target = r.target;
   return s;
-}
-
-function checkExpected(name: string, actual: number, expected: Expected | undefined): void {
-  if (expected === undefined) return;
-  if (expected === "*" ? actual === 0 : expected !== actual) throw new ConflictError(expected, actual, name);
-}
-
-/** Cross-group rules for `group` against the others, with paths relative to `group`'s document. */
-function crossErrors(others: LaneGroup[], group: LaneGroup): FieldError[] {
-  const at = others.length; // last, so conflicts are reported on it, not on the stored groups
-  const prefix = pointer([at]);
-  return validateLaneGroups([...others, group]).map((e) =>
-    e.path === prefix || e.path.startsWith(prefix + "/") ? { path: e.path.slice(prefix.length), message: e.message } : e,
-  );
 }

@@ -66,21 +66,28 @@ export interface ListRevisionsOptions {
   group?: string;
 }
 
+/** SQLite answers at once; a networked store (etcd) answers later. Callers always await. */
+export type Awaitable<T> = T | Promise<T>;
+
+/**
+ * Reads are synchronous (a networked store serves them from a local copy kept current by a watch);
+ * a write resolves once it is committed and visible to this process's reads.
+ */
 export interface Store extends RuleSource {
   list(): StoredGroup[];
   get(name: string): StoredGroup | undefined;
   /** Checks a group (alone and against the other stored groups) without writing anything. */
   validate(input: unknown): { ok: true; value: LaneGroup } | { ok: false; errors: FieldError[] };
   /** Creates or replaces the group named by `input.name`. */
-  put(input: unknown, opts: WriteOptions): PutResult;
-  delete(name: string, opts: WriteOptions): { revision: number };
+  put(input: unknown, opts: WriteOptions): Awaitable<PutResult>;
+  delete(name: string, opts: WriteOptions): Awaitable<{ revision: number }>;
   /** Writes a new revision whose content equals revision `target`'s. */
-  rollback(target: number, opts: { actor: string }): { revision: number; groups: string[] };
+  rollback(target: number, opts: { actor: string }): Awaitable<{ revision: number; groups: string[] }>;
   revisions(opts?: ListRevisionsOptions): RevisionSummary[];
   revision(n: number): Revision | undefined;
   /** Cheap liveness check of the backing storage (for /readyz). */
-  ping(): boolean;
-  close(): void;
+  ping(): Awaitable<boolean>;
+  close(): Awaitable<void>;
 }
 
 /** Base of the errors the store throws; the API maps `status` to the HTTP status. */

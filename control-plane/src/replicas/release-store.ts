@@ -1,0 +1,51 @@
+// Releases on etcd (releases/<name> → JSON), mirrored by a watch so every replica lists the same
+// ones. Only the leader's engine writes (see replicas/leader.ts), so a plain put is enough.
+import type { Etcd3, IKeyValue, Watcher } from "etcd3";
+import type { ReleaseStore } from "../rollout/release-store.js";
+import type { Release, ReleaseStatus } from "../rollout/state.js";
+
+export class EtcdReleaseStore implements ReleaseStore {
+  /** name → the release and the etcd revision that wrote it (an echo of an older write never wins). */
+  private readonly mirror = new Map<string, { rev: bigint; r: Release }>();
+  private watcher: Watcher | undefined;
+
+  private constructor(private readonly client: Etcd3, private readonly prefix: string) {}
+
+  static async open(client: Etcd3, prefix: string): Promise<EtcdReleaseStore> {
+    const s = new EtcdReleaseStore(client, `${prefix}releases/`);
+    const res = await client.getAll().prefix(s.prefix).exec();
+    for (const kv of res.kvs) s.take(kv);
+    s.watcher = await client.watch().prefix(s.prefix).startRevision((BigInt(res.header.revision) + 1n).toString()).create();
+    s.watcher.on("put", (kv: IKeyValue) => s.take(kv));
+    s.watcher.on("error", (e) => console.error("graylane release store: watch error:", e.message));
+    return s;
+  }
+
+  private take(kv: IKeyValue): void {
+    const r = JSON.parse(kv.value.toString()) as Release;
+    const rev = BigInt(kv.mod_revision);
+    if ((this.mirror.get(r.name)?.rev ?? -1n) < rev) this.mirror.set(r.name, { rev, r });
+  }
+
+  get(name: string): Release | undefined {
+    const e = this.mirror.get(name);
+    return e && structuredClone(e.r);
+  }
+
+  list(filter: { group?: string; status?: ReleaseStatus[] } = {}): Release[] {
+    return [...this.mirror.values()].map((e) => e.r)
+      .filter((r) => (filter.group === undefined || r.group === filter.group) && (filter.status === undefined || filter.status.includes(r.status)))
+      .sort((a, b) => (a.createdAt < b.createdAt ? 1 : a.createdAt > b.createdAt ? -1 : a.name < b.name ? -1 : 1))
+      .map((r) => structuredClone(r));
+  }
+
+  async save(r: Release): Promise<void> {
+    const res = await this.client.put(`${this.prefix}${r.name}`).value(JSON.stringify(r)).exec();
+    const rev = BigInt(res.header.revision);
+    if ((this.mirror.get(r.name)?.rev ?? -1n) < rev) this.mirror.set(r.name, { rev, r: structuredClone(r) });
+  }
+
+  async close(): Promise<void> {
+    await this.watcher?.cancel().catch(() => undefined);
+  }
+}
