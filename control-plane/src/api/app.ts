@@ -11,6 +11,8 @@ import { pointer, type FieldError } from "../model/errors.js";
 import type { Expected, Store } from "../store/types.js";
 import { parseDuration } from "./duration.js";
 import { errorHandler, fail, HttpError, notFound } from "./errors.js";
+import { authenticate, principalOf } from "./auth.js";
+import type { Tokens } from "../auth/tokens.js";
 import { apiMetrics } from "./metrics.js";
 import { openApiDocument, type PathItems } from "./openapi.js";
 import { Previewer } from "./preview.js";
@@ -27,6 +29,8 @@ export interface ApiOptions {
   extraRoutes?: Router;
   /** Their OpenAPI paths, merged into /openapi.json. */
   extraOpenApi?: PathItems;
+  /** API tokens; without them (loopback only) every route is open. */
+  tokens?: Tokens;
   /** Extra readiness check (e.g. the gRPC server is listening). */
   ready?: () => boolean;
 }
@@ -60,6 +64,8 @@ function zodErrors(e: z.ZodError): HttpError {
 }
 
 export function actorOf(req: Request): string {
+  const who = principalOf(req);
+  if (who) return who.name; // with tokens, the audit actor is the token's name
   const a = req.get("x-graylane-actor")?.trim();
   return a ? a.slice(0, 200) : DEFAULT_ACTOR;
 }
@@ -121,6 +127,7 @@ export function createApi(opts: ApiOptions): ApiApp {
     });
     next();
   });
+  if (opts.tokens && opts.tokens.size > 0) app.use(authenticate(opts.tokens));
   // Any content type is read as JSON: `curl -d` sends form-encoded by default.
   app.use(express.json({ type: () => true, limit: "1mb" }));
 

@@ -23,7 +23,7 @@ export interface Reply<T> {
 export class ApiClient {
   readonly server: string;
 
-  constructor(server: string, readonly actor?: string, readonly timeoutMs = 30_000) {
+  constructor(server: string, readonly actor?: string, readonly timeoutMs = 30_000, readonly token?: string) {
     this.server = server.replace(/\/+$/, "");
   }
 
@@ -31,6 +31,7 @@ export class ApiClient {
     const h: Record<string, string> = { accept: "application/json", ...headers };
     if (body !== undefined) h["content-type"] = "application/json";
     if (this.actor) h["x-graylane-actor"] = this.actor;
+    if (this.token) h.authorization = `Bearer ${this.token}`;
     let res: Response;
     try {
       res = await fetch(this.server + path, {

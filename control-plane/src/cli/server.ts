@@ -7,6 +7,8 @@ import { Registry } from "prom-client";
 import { createApi, type PathItems } from "../api/index.js";
 import type { RuleStatusSource, TrafficSource } from "../contracts.js";
 import { DEFAULT_STORE, openStore, type Store } from "../store/index.js";
+import { isLoopback } from "../api/auth.js";
+import type { Tokens } from "../auth/tokens.js";
 
 export const DEFAULT_HOST = "127.0.0.1";
 export const DEFAULT_PORT = 7070;
@@ -43,6 +45,8 @@ export interface ServerOptions {
    * back their read sides for /v1/status and /v1/traffic and a close() that `close` awaits.
    */
   extend?: (ctx: ExtensionContext) => Promise<Extension>;
+  /** API tokens. Required unless `host` is a loopback address. */
+  tokens?: Tokens;
 }
 
 export interface RunningServer {
@@ -54,6 +58,11 @@ export interface RunningServer {
 }
 
 export async function startServer(opts: ServerOptions = {}): Promise<RunningServer> {
+  const host = opts.host ?? DEFAULT_HOST;
+  if (!isLoopback(host) && !(opts.tokens && opts.tokens.size > 0)) {
+    // Anyone who reaches the API could pick who sees unreleased code: never open beyond this host.
+    throw new Error(`refusing to serve the API on ${host} without API tokens: give --tokens FILE or GRAYLANE_TOKENS, or listen on 127.0.0.1`);
+  }
   const ownStore = typeof opts.store !== "object";
   const store = typeof opts.store === "object" ? opts.store : await openStore(opts.store ?? DEFAULT_STORE);
   const registry = opts.registry ?? new Registry();
@@ -63,9 +72,8 @@ export async function startServer(opts: ServerOptions = {}): Promise<RunningServ
     if (opts.extend) ext = await opts.extend({ store, app: extraRoutes, registry });
     const app = createApi({
       store, registry, wasmPath: opts.wasmPath, extraRoutes,
-      rules: ext.rules, traffic: ext.traffic, extraOpenApi: ext.openapi, ready: ext.ready,
+      rules: ext.rules, traffic: ext.traffic, extraOpenApi: ext.openapi, ready: ext.ready, tokens: opts.tokens,
     });
-    const host = opts.host ?? DEFAULT_HOST;
     const server = await listen(app, host, opts.port ?? DEFAULT_PORT);
     const port = (server.address() as AddressInfo).port;
     let closing: Promise<void> | undefined;

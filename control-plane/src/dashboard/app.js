@@ -69,7 +69,10 @@ async function api(method, path, body) {
     init.body = JSON.stringify(body);
   }
   if (method !== "GET") headers["x-graylane-actor"] = actor();
+  const token = document.getElementById("token").value.trim();
+  if (token) headers.authorization = `Bearer ${token}`;
   const res = await fetch(path, init);
+  document.getElementById("auth-needed").hidden = res.status !== 401;
   const text = await res.text();
   let data = null;
   if (text) {
@@ -726,5 +729,16 @@ function initActor() {
   });
 }
 
+function initToken() {
+  // Kept for this browser tab only (sessionStorage), never in the page's URL.
+  const input = document.getElementById("token");
+  try { input.value = sessionStorage.getItem("graylane.token") || ""; } catch { /* storage disabled */ }
+  input.addEventListener("change", () => {
+    try { sessionStorage.setItem("graylane.token", input.value.trim()); } catch { /* storage disabled */ }
+    refreshSoon();
+  });
+}
+
 initActor();
+initToken();
 poll();
