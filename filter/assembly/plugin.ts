@@ -29,6 +29,8 @@ const P_DIRECTION = utf8("xds\0listener_direction");
 const P_ROUTE_SERVICE = utf8("xds\0route_metadata\0filter_metadata\0graylane\0service");
 const F_CLEAR_ROUTE_CACHE = utf8("clear_route_cache");
 const H_BAGGAGE = utf8("baggage");
+const H_DEFAULT_LANE = utf8("x-graylane-lane");
+const H_DEFAULT_ROUTE = utf8("x-graylane-route");
 const H_STATUS = utf8(":status");
 const H_SET_COOKIE = utf8("set-cookie");
 const TRAFFIC_SERVICE = utf8("graylane.v1.Traffic");
@@ -414,7 +416,11 @@ class LaneStream extends HttpContext {
     this.reset();
     const root = this.root;
     const rules = root.rules;
-    if (rules == null) return Action.Continue;
+    if (rules == null) {
+      // No RuleSet yet: nothing to decide, but an edge still must not let outsiders pick a lane.
+      if (root.config.edge) this.stripDefaults();
+      return Action.Continue;
+    }
     this.startNanos = host.nowNanos();
     if (host.getHeaderMapPairs(MapType.RequestHeaders) != WasmResult.Ok) return Action.Continue;
     // Keep our own hold of the header block: handle() makes other host calls that reuse retPtr.
@@ -424,6 +430,19 @@ class LaneStream extends HttpContext {
     this.handle(rules, view);
     heap.free(headersPtr);
     return Action.Continue;
+  }
+
+  /** The DESIGN.md default lane and route headers and the baggage lane member, removed at the edge. */
+  private stripDefaults(): void {
+    if (host.getHeaderMapPairs(MapType.RequestHeaders) != WasmResult.Ok) return;
+    const headersPtr = host.retPtr;
+    const view = this.root.view;
+    view.load(headersPtr, host.retLen);
+    if (view.find(H_DEFAULT_LANE)) host.removeHeader(MapType.RequestHeaders, H_DEFAULT_LANE.dataStart, <usize>H_DEFAULT_LANE.byteLength);
+    if (view.find(H_DEFAULT_ROUTE)) host.removeHeader(MapType.RequestHeaders, H_DEFAULT_ROUTE.dataStart, <usize>H_DEFAULT_ROUTE.byteLength);
+    stripBaggageLane(view, this.root.scratch);
+    heap.free(headersPtr);
+    host.retPtr = 0;
   }
 
   private handle(rules: CRuleSet, view: RequestView): void {
@@ -451,11 +470,10 @@ class LaneStream extends HttpContext {
     }
     if (!found) {
       host.incrementMetric(root.mNoDestination, 1);
-      if (dir != DIR_INBOUND) {
-        for (let i = 0; i < rules.groups.length; i++) {
-          const rh = rules.groups[i].routeHeader;
-          if (view.find(rh)) host.removeHeader(MapType.RequestHeaders, rh.dataStart, <usize>rh.byteLength);
-        }
+      // A route header nobody decided must not steer routing, on any side (DESIGN.md).
+      for (let i = 0; i < rules.groups.length; i++) {
+        const rh = rules.groups[i].routeHeader;
+        if (view.find(rh)) host.removeHeader(MapType.RequestHeaders, rh.dataStart, <usize>rh.byteLength);
       }
       return;
     }
@@ -583,12 +601,16 @@ function stripUntrusted(rules: CRuleSet, view: RequestView, out: Scratch): void 
     const rh = g.routeHeader;
     if (view.find(rh)) host.removeHeader(MapType.RequestHeaders, rh.dataStart, <usize>rh.byteLength);
   }
-  if (anyUntrusted && view.baggageLane()) {
-    out.reset();
-    collectBaggage(view, out);
-    if (out.len > 0) host.replaceHeader(MapType.RequestHeaders, H_BAGGAGE.dataStart, <usize>H_BAGGAGE.byteLength, out.ptr, out.len);
-    else host.removeHeader(MapType.RequestHeaders, H_BAGGAGE.dataStart, <usize>H_BAGGAGE.byteLength);
-  }
+  if (anyUntrusted) stripBaggageLane(view, out);
+}
+
+/** Removes the graylane member from `baggage`, keeping the others. */
+function stripBaggageLane(view: RequestView, out: Scratch): void {
+  if (!view.baggageLane()) return;
+  out.reset();
+  collectBaggage(view, out);
+  if (out.len > 0) host.replaceHeader(MapType.RequestHeaders, H_BAGGAGE.dataStart, <usize>H_BAGGAGE.byteLength, out.ptr, out.len);
+  else host.removeHeader(MapType.RequestHeaders, H_BAGGAGE.dataStart, <usize>H_BAGGAGE.byteLength);
 }
 
 setRootContextFactory((id: u32): RootContext => new LaneRoot(id));

@@ -4,6 +4,7 @@
 // request. Prints the time from PUT accepted to the first request routed by the new rule.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
+import { request as httpRequest } from "node:http";
 import { startStack, type Stack } from "../../demo/stack.js";
 import { envoyBin } from "../support/envoy.js";
 
@@ -29,6 +30,22 @@ async function get(headers: Record<string, string> = {}, path = "/mock"): Promis
   const body = await res.text();
   if (res.status !== 200) throw new Error(`${res.status}: ${body}`);
   return body;
+}
+
+/** GET /mock through the gateway with these raw header lines (names as given, repeats kept). */
+function raw(lines: string[]): Promise<string> {
+  const url = new URL(stack.gatewayUrl);
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: url.hostname, port: url.port, path: "/mock", method: "GET",
+      headers: ["Host", "mocka", "my-request-id", `e2e-${process.pid}-${++traceSeq}`, "Connection", "close", ...lines] as unknown as Record<string, string> }, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (d) => (body += d));
+      res.on("end", () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`${res.statusCode}: ${body}`))));
+    });
+    req.on("error", reject);
+    req.end();
+  });
 }
 
 /** PUT the group (the demo's with `lanes` replaced); resolves when accepted. */
@@ -64,10 +81,24 @@ describe("the lane scenario through Envoy", () => {
     }
   });
 
-  it("a client at the edge sending route or lane headers itself stays on base", async () => {
+  it("a client at the edge cannot smuggle a lane in: route, lane, baggage, mixed case, repeated, no group", async () => {
     expect(await get({ "x-graylane-route": "canary" })).toBe(V1);
     expect(await get({ "x-graylane-lane": "canary" })).toBe(V1);
-    expect(await get({ "x-graylane-lane": "canary", "x-graylane-route": "canary", baggage: "graylane=canary" })).toBe(V1);
+    expect(await get({ baggage: "graylane=canary" })).toBe(V1);
+    expect(await get({ "x-graylane-lane": "canary", "x-graylane-route": "canary", baggage: "k=v,graylane=canary" })).toBe(V1);
+    // exact bytes on the wire: mixed-case names and repeated header lines
+    expect(await raw(["X-GrayLane-Route", "canary", "X-GRAYLANE-LANE", "canary", "BaGGage", "graylane=canary"])).toBe(V1);
+    expect(await raw(["x-graylane-route", "canary", "x-graylane-route", "canary", "x-graylane-lane", "canary", "x-graylane-lane", "canary",
+      "baggage", "a=1", "baggage", "graylane=canary"])).toBe(V1);
+    // the override still works, and a smuggled route header does not beat it
+    expect(await raw(["x-asm-prefer-tag", "canary", "x-graylane-route", "base"])).toBe(A2);
+    // a request whose service is in no lane group: no decision, and still no smuggled route
+    await apply([], { services: [{ name: "elsewhere" }] });
+    try {
+      expect(await raw(["x-graylane-route", "canary", "x-graylane-lane", "canary", "baggage", "graylane=canary"])).toBe(V1);
+    } finally {
+      await apply(demoGroup.lanes);
+    }
   });
 
   it("lane [mocka, mockc]: the lane crosses base mockb by trace memory, and by the forwarded lane header", async () => {

@@ -150,6 +150,24 @@ describe("destination", () => {
     expect(f.vm.metric("graylane.no_destination")?.value).toBe(1n);
   });
 
+  it("inbound with no local group: an incoming route header is removed there too", async () => {
+    const f = await newFilter({ groups: [shopGroup()], direction: "inbound", service: "not-in-any-group" });
+    const s = f.exchange({ ":authority": "x", ":path": "/", "x-graylane-route": "canary" });
+    expect(s.requestHeader("x-graylane-route")).toBeUndefined();
+    expect(f.vm.metric("graylane.no_destination")?.value).toBe(1n);
+  });
+
+  it("an edge without any RuleSet yet still strips lane, route and baggage lane from outsiders", async () => {
+    const f = await newFilter({ edge: true });
+    const s = f.exchange([[":authority", "mocka"], [":path", "/mock"], ["x-graylane-route", "canary"], ["x-graylane-lane", "canary"],
+      ["x-graylane-lane", "canary2"], ["baggage", "a=1,graylane=canary,b=2"]]);
+    expect(s.requestHeader("x-graylane-route")).toBeUndefined();
+    expect(s.requestHeader("x-graylane-lane")).toBeUndefined();
+    expect(s.requestHeader("baggage")).toBe("a=1,b=2");
+    const sidecar = await newFilter({});
+    expect(sidecar.exchange({ ":authority": "mocka", "x-graylane-lane": "canary" }).requestHeader("x-graylane-lane")).toBe("canary");
+  });
+
   it("inbound: the local service is the destination; lane header written, no route header", async () => {
     const f = await newFilter({ groups: [mockGroup()], direction: "inbound", service: "mockb" });
     const s = f.exchange({ "x-asm-prefer-tag": "canary", "my-request-id": "in-1" });
