@@ -5,7 +5,7 @@ export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 FILTER_SRC := $(shell find filter/assembly -name '*.ts' 2>/dev/null) asconfig.json package-lock.json
 WASM := filter/build/filter.wasm
 
-.PHONY: all install build generate typecheck envoy test bench demo clean
+.PHONY: all install build generate typecheck envoy test bench demo clean image
 
 all: build
 
@@ -23,6 +23,10 @@ $(WASM): node_modules/.stamp $(FILTER_SRC)
 
 ## build: the release filter module, filter/build/filter.wasm
 build: $(WASM)
+
+## image: filter.wasm as an OCI image layout in filter/build/oci (Istio's Wasm media types; push with oras)
+image: $(WASM)
+	tsx control-plane/src/mesh/oci.ts $(WASM) filter/build/oci
 
 ## generate: rebuild the checked-in protobuf code (AssemblyScript and TypeScript) from proto/
 generate: node_modules/.stamp

@@ -11,7 +11,7 @@ import * as host from "./abi/host";
 import { equalBytes, equalIgnoreCase, Scratch, startsWith, utf8 } from "./lane/bytes";
 import { DIRECTION_AUTO, DIRECTION_INBOUND, configError, parsePluginConfig, PluginConfig } from "./lane/config";
 import { buildRuleSet, CGroup, CRuleSet, FEATURES, ruleError } from "./lane/rules";
-import { encodeRuleRequest, grpcServiceFor, NodeIdentity, RuleResponseView } from "./lane/discovery";
+import { encodeRuleRequest, authorityFor, grpcServiceFor, NodeIdentity, RuleResponseView } from "./lane/discovery";
 import { RequestView } from "./lane/request";
 import { Decider, SOURCE_NAMES, SRC_BASE } from "./lane/decision";
 import { SharedStore, TraceMemory } from "./lane/tracememory";
@@ -165,7 +165,7 @@ class LaneRoot extends RootContext {
     this.traces.slots = c.traceSlots;
     this.traces.ttlMillis = c.traceTtlMillis;
     this.clusterBytes = utf8(c.cluster);
-    this.grpcService = grpcServiceFor(this.clusterBytes);
+    this.grpcService = grpcServiceFor(this.clusterBytes, utf8(authorityFor(c.cluster, c.authority)));
     this.entropy = splitmix64(host.nowNanos() ^ (<u64>this.id << 40));
     // One instance id per root context for its whole life: a restart is a new instance.
     if (this.instanceId.length == 0) {
@@ -339,6 +339,8 @@ class LaneRoot extends RootContext {
       heap.free(ptr);
       return;
     }
+    // Signed-override keys come only this way, never in the plugin configuration.
+    if (r.keyLen > 0 || r.prevKeyLen > 0) this.decider.signed.setKeys(r.keyPtr, r.keyLen, r.prevKeyPtr, r.prevKeyLen);
     if (r.reportNow) {
       this.lastReportMs = host.nowNanos() / 1000000;
       this.report();

@@ -32,7 +32,7 @@ function writeTmp(name: string, text: string): string {
   writeFileSync(p, text);
   return p;
 }
-const as = (tok?: { token: string }) => (tok ? { authorization: `Bearer ${tok.token}` } : {});
+const as = (tok?: { token: string }): Record<string, string> => (tok ? { authorization: `Bearer ${tok.token}` } : {});
 
 describe("tokens", () => {
   it("a tokens file holds hashes only; env tokens are hashed on load; bad entries are named", () => {

@@ -7,7 +7,8 @@ import { EtcdReleaseStore } from "../replicas/release-store.js";
 import { Leadership } from "../replicas/leader.js";
 import { TrafficRelay } from "../replicas/traffic-relay.js";
 import { TrafficIngest } from "../traffic/index.js";
-import { startGrpcServer } from "../xds/index.js";
+import { startGrpcServer, type OverrideKey } from "../xds/index.js";
+import { overrideOpenApi, overrideRoutes } from "../auth/override.js";
 import { ReleaseEngine, releaseOpenApi, releaseRoutes, SqliteReleaseStore, type EngineOptions } from "../rollout/index.js";
 import type { Extension, ExtensionContext } from "./server.js";
 
@@ -18,6 +19,8 @@ export function controlPlaneExtension(opts: {
   port?: number;
   /** TEST-ONLY HOOK: RuleSet.required_features of every pushed snapshot (to provoke a NACK). */
   requiredFeatures?: string[];
+  /** Key for signed overrides (sent to filters over the rule stream only). */
+  overrideKey?: OverrideKey;
   /** Release engine timing (tests shorten them). */
   rollout?: Pick<EngineOptions, "tickMs" | "reportSettleMs" | "log">;
 } = {}) {
@@ -30,7 +33,7 @@ export function controlPlaneExtension(opts: {
     // With etcd, replicas share traffic reports, releases and one release-engine leader.
     const etcd = store instanceof EtcdStore ? store : undefined;
     const relay = etcd ? await TrafficRelay.start(etcd.client, etcd.prefix, traffic) : undefined;
-    const grpc = await startGrpcServer({ host: opts.host ?? "127.0.0.1", port: opts.port ?? DEFAULT_GRPC_PORT, rules: store, traffic: relay ?? traffic, registry, requiredFeatures: opts.requiredFeatures });
+    const grpc = await startGrpcServer({ host: opts.host ?? "127.0.0.1", port: opts.port ?? DEFAULT_GRPC_PORT, rules: store, traffic: relay ?? traffic, registry, requiredFeatures: opts.requiredFeatures, overrideKey: opts.overrideKey });
     // Releases live in the same database; the engine moves weights through the store, so every
     // change is a revision pushed like any other.
     const releaseStore = etcd ? await EtcdReleaseStore.open(etcd.client, etcd.prefix) : new SqliteReleaseStore(db);
@@ -39,13 +42,14 @@ export function controlPlaneExtension(opts: {
     });
     const leader = etcd ? new Leadership(etcd.client, etcd.prefix, { onElected: () => releases.start(), onDemoted: () => void releases.stop() }) : undefined;
     app.use(releaseRoutes(releases, { store, traffic, leader: leader && (() => leader.route()) }));
+    app.use(overrideRoutes(opts.overrideKey, store));
     if (!leader) releases.start();
     return {
       rules: grpc,
       traffic,
       grpcPort: grpc.port,
       releases,
-      openapi: releaseOpenApi,
+      openapi: { ...releaseOpenApi, ...overrideOpenApi },
       listening: (url) => leader?.start(url),
       leader,
       close: async () => {

@@ -16,6 +16,10 @@ import { ms, percent, short, table } from "./format.js";
 import { DEFAULT_HOST, DEFAULT_PORT, startServer, type ServerOptions } from "./server.js";
 import { controlPlaneExtension, DEFAULT_GRPC_PORT } from "./control-plane.js";
 import { registerReleaseCommands } from "./release-command.js";
+import { newToken, ROLES, Tokens, type Role } from "../auth/tokens.js";
+import { loadOrCreateKey } from "../auth/override.js";
+import type { OverrideKey } from "../xds/index.js";
+import { registerMeshCommands } from "./mesh-command.js";
 
 export const DEFAULT_SERVER = `http://${DEFAULT_HOST}:${DEFAULT_PORT}`;
 
@@ -110,13 +114,17 @@ export function buildProgram(io: Io): Command {
     .showHelpAfterError("(run with --help for usage)")
     .option("--server <url>", "control plane REST API (env GRAYLANE_SERVER)", io.env.GRAYLANE_SERVER || DEFAULT_SERVER)
     .addOption(new Option("-o, --output <format>", "output format").choices(["table", "json", "yaml"]).default("table"))
-    .option("--actor <name>", "who makes the change, recorded in the revision (env GRAYLANE_ACTOR, default your user name)");
+    .option("--actor <name>", "who makes the change, recorded in the revision (env GRAYLANE_ACTOR, default your user name)")
+    .option("--token <token>", "API bearer token (env GRAYLANE_TOKEN)");
 
   const globals = (): Globals => {
     const o = program.opts<{ server: string; output: Output; actor?: string }>();
     return { server: o.server, output: o.output, actor: o.actor ?? defaultActor(io.env) };
   };
-  const client = () => { const g = globals(); return new ApiClient(g.server, g.actor); };
+  const client = () => {
+    const g = globals();
+    return new ApiClient(g.server, g.actor, undefined, program.opts<{ token?: string }>().token ?? (io.env.GRAYLANE_TOKEN || undefined));
+  };
   /** Prints `body` as json/yaml when asked; else returns true so the caller prints its table. */
   const structured = (body: unknown): boolean => {
     const { output } = globals();
@@ -129,21 +137,37 @@ export function buildProgram(io: Io): Command {
     .description("run the control plane: REST API, gRPC rule push and traffic ingestion")
     .option("--host <host>", "listen address", DEFAULT_HOST)
     .option("--port <port>", "REST port (0: any free port)", String(DEFAULT_PORT))
-    .option("--store <spec>", "sqlite:PATH or :memory:", "sqlite:.data/graylane.db")
+    .option("--store <spec>", "sqlite:PATH, :memory: or etcd://HOST:PORT (replicas)", "sqlite:.data/graylane.db")
     .option("--grpc-port <port>", "gRPC rule push and traffic port (0: any free port)", String(DEFAULT_GRPC_PORT))
     .option("--wasm <path>", "filter.wasm used by /v1/preview")
-    .action(async (o: { host: string; port: string; grpcPort: string; store: string; wasm?: string }) => {
+    .option("--tokens <file>", "API tokens file ({tokens: [{name, role, sha256}]}); also env GRAYLANE_TOKENS=name:role:token,...")
+    .option("--override-key-file <file>", "HMAC key for signed overrides (created with a random key if missing)")
+    .option("--override-key-previous-file <file>", "the key before a rotation, still accepted")
+    .action(async (o: { host: string; port: string; grpcPort: string; store: string; wasm?: string; tokens?: string; overrideKeyFile?: string; overrideKeyPreviousFile?: string }) => {
       const port = Number(o.port);
       if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port ${o.port}: want 0-65535`);
       const grpcPort = Number(o.grpcPort);
       if (!Number.isInteger(grpcPort) || grpcPort < 0 || grpcPort > 65535) throw new UsageError(`--grpc-port ${o.grpcPort}: want 0-65535`);
+      let tokens = Tokens.empty();
+      try {
+        if (o.tokens) tokens = tokens.merge(Tokens.fromFile(o.tokens));
+        if (io.env.GRAYLANE_TOKENS) tokens = tokens.merge(Tokens.fromEnv(io.env.GRAYLANE_TOKENS));
+      } catch (e) {
+        throw new UsageError((e as Error).message);
+      }
+      let overrideKey: OverrideKey | undefined;
+      try {
+        if (o.overrideKeyFile) overrideKey = { current: loadOrCreateKey(o.overrideKeyFile), previous: o.overrideKeyPreviousFile ? loadOrCreateKey(o.overrideKeyPreviousFile) : undefined };
+      } catch (e) {
+        throw new UsageError((e as Error).message);
+      }
       let server;
       let grpcListening = grpcPort;
-      const extension = controlPlaneExtension({ host: o.host, port: grpcPort });
+      const extension = controlPlaneExtension({ host: o.host, port: grpcPort, overrideKey });
       try {
         server = await startServer({
           extend: async (ctx) => { const ext = await extension(ctx); grpcListening = ext.grpcPort; return ext; },
-          ...io.serverOptions, host: o.host, port, store: o.store, wasmPath: o.wasm,
+          ...io.serverOptions, host: o.host, port, store: o.store, wasmPath: o.wasm, tokens,
         });
       } catch (e) {
         throw new UsageError(`cannot start: ${(e as Error).message}`);
@@ -308,10 +332,38 @@ export function buildProgram(io: Io): Command {
       if (t.edge.length) io.out("\nat the edge\n" + table(["LANE", "REQUESTS"], t.edge.map((e) => [e.lane, e.requests])));
     });
 
+  program.command("token")
+    .description("API tokens").command("create")
+    .description("print a new random API token, and the entry a --tokens file keeps for it (its SHA-256 only)")
+    .requiredOption("--name <name>", "who uses it: the audit actor of its changes")
+    .addOption(new Option("--role <role>", "viewer, operator or admin").choices([...ROLES]).default("operator"))
+    .action((o: { name: string; role: Role }) => {
+      const { token, entry } = newToken(o.name, o.role);
+      io.out(`token: ${token}\n\nadd to the tokens file:\n${stringify({ tokens: [entry] })}`);
+    });
+
+  program.command("override")
+    .description("override values for testers").command("sign")
+    .description("a signed value for groups with overrideTrust: signed (lane.expiry.signature)")
+    .requiredOption("--lane <lane>", "the lane it selects")
+    .option("--group <group>", "only when several groups have that lane")
+    .option("--ttl <duration>", "how long it stays valid (up to 7d)", "1h")
+    .action(async (o: { lane: string; group?: string; ttl: string }) => {
+      const r = await client().request<{ value: string; expiresAt: string; groups: Array<{ name: string; overrideHeader: string | null; overrideTrust: string }> }>(
+        "POST", "/v1/overrides/sign", { lane: o.lane, group: o.group, ttl: o.ttl });
+      if (!structured(r.body)) return;
+      io.out(`${r.body.value}\n`);
+      for (const g of r.body.groups) {
+        io.err(`valid until ${r.body.expiresAt} for group ${g.name}: send it as ${g.overrideHeader ?? "(no override header set)"}: <value>` +
+          `${g.overrideTrust === "signed" ? "" : ` (note: ${g.name} has overrideTrust ${g.overrideTrust}, so it does not check signatures)`}\n`);
+      }
+    });
+
   registerReleaseCommands(program, {
     client, structured, out: io.out, usage: (m) => new UsageError(m), exit: (code) => new Exit(code),
     tty: io.tty ?? false, stdin: io.stdin ?? (() => readFileSync(0, "utf8")),
   });
+  registerMeshCommands(program, io, client);
 
   return program;
 }

@@ -194,24 +194,41 @@ export class GrpcStream implements GrpcTarget {
 }
 
 /**
- * The cluster a proxy_grpc_* `service` argument names: GrpcService{envoy_grpc(1){cluster_name(1)}}
- * when the bytes are exactly that message, else the bytes as a plain cluster name (as Envoy does).
+ * The cluster a proxy_grpc_* `service` argument names: GrpcService{envoy_grpc(1){cluster_name(1),
+ * authority(2)}} when the bytes are that message, else the bytes as a plain cluster name (as Envoy does).
  */
 export function clusterName(service: Bytes): string {
-  const varint = (at: number): [number, number] | undefined => {
-    let v = 0;
-    for (let shift = 0, i = at; i < service.length && shift < 35; shift += 7, i++) {
-      v |= (service[i] & 0x7f) << shift;
-      if (service[i] < 0x80) return [v >>> 0, i + 1];
+  return parseGrpcService(service)?.cluster ?? fromUtf8(service);
+}
+
+/** GrpcService.envoy_grpc's cluster_name and authority, or undefined when the bytes are not that message. */
+export function parseGrpcService(service: Bytes): { cluster: string; authority: string } | undefined {
+  const fields = (b: Bytes): Map<number, Bytes> | undefined => {
+    const out = new Map<number, Bytes>();
+    let i = 0;
+    const varint = (): number | undefined => {
+      let v = 0;
+      for (let shift = 0; i < b.length && shift < 35; shift += 7) {
+        const c = b[i++]!;
+        v |= (c & 0x7f) << shift;
+        if (c < 0x80) return v >>> 0;
+      }
+      return undefined;
+    };
+    while (i < b.length) {
+      const tag = varint();
+      if (tag === undefined || (tag & 7) !== 2) return undefined; // only length-delimited fields here
+      const n = varint();
+      if (n === undefined || i + n > b.length) return undefined;
+      out.set(tag >>> 3, b.subarray(i, i + n));
+      i += n;
     }
-    return undefined;
+    return out;
   };
-  if (service[0] === 0x0a) {
-    const outer = varint(1);
-    if (outer && outer[1] + outer[0] === service.length && service[outer[1]] === 0x0a) {
-      const inner = varint(outer[1] + 1);
-      if (inner && inner[1] + inner[0] === service.length) return fromUtf8(service.subarray(inner[1]));
-    }
-  }
-  return fromUtf8(service);
+  const outer = fields(service);
+  const envoyGrpc = outer?.get(1);
+  const inner = envoyGrpc && fields(envoyGrpc);
+  const cluster = inner?.get(1);
+  if (!cluster) return undefined;
+  return { cluster: fromUtf8(cluster), authority: fromUtf8(inner!.get(2) ?? new Uint8Array()) };
 }

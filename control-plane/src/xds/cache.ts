@@ -27,6 +27,11 @@ export interface Snapshot {
 export interface SnapshotCacheOptions {
   /** RuleSet.required_features for every snapshot. */
   requiredFeatures?: string[];
+  /**
+   * Appended to every version (the override key's fingerprint): a new key changes what filters
+   * must hold, so even an up-to-date filter gets a push carrying it.
+   */
+  versionSuffix?: string;
 }
 
 export interface CacheError {
@@ -95,7 +100,7 @@ export class SnapshotCache {
     const { revision, groups } = this.rules.current();
     const compiled = compileRuleSet(groups, { requiredFeatures: this.opts.requiredFeatures });
     return Object.freeze({
-      version: compiled.version,
+      version: compiled.version + (this.opts.versionSuffix ?? ""),
       revision,
       ruleSet: compiled.ruleSet,
       bytes: compiled.bytes,

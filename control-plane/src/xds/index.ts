@@ -7,6 +7,8 @@ export {
   type RuleServerOptions,
   type StartGrpcServerOptions,
   type TrafficReportSink,
+  type OverrideKey,
+  keyFingerprint,
 } from "./server.js";
 export { GraylaneClient } from "./client.js";
 export {

@@ -30,15 +30,20 @@ export interface OutgoingRuleResponse {
   ruleSetBytes?: Uint8Array;
   /** Ask the filter for its traffic report at once. */
   reportNow?: boolean;
+  /** Signed-override keys (current, and the previous one during a rotation). */
+  overrideKey?: Uint8Array;
+  overrideKeyPrevious?: Uint8Array;
 }
 
-/** Encodes a RuleResponse (fields 1, 2 and 3 = the embedded RuleSet bytes) without re-encoding the RuleSet. */
+/** Encodes a RuleResponse (field 3 = the embedded RuleSet bytes) without re-encoding the RuleSet. */
 export function encodeRuleResponse(r: OutgoingRuleResponse): Buffer {
   const w = new BinaryWriter();
   if (r.version !== "") w.tag(1, WireType.LengthDelimited).string(r.version);
   if (r.nonce !== "") w.tag(2, WireType.LengthDelimited).string(r.nonce);
   if (r.ruleSetBytes) w.tag(3, WireType.LengthDelimited).bytes(r.ruleSetBytes);
   if (r.reportNow) w.tag(4, WireType.Varint).bool(true);
+  if (r.overrideKey?.length) w.tag(5, WireType.LengthDelimited).bytes(r.overrideKey);
+  if (r.overrideKeyPrevious?.length) w.tag(6, WireType.LengthDelimited).bytes(r.overrideKeyPrevious);
   const out = w.finish();
   return Buffer.from(out.buffer, out.byteOffset, out.byteLength);
 }

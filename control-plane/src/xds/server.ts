@@ -24,7 +24,7 @@
 // A stream whose write buffer is full (write() returned false: a subscriber that does not read) is
 // skipped until it drains, then receives only the latest version, so it neither delays the others
 // nor accumulates one buffered RuleSet per change.
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import * as grpc from "@grpc/grpc-js";
 import { create } from "@bufbuild/protobuf";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
@@ -56,6 +56,19 @@ export interface RuleServerOptions {
   registry?: Registry;
   /** How long a disconnected subscriber stays visible in status() (default 5 minutes). */
   disconnectedRetentionMs?: number;
+  /** Signed-override keys, sent with every RuleSet. */
+  overrideKey?: OverrideKey;
+}
+
+export interface OverrideKey {
+  current: Uint8Array;
+  previous?: Uint8Array;
+}
+
+/** A short fingerprint of the keys, mixed into snapshot versions (never the keys themselves). */
+export function keyFingerprint(k: OverrideKey): string {
+  const h = createHash("sha256").update("graylane override key\0").update(k.current).update(k.previous ?? new Uint8Array()).digest("hex");
+  return `-k${h.slice(0, 8)}`;
 }
 
 interface Stream {
@@ -85,6 +98,7 @@ export class RuleServer implements RuleStatusSource {
   private readonly listeners = new Set<(e: RuleServerEvent) => void>();
   private readonly unwatch: () => void;
   private readonly retentionMs: number;
+  private readonly keys: { overrideKey?: Uint8Array; overrideKeyPrevious?: Uint8Array };
   readonly metrics: {
     pushAck: Histogram;
     subscribers: Gauge;
@@ -95,6 +109,7 @@ export class RuleServer implements RuleStatusSource {
 
   constructor(readonly cache: SnapshotCache, opts: RuleServerOptions = {}) {
     this.retentionMs = opts.disconnectedRetentionMs ?? 5 * 60_000;
+    this.keys = opts.overrideKey ? { overrideKey: opts.overrideKey.current, overrideKeyPrevious: opts.overrideKey.previous } : {};
     const registers = [opts.registry ?? new Registry()];
     this.metrics = {
       pushAck: new Histogram({
@@ -297,7 +312,7 @@ export class RuleServer implements RuleStatusSource {
     this.emit({ type: "push", nodeId: s.nodeId, instanceId: s.instanceId, version: snap.version, nonce });
     let ok: boolean;
     try {
-      ok = s.call.write({ version: snap.version, nonce, ruleSetBytes: snap.bytes });
+      ok = s.call.write({ version: snap.version, nonce, ruleSetBytes: snap.bytes, ...this.keys });
     } catch {
       this.close(s);
       return;
@@ -338,6 +353,8 @@ export interface StartGrpcServerOptions {
   /** RuleSet.required_features of every snapshot. */
   requiredFeatures?: string[];
   disconnectedRetentionMs?: number;
+  /** Signed-override keys, sent with every RuleSet (and fingerprinted into every version). */
+  overrideKey?: OverrideKey;
 }
 
 export interface GrpcServerHandle extends RuleStatusSource {
@@ -353,9 +370,9 @@ export interface GrpcServerHandle extends RuleStatusSource {
 
 export async function startGrpcServer(opts: StartGrpcServerOptions): Promise<GrpcServerHandle> {
   const host = opts.host ?? "127.0.0.1";
-  const cache = new SnapshotCache(opts.rules, { requiredFeatures: opts.requiredFeatures });
+  const cache = new SnapshotCache(opts.rules, { requiredFeatures: opts.requiredFeatures, versionSuffix: opts.overrideKey && keyFingerprint(opts.overrideKey) });
   const registers = opts.registry ? [opts.registry] : [];
-  const rules = new RuleServer(cache, { registry: opts.registry, disconnectedRetentionMs: opts.disconnectedRetentionMs });
+  const rules = new RuleServer(cache, { registry: opts.registry, disconnectedRetentionMs: opts.disconnectedRetentionMs, overrideKey: opts.overrideKey });
   const reports = new Counter({
     name: "graylane_traffic_reports_total",
     help: "Traffic reports received, by result",

@@ -8,6 +8,8 @@ export const DIRECTION_OUTBOUND: u32 = 2;
 
 export class PluginConfig {
   cluster: string = "";
+  /** :authority of the control-plane gRPC calls (default: derived from an Istio cluster name). */
+  authority: string = "";
   nodeId: string = "";
   workload: string = "";
   namespace: string = "";
@@ -58,6 +60,7 @@ export function parsePluginConfig(p: usize, l: usize): PluginConfig | null {
     const k = root.keys[i];
     const v = root.items[i];
     if (k == "cluster") { if (!str(v, k)) return null; c.cluster = v.str; }
+    else if (k == "authority") { if (!str(v, k)) return null; c.authority = v.str; }
     else if (k == "service") { if (!str(v, k)) return null; c.service = v.str; }
     else if (k == "edge") {
       if (v.kind != J_BOOL) return bad("edge: want true or false");

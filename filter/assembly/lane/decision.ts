@@ -4,7 +4,8 @@ import { RequestView } from "./request";
 import { Scratch } from "./bytes";
 import { murmur3 } from "./murmur3";
 import { laneMatches } from "./match";
-import { BUCKETS, CGroup, TRUST_ANY, TRUST_INTERNAL } from "./rules";
+import { BUCKETS, CGroup, TRUST_ANY, TRUST_INTERNAL, TRUST_SIGNED } from "./rules";
+import { SignedOverrides } from "./signed";
 import { TraceMemory } from "./tracememory";
 
 // Values of rules.proto/traffic.proto DecisionSource.
@@ -33,6 +34,8 @@ export class Decider {
   readonly generatedId: usize = heap.alloc(16); // 16 hex chars
 
   private key: Scratch = new Scratch();
+  /** Keys for `overrideTrust: signed` (loaded from the rule stream). */
+  readonly signed: SignedOverrides = new SignedOverrides();
 
   constructor(public traces: TraceMemory) {}
 
@@ -68,8 +71,12 @@ export class Decider {
 
     // 1. override
     if (g.overrideHeader.byteLength > 0 && req.header(g.overrideHeader)) {
-      const trusted = g.overrideTrust == TRUST_ANY || (g.overrideTrust == TRUST_INTERNAL && !edge);
-      const l = trusted ? g.laneByName(req.valPtr, req.valLen) : -1;
+      let l = -1;
+      if (g.overrideTrust == TRUST_SIGNED) {
+        if (this.signed.verify(req.valPtr, req.valLen, nowMillis / 1000)) l = g.laneByName(this.signed.lanePtr, this.signed.laneLen);
+      } else if (g.overrideTrust == TRUST_ANY || (g.overrideTrust == TRUST_INTERNAL && !edge)) {
+        l = g.laneByName(req.valPtr, req.valLen);
+      }
       if (l >= 0) { this.set(l, SRC_OVERRIDE); return; }
       this.overrideIgnored = true;
     }

@@ -38,16 +38,30 @@ export function encodeRuleRequest(
 }
 
 /** Envoy's GrpcService {envoy_grpc {cluster_name}}: what proxy_grpc_call/stream take as service. */
-export function grpcServiceFor(cluster: Uint8Array): Uint8Array {
+export function grpcServiceFor(cluster: Uint8Array, authority: Uint8Array = new Uint8Array(0)): Uint8Array {
   const s = new Scratch();
   const w = new ProtoWriter(s);
   const at = w.begin(1);
   w.bytes(1, cluster);
+  if (authority.byteLength > 0) w.bytes(2, authority); // EnvoyGrpc.authority
   w.end(at);
   const out = new Uint8Array(<i32>s.len);
   memory.copy(out.dataStart, s.ptr, s.len);
   heap.free(s.ptr);
   return out;
+}
+
+/**
+ * The :authority for gRPC calls through `cluster`. Envoy uses the cluster name when none is set, and
+ * an Istio name (`outbound|7071||graylane.ns.svc.cluster.local`) is no valid authority: HTTP/2
+ * servers reset such streams. So `outbound|PORT|SUBSET|HOST` becomes `HOST:PORT`.
+ */
+export function authorityFor(cluster: string, configured: string): string {
+  if (configured.length > 0) return configured;
+  if (!cluster.startsWith("outbound|")) return "";
+  const parts = cluster.split("|");
+  if (parts.length != 4 || parts[1].length == 0 || parts[3].length == 0) return "";
+  return parts[3] + ":" + parts[1];
 }
 
 /** A RuleResponse read in place: each field is a (pointer, length) into the message. */
@@ -60,6 +74,11 @@ export class RuleResponseView {
   ruleSetLen: usize = 0;
   hasRuleSet: bool = false;
   reportNow: bool = false;
+  /** Signed-override keys (fields 5 and 6); present in every response of a server that has one. */
+  keyPtr: usize = 0;
+  keyLen: usize = 0;
+  prevKeyPtr: usize = 0;
+  prevKeyLen: usize = 0;
 
   private pos: usize = 0;
   private end: usize = 0;
@@ -82,6 +101,7 @@ export class RuleResponseView {
     this.versionPtr = this.noncePtr = this.ruleSetPtr = 0;
     this.hasRuleSet = false;
     this.reportNow = false;
+    this.keyPtr = this.keyLen = this.prevKeyPtr = this.prevKeyLen = 0;
     this.pos = p;
     this.end = p + l;
     while (this.pos < this.end) {
@@ -105,6 +125,8 @@ export class RuleResponseView {
         if (field == 1) { this.versionPtr = at; this.versionLen = n; }
         else if (field == 2) { this.noncePtr = at; this.nonceLen = n; }
         else if (field == 3) { this.ruleSetPtr = at; this.ruleSetLen = n; this.hasRuleSet = true; }
+        else if (field == 5) { this.keyPtr = at; this.keyLen = n; }
+        else if (field == 6) { this.prevKeyPtr = at; this.prevKeyLen = n; }
         this.pos += n;
       } else return false;
     }

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file graylane/v1/discovery.proto.
  */
 export const file_graylane_v1_discovery: GenFile = /*@__PURE__*/
-  fileDesc("ChtncmF5bGFuZS92MS9kaXNjb3ZlcnkucHJvdG8SC2dyYXlsYW5lLnYxIoABCgROb2RlEgoKAmlkGAEgASgJEhAKCHdvcmtsb2FkGAIgASgJEhEKCW5hbWVzcGFjZRgDIAEoCRIPCgdzZXJ2aWNlGAQgASgJEgwKBGxhbmUYBSABKAkSFgoOZmlsdGVyX3ZlcnNpb24YBiABKAkSEAoIZmVhdHVyZXMYByADKAkihwEKC1J1bGVSZXF1ZXN0Eh8KBG5vZGUYASABKAsyES5ncmF5bGFuZS52MS5Ob2RlEhMKC2luc3RhbmNlX2lkGAIgASgJEhQKDHZlcnNpb25faW5mbxgDIAEoCRIWCg5yZXNwb25zZV9ub25jZRgEIAEoCRIUCgxlcnJvcl9kZXRhaWwYBSABKAkiagoMUnVsZVJlc3BvbnNlEg8KB3ZlcnNpb24YASABKAkSDQoFbm9uY2UYAiABKAkSJgoIcnVsZV9zZXQYAyABKAsyFC5ncmF5bGFuZS52MS5SdWxlU2V0EhIKCnJlcG9ydF9ub3cYBCABKAgyVwoNUnVsZURpc2NvdmVyeRJGCgtTdHJlYW1SdWxlcxIYLmdyYXlsYW5lLnYxLlJ1bGVSZXF1ZXN0GhkuZ3JheWxhbmUudjEuUnVsZVJlc3BvbnNlKAEwAWIGcHJvdG8z", [file_graylane_v1_rules]);
+  fileDesc("ChtncmF5bGFuZS92MS9kaXNjb3ZlcnkucHJvdG8SC2dyYXlsYW5lLnYxIoABCgROb2RlEgoKAmlkGAEgASgJEhAKCHdvcmtsb2FkGAIgASgJEhEKCW5hbWVzcGFjZRgDIAEoCRIPCgdzZXJ2aWNlGAQgASgJEgwKBGxhbmUYBSABKAkSFgoOZmlsdGVyX3ZlcnNpb24YBiABKAkSEAoIZmVhdHVyZXMYByADKAkihwEKC1J1bGVSZXF1ZXN0Eh8KBG5vZGUYASABKAsyES5ncmF5bGFuZS52MS5Ob2RlEhMKC2luc3RhbmNlX2lkGAIgASgJEhQKDHZlcnNpb25faW5mbxgDIAEoCRIWCg5yZXNwb25zZV9ub25jZRgEIAEoCRIUCgxlcnJvcl9kZXRhaWwYBSABKAkinwEKDFJ1bGVSZXNwb25zZRIPCgd2ZXJzaW9uGAEgASgJEg0KBW5vbmNlGAIgASgJEiYKCHJ1bGVfc2V0GAMgASgLMhQuZ3JheWxhbmUudjEuUnVsZVNldBISCgpyZXBvcnRfbm93GAQgASgIEhQKDG92ZXJyaWRlX2tleRgFIAEoDBIdChVvdmVycmlkZV9rZXlfcHJldmlvdXMYBiABKAwyVwoNUnVsZURpc2NvdmVyeRJGCgtTdHJlYW1SdWxlcxIYLmdyYXlsYW5lLnYxLlJ1bGVSZXF1ZXN0GhkuZ3JheWxhbmUudjEuUnVsZVJlc3BvbnNlKAEwAWIGcHJvdG8z", [file_graylane_v1_rules]);
 
 /**
  * @generated from message graylane.v1.Node
@@ -144,6 +144,21 @@ export type RuleResponse = Message<"graylane.v1.RuleResponse"> & {
    * @generated from field: bool report_now = 4;
    */
   reportNow: boolean;
+
+  /**
+   * HMAC-SHA256 key for `overrideTrust: signed` overrides (lane.expiry.signature). Keys travel only
+   * here, never in a RuleSet or the plugin configuration (both show in Envoy's config dump).
+   *
+   * @generated from field: bytes override_key = 5;
+   */
+  overrideKey: Uint8Array;
+
+  /**
+   * The key before the last rotation, still accepted until its values expire.
+   *
+   * @generated from field: bytes override_key_previous = 6;
+   */
+  overrideKeyPrevious: Uint8Array;
 };
 
 /**

@@ -23,6 +23,12 @@ export class RuleResponse {
 
     writer.uint32(32);
     writer.bool(message.reportNow);
+
+    writer.uint32(42);
+    writer.bytes(message.overrideKey);
+
+    writer.uint32(50);
+    writer.bytes(message.overrideKeyPrevious);
   }
 
   static decode(reader: Reader, length: i32): RuleResponse {
@@ -48,6 +54,14 @@ export class RuleResponse {
           message.reportNow = reader.bool();
           break;
 
+        case 5:
+          message.overrideKey = reader.bytes();
+          break;
+
+        case 6:
+          message.overrideKeyPrevious = reader.bytes();
+          break;
+
         default:
           reader.skipType(tag & 7);
           break;
@@ -61,16 +75,22 @@ export class RuleResponse {
   nonce: string;
   ruleSet: RuleSet | null;
   reportNow: bool;
+  overrideKey: Uint8Array;
+  overrideKeyPrevious: Uint8Array;
 
   constructor(
     version: string = "",
     nonce: string = "",
     ruleSet: RuleSet | null = null,
-    reportNow: bool = false
+    reportNow: bool = false,
+    overrideKey: Uint8Array = new Uint8Array(0),
+    overrideKeyPrevious: Uint8Array = new Uint8Array(0)
   ) {
     this.version = version;
     this.nonce = nonce;
     this.ruleSet = ruleSet;
     this.reportNow = reportNow;
+    this.overrideKey = overrideKey;
+    this.overrideKeyPrevious = overrideKeyPrevious;
   }
 }
