@@ -165,7 +165,7 @@ class LaneRoot extends RootContext {
     this.traces.slots = c.traceSlots;
     this.traces.ttlMillis = c.traceTtlMillis;
     this.clusterBytes = utf8(c.cluster);
-    this.grpcService = grpcServiceFor(this.clusterBytes, utf8(authorityFor(c.cluster, c.authority)));
+    this.grpcService = grpcServiceFor(this.clusterBytes, utf8(authorityFor(c.cluster, c.authority)), c.token.length > 0 ? utf8("Bearer " + c.token) : new Uint8Array(0));
     this.entropy = splitmix64(host.nowNanos() ^ (<u64>this.id << 40));
     // One instance id per root context for its whole life: a restart is a new instance.
     if (this.instanceId.length == 0) {

@@ -77,6 +77,7 @@ const schemas = {
         properties: { header: TOKEN, cookie: { type: "string" }, generate: { type: "boolean" }, maxAgeSeconds: { type: "integer", minimum: 1 } },
       },
       lanes: { type: "array", items: ref("Lane"), default: [] },
+      namespaces: { type: "array", minItems: 1, items: { type: "string", pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$" }, description: "Filters whose identity is scoped to a namespace receive this group only if it is listed; absent: every filter" },
     },
   },
   StoredLaneGroup: {

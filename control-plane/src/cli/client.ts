@@ -1,6 +1,7 @@
 // A small client of the REST API for the CLI: every refusal becomes an ApiError carrying the API's
 // {path, message} list, and an unreachable server a ConnectionError, so main() can map each to its
 // exit code (1 refused, 2 could not ask).
+import { request as httpsRequest } from "node:https";
 import type { FieldError } from "../model/errors.js";
 
 export class ApiError extends Error {
@@ -23,7 +24,7 @@ export interface Reply<T> {
 export class ApiClient {
   readonly server: string;
 
-  constructor(server: string, readonly actor?: string, readonly timeoutMs = 30_000, readonly token?: string) {
+  constructor(server: string, readonly actor?: string, readonly timeoutMs = 30_000, readonly token?: string, readonly ca?: Buffer) {
     this.server = server.replace(/\/+$/, "");
   }
 
@@ -34,9 +35,9 @@ export class ApiClient {
     if (this.token) h.authorization = `Bearer ${this.token}`;
     let res: Response;
     try {
-      res = await fetch(this.server + path, {
-        method, headers: h, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(this.timeoutMs),
-      });
+      const init = { method, headers: h, body: body === undefined ? undefined : JSON.stringify(body) };
+      res = this.ca ? await httpsWithCa(this.server + path, init, this.ca, this.timeoutMs)
+        : await fetch(this.server + path, { ...init, signal: AbortSignal.timeout(this.timeoutMs) });
     } catch (e) {
       const cause = (e as { cause?: { code?: string; message?: string } }).cause;
       throw new ConnectionError(`cannot reach the control plane at ${this.server}: ${cause?.code ?? cause?.message ?? (e as Error).message}`);
@@ -50,4 +51,24 @@ export class ApiClient {
     }
     return { status: res.status, headers: res.headers, body: parsed as T };
   }
+}
+
+/** fetch() cannot take a CA in Node 20 without undici; node:https can. */
+function httpsWithCa(url: string, init: { method: string; headers: Record<string, string>; body?: string }, ca: Buffer, timeoutMs: number): Promise<Response> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(url, { method: init.method, headers: init.headers, ca, timeout: timeoutMs }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("end", () => {
+        const headers = new Headers();
+        for (const [k, v] of Object.entries(res.headers)) if (typeof v === "string") headers.set(k, v);
+        const status = res.statusCode ?? 0;
+        resolve(new Response([101, 204, 205, 304].includes(status) ? null : Buffer.concat(chunks), { status, headers }));
+      });
+      res.on("error", reject);
+    });
+    req.on("timeout", () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+    req.on("error", (e) => reject(Object.assign(new Error(e.message), { cause: e })));
+    req.end(init.body);
+  });
 }

@@ -9,6 +9,8 @@ import { TrafficRelay } from "../replicas/traffic-relay.js";
 import { TrafficIngest } from "../traffic/index.js";
 import { startGrpcServer, type OverrideKey } from "../xds/index.js";
 import { overrideOpenApi, overrideRoutes } from "../auth/override.js";
+import { NodeAuth } from "../auth/nodes.js";
+import type { Tokens } from "../auth/tokens.js";
 import { ReleaseEngine, releaseOpenApi, releaseRoutes, SqliteReleaseStore, type EngineOptions } from "../rollout/index.js";
 import type { Extension, ExtensionContext } from "./server.js";
 
@@ -19,6 +21,10 @@ export function controlPlaneExtension(opts: {
   port?: number;
   /** TEST-ONLY HOOK: RuleSet.required_features of every pushed snapshot (to provoke a NACK). */
   requiredFeatures?: string[];
+  /** TLS for the gRPC services; with clientCa, filters must present certificates it signed (mTLS). */
+  tls?: { cert: Buffer; key: Buffer; clientCa?: Buffer };
+  /** Node tokens (role node) that filters may present instead of a certificate. */
+  nodeTokens?: Tokens;
   /** Key for signed overrides (sent to filters over the rule stream only). */
   overrideKey?: OverrideKey;
   /** Release engine timing (tests shorten them). */
@@ -33,7 +39,8 @@ export function controlPlaneExtension(opts: {
     // With etcd, replicas share traffic reports, releases and one release-engine leader.
     const etcd = store instanceof EtcdStore ? store : undefined;
     const relay = etcd ? await TrafficRelay.start(etcd.client, etcd.prefix, traffic) : undefined;
-    const grpc = await startGrpcServer({ host: opts.host ?? "127.0.0.1", port: opts.port ?? DEFAULT_GRPC_PORT, rules: store, traffic: relay ?? traffic, registry, requiredFeatures: opts.requiredFeatures, overrideKey: opts.overrideKey });
+    const grpc = await startGrpcServer({ host: opts.host ?? "127.0.0.1", port: opts.port ?? DEFAULT_GRPC_PORT, rules: store, traffic: relay ?? traffic, registry, requiredFeatures: opts.requiredFeatures, overrideKey: opts.overrideKey,
+      tls: opts.tls, nodeAuth: new NodeAuth({ tokens: opts.nodeTokens, clientCertificates: !!opts.tls?.clientCa }) });
     // Releases live in the same database; the engine moves weights through the store, so every
     // change is a revision pushed like any other.
     const releaseStore = etcd ? await EtcdReleaseStore.open(etcd.client, etcd.prefix) : new SqliteReleaseStore(db);

@@ -115,7 +115,8 @@ export function buildProgram(io: Io): Command {
     .option("--server <url>", "control plane REST API (env GRAYLANE_SERVER)", io.env.GRAYLANE_SERVER || DEFAULT_SERVER)
     .addOption(new Option("-o, --output <format>", "output format").choices(["table", "json", "yaml"]).default("table"))
     .option("--actor <name>", "who makes the change, recorded in the revision (env GRAYLANE_ACTOR, default your user name)")
-    .option("--token <token>", "API bearer token (env GRAYLANE_TOKEN)");
+    .option("--token <token>", "API bearer token (env GRAYLANE_TOKEN)")
+    .option("--ca <file>", "CA certificate (PEM) to trust for an https --server (env GRAYLANE_CA)");
 
   const globals = (): Globals => {
     const o = program.opts<{ server: string; output: Output; actor?: string }>();
@@ -123,7 +124,11 @@ export function buildProgram(io: Io): Command {
   };
   const client = () => {
     const g = globals();
-    return new ApiClient(g.server, g.actor, undefined, program.opts<{ token?: string }>().token ?? (io.env.GRAYLANE_TOKEN || undefined));
+    const o = program.opts<{ token?: string; ca?: string }>();
+    const caFile = o.ca ?? (io.env.GRAYLANE_CA || undefined);
+    let ca: Buffer | undefined;
+    try { ca = caFile ? readFileSync(caFile) : undefined; } catch (e) { throw new UsageError(`--ca ${caFile}: ${(e as Error).message}`); }
+    return new ApiClient(g.server, g.actor, undefined, o.token ?? (io.env.GRAYLANE_TOKEN || undefined), ca);
   };
   /** Prints `body` as json/yaml when asked; else returns true so the caller prints its table. */
   const structured = (body: unknown): boolean => {
@@ -143,7 +148,11 @@ export function buildProgram(io: Io): Command {
     .option("--tokens <file>", "API tokens file ({tokens: [{name, role, sha256}]}); also env GRAYLANE_TOKENS=name:role:token,...")
     .option("--override-key-file <file>", "HMAC key for signed overrides (created with a random key if missing)")
     .option("--override-key-previous-file <file>", "the key before a rotation, still accepted")
-    .action(async (o: { host: string; port: string; grpcPort: string; store: string; wasm?: string; tokens?: string; overrideKeyFile?: string; overrideKeyPreviousFile?: string }) => {
+    .option("--tls-cert <file>", "certificate (PEM) for HTTPS and gRPC over TLS")
+    .option("--tls-key <file>", "its private key (PEM)")
+    .option("--tls-client-ca <file>", "CA (PEM) whose client certificates filters must present on gRPC (mTLS)")
+    .action(async (o: { host: string; port: string; grpcPort: string; store: string; wasm?: string; tokens?: string; overrideKeyFile?: string;
+      overrideKeyPreviousFile?: string; tlsCert?: string; tlsKey?: string; tlsClientCa?: string }) => {
       const port = Number(o.port);
       if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port ${o.port}: want 0-65535`);
       const grpcPort = Number(o.grpcPort);
@@ -161,13 +170,21 @@ export function buildProgram(io: Io): Command {
       } catch (e) {
         throw new UsageError((e as Error).message);
       }
+      if (!!o.tlsCert !== !!o.tlsKey) throw new UsageError("--tls-cert and --tls-key go together");
+      if (o.tlsClientCa && !o.tlsCert) throw new UsageError("--tls-client-ca needs --tls-cert and --tls-key");
+      let tls: { cert: Buffer; key: Buffer; clientCa?: Buffer } | undefined;
+      try {
+        if (o.tlsCert && o.tlsKey) tls = { cert: readFileSync(o.tlsCert), key: readFileSync(o.tlsKey), clientCa: o.tlsClientCa ? readFileSync(o.tlsClientCa) : undefined };
+      } catch (e) {
+        throw new UsageError(`cannot read TLS files: ${(e as Error).message}`);
+      }
       let server;
       let grpcListening = grpcPort;
-      const extension = controlPlaneExtension({ host: o.host, port: grpcPort, overrideKey });
+      const extension = controlPlaneExtension({ host: o.host, port: grpcPort, overrideKey, tls, nodeTokens: tokens });
       try {
         server = await startServer({
           extend: async (ctx) => { const ext = await extension(ctx); grpcListening = ext.grpcPort; return ext; },
-          ...io.serverOptions, host: o.host, port, store: o.store, wasmPath: o.wasm, tokens,
+          ...io.serverOptions, host: o.host, port, store: o.store, wasmPath: o.wasm, tokens, tls: tls && { cert: tls.cert, key: tls.key },
         });
       } catch (e) {
         throw new UsageError(`cannot start: ${(e as Error).message}`);

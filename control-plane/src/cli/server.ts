@@ -1,7 +1,8 @@
 // `graylane serve`: the store, the REST API and (through `extend`) the gRPC rule push and traffic
 // ingestion, started and stopped together. Exported so tests and the demo start a real server.
 import type { AddressInfo } from "node:net";
-import type { Server } from "node:http";
+import { createServer as createHttpServer, type Server } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
 import express from "express";
 import { Registry } from "prom-client";
 import { createApi, type PathItems } from "../api/index.js";
@@ -47,6 +48,8 @@ export interface ServerOptions {
   extend?: (ctx: ExtensionContext) => Promise<Extension>;
   /** API tokens. Required unless `host` is a loopback address. */
   tokens?: Tokens;
+  /** HTTPS for the REST API from certificate files. */
+  tls?: { cert: Buffer; key: Buffer };
 }
 
 export interface RunningServer {
@@ -74,10 +77,10 @@ export async function startServer(opts: ServerOptions = {}): Promise<RunningServ
       store, registry, wasmPath: opts.wasmPath, extraRoutes,
       rules: ext.rules, traffic: ext.traffic, extraOpenApi: ext.openapi, ready: ext.ready, tokens: opts.tokens,
     });
-    const server = await listen(app, host, opts.port ?? DEFAULT_PORT);
+    const server = await listen(app, host, opts.port ?? DEFAULT_PORT, opts.tls);
     const port = (server.address() as AddressInfo).port;
     let closing: Promise<void> | undefined;
-    const url = `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
+    const url = `${opts.tls ? "https" : "http"}://${host.includes(":") ? `[${host}]` : host}:${port}`;
     await ext.listening?.(url);
     return {
       url,
@@ -96,9 +99,10 @@ export async function startServer(opts: ServerOptions = {}): Promise<RunningServ
   }
 }
 
-function listen(app: express.Express, host: string, port: number): Promise<Server> {
+function listen(app: express.Express, host: string, port: number, tls?: { cert: Buffer; key: Buffer }): Promise<Server> {
   return new Promise((resolve, reject) => {
-    const server = app.listen(port, host);
+    const server: Server = tls ? createHttpsServer({ cert: tls.cert, key: tls.key }, app) : createHttpServer(app);
+    server.listen(port, host);
     server.once("listening", () => resolve(server));
     server.once("error", reject);
   });

@@ -97,6 +97,8 @@ const Group = z.strictObject({
   stickySalt: z.string().min(1).optional(),
   stickyKey: StickyKey.optional(),
   lanes: z.array(Lane).default([]),
+  /** Namespaces whose filters receive this group when their identity is namespace-scoped; none: all. */
+  namespaces: z.array(z.string().regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, "must be a Kubernetes namespace name")).min(1).optional(),
 });
 
 export type StringMatch = z.infer<typeof StringMatch>;
@@ -118,6 +120,7 @@ export interface LaneGroup {
   stickySalt: string;
   stickyKey?: { header?: string; cookie?: string; generate?: boolean; maxAgeSeconds?: number };
   lanes: Array<{ name: string; services: string[]; fallback: string; weight: number; match: MatchBlock[] }>;
+  namespaces?: string[];
 }
 
 export type ParseResult = { ok: true; value: LaneGroup } | { ok: false; errors: FieldError[] };
@@ -250,6 +253,7 @@ export function parseLaneGroup(input: unknown, opts: ParseOptions = {}): ParseRe
     lanes: g.lanes.map((l) => ({ name: l.name, services: l.services, fallback: l.fallback ?? g.baseLane, weight: l.weight, match: l.match ?? [] })),
   };
   if (value.overrideHeader === undefined) delete value.overrideHeader;
+  if (value.namespaces === undefined) delete value.namespaces;
   if (value.stickyKey === undefined) delete value.stickyKey;
   else if (value.stickyKey.generate && value.stickyKey.maxAgeSeconds === undefined) value.stickyKey = { ...value.stickyKey, maxAgeSeconds: 2_592_000 };
   const errors = semantic(value);

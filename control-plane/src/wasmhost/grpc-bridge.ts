@@ -2,10 +2,18 @@
 // through the cluster the filter names: message bytes pass through untouched. Lets the real
 // filter.wasm in this host subscribe to a real control plane (tests, preview tooling).
 import * as grpc from "@grpc/grpc-js";
-import type { GrpcCall, GrpcHandler, GrpcStream } from "./grpc.js";
+import { parseGrpcService, type GrpcCall, type GrpcHandler, type GrpcStream } from "./grpc.js";
 
 const raw = (b: Uint8Array): Buffer => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
 const identity = (b: Buffer): Buffer => b;
+
+/** What Envoy sends with each call: the GrpcService's initial_metadata, then the call's own. */
+function metadataOf(t: GrpcCall | GrpcStream): grpc.Metadata {
+  const md = new grpc.Metadata();
+  for (const [k, v] of parseGrpcService(t.serviceBytes)?.initialMetadata ?? []) md.add(k, v);
+  for (const [k, v] of t.initialMetadata) md.add(k, v);
+  return md;
+}
 
 export interface GrpcBridge extends GrpcHandler {
   /** Ends every open stream and closes the channels. */
@@ -30,14 +38,14 @@ export function grpcBridge(clusters: Record<string, string>): GrpcBridge {
     onCall(call: GrpcCall) {
       const client = clientFor(call.service);
       if (!client) { queueMicrotask(() => call.fail(grpc.status.UNAVAILABLE, `no cluster ${call.service}`)); return; }
-      client.makeUnaryRequest(`/${call.serviceName}/${call.method}`, raw, identity, raw(call.message),
+      client.makeUnaryRequest(`/${call.serviceName}/${call.method}`, raw, identity, raw(call.message), metadataOf(call),
         { deadline: Date.now() + (call.timeoutMs || 5000) },
         (err, reply) => { if (err || !reply) call.fail(err?.code ?? grpc.status.UNKNOWN, err?.details ?? ""); else call.respond(reply); });
     },
     onStream(stream: GrpcStream) {
       const client = clientFor(stream.service);
       if (!client) { queueMicrotask(() => stream.close(grpc.status.UNAVAILABLE, `no cluster ${stream.service}`)); return; }
-      const remote = client.makeBidiStreamRequest(`/${stream.serviceName}/${stream.method}`, raw, identity);
+      const remote = client.makeBidiStreamRequest(`/${stream.serviceName}/${stream.method}`, raw, identity, metadataOf(stream));
       open.add(remote);
       stream.onSend = (message, endStream) => {
         remote.write(raw(message));

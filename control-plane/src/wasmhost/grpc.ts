@@ -201,10 +201,14 @@ export function clusterName(service: Bytes): string {
   return parseGrpcService(service)?.cluster ?? fromUtf8(service);
 }
 
-/** GrpcService.envoy_grpc's cluster_name and authority, or undefined when the bytes are not that message. */
-export function parseGrpcService(service: Bytes): { cluster: string; authority: string } | undefined {
-  const fields = (b: Bytes): Map<number, Bytes> | undefined => {
+/**
+ * GrpcService.envoy_grpc's cluster_name and authority, and the initial_metadata Envoy adds to every
+ * call, or undefined when the bytes are not that message.
+ */
+export function parseGrpcService(service: Bytes): { cluster: string; authority: string; initialMetadata: Array<[string, string]> } | undefined {
+  const fields = (b: Bytes): (Map<number, Bytes> & { all: Array<[number, Bytes]> }) | undefined => {
     const out = new Map<number, Bytes>();
+    const all: Array<[number, Bytes]> = [];
     let i = 0;
     const varint = (): number | undefined => {
       let v = 0;
@@ -221,14 +225,21 @@ export function parseGrpcService(service: Bytes): { cluster: string; authority: 
       const n = varint();
       if (n === undefined || i + n > b.length) return undefined;
       out.set(tag >>> 3, b.subarray(i, i + n));
+      all.push([tag >>> 3, b.subarray(i, i + n)]);
       i += n;
     }
-    return out;
+    return Object.assign(out, { all });
   };
   const outer = fields(service);
   const envoyGrpc = outer?.get(1);
   const inner = envoyGrpc && fields(envoyGrpc);
   const cluster = inner?.get(1);
   if (!cluster) return undefined;
-  return { cluster: fromUtf8(cluster), authority: fromUtf8(inner!.get(2) ?? new Uint8Array()) };
+  const initialMetadata: Array<[string, string]> = [];
+  for (const [f, v] of outer!.all) {
+    if (f !== 5) continue;
+    const hv = fields(v);
+    if (hv) initialMetadata.push([fromUtf8(hv.get(1) ?? new Uint8Array()), fromUtf8(hv.get(2) ?? new Uint8Array())]);
+  }
+  return { cluster: fromUtf8(cluster), authority: fromUtf8(inner!.get(2) ?? new Uint8Array()), initialMetadata };
 }

@@ -2,9 +2,9 @@
 // of what each node receives, recomputed whenever the RuleSource commits a revision. The server only
 // reads snapshots and is told when a new one exists; it never compiles anything itself.
 //
-// Today every node receives the same RuleSet (all lane groups compiled together), so there is one
-// snapshot and snapshotFor(node) ignores the node; the version is the RuleSet's content hash, so a
-// revision that does not change the compiled rules (e.g. a no-op PUT) produces no push.
+// A node receives every lane group compiled together, or, when its identity is scoped to a namespace,
+// the groups of that namespace; the version is the RuleSet's content hash, so a revision that does
+// not change what a node receives (e.g. a no-op PUT, or another namespace's group) produces no push.
 import { compileRuleSet, CompileError } from "../compile/index.js";
 import type { RuleSource } from "../contracts.js";
 import type { Node } from "../generated/graylane/v1/discovery_pb.js";
@@ -43,6 +43,8 @@ export interface CacheError {
 export class SnapshotCache {
   private snap: Snapshot;
   private readonly listeners = new Set<(s: Snapshot) => void>();
+  /** Per namespace scope: the snapshot compiled from the full one `from`. */
+  private readonly scoped = new Map<string, { from: Snapshot; snap: Snapshot }>();
   private readonly unsubscribe: () => void;
   /** The last revision that could not be compiled (the previous snapshot stays served), if any. */
   lastError: CacheError | undefined;
@@ -59,9 +61,27 @@ export class SnapshotCache {
     return this.snap;
   }
 
-  /** The snapshot a node receives (the same for every node today). */
-  snapshotFor(_node?: Node): Snapshot {
-    return this.snap;
+  /**
+   * The snapshot a node receives: every group, or with a namespace scope only the groups that list
+   * that namespace in `namespaces` or list none (cluster-wide groups). Scoped snapshots are compiled
+   * once per scope and version.
+   */
+  snapshotFor(_node?: Node, scope?: string): Snapshot {
+    if (scope === undefined) return this.snap;
+    const hit = this.scoped.get(scope);
+    if (hit && hit.from === this.snap) return hit.snap;
+    const groups = this.rules.current().groups.filter((g) => !g.namespaces || g.namespaces.includes(scope));
+    const compiled = compileRuleSet(groups, { requiredFeatures: this.opts.requiredFeatures });
+    const snap = Object.freeze({
+      version: compiled.version + (this.opts.versionSuffix ?? ""),
+      revision: this.snap.revision,
+      ruleSet: compiled.ruleSet,
+      bytes: compiled.bytes,
+      groups: Object.freeze(groups.map((g) => g.name)),
+      createdAt: Date.now(),
+    });
+    this.scoped.set(scope, { from: this.snap, snap });
+    return snap;
   }
 
   /**

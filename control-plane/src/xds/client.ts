@@ -17,17 +17,18 @@ export class GraylaneClient extends grpc.Client {
    * @param options grpc channel options; pass {"grpc.use_local_subchannel_pool": 1} for a connection
    *   of its own instead of sharing one with other clients of the same target.
    */
-  constructor(target: string, options: grpc.ChannelOptions = {}) {
-    super(target, grpc.credentials.createInsecure(), options);
+  constructor(target: string, options: grpc.ChannelOptions = {}, credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure()) {
+    super(target, credentials, options);
   }
 
-  streamRules(options: grpc.CallOptions = {}): grpc.ClientDuplexStream<RuleRequest, RuleResponse> {
-    return this.makeBidiStreamRequest(STREAM_RULES_PATH, serializeRuleRequest, deserializeRuleResponse, options);
+  /** `metadata`: e.g. `authorization: Bearer <node token>`. */
+  streamRules(options: grpc.CallOptions = {}, metadata: grpc.Metadata = new grpc.Metadata()): grpc.ClientDuplexStream<RuleRequest, RuleResponse> {
+    return this.makeBidiStreamRequest(STREAM_RULES_PATH, serializeRuleRequest, deserializeRuleResponse, metadata, options);
   }
 
-  report(report: TrafficReport, options: grpc.CallOptions = {}): Promise<TrafficReportAck> {
+  report(report: TrafficReport, options: grpc.CallOptions = {}, metadata: grpc.Metadata = new grpc.Metadata()): Promise<TrafficReportAck> {
     return new Promise((resolve, reject) => {
-      this.makeUnaryRequest(TRAFFIC_REPORT_PATH, serializeTrafficReport, deserializeTrafficReportAck, report, options, (err, ack) =>
+      this.makeUnaryRequest(TRAFFIC_REPORT_PATH, serializeTrafficReport, deserializeTrafficReportAck, report, metadata, options, (err, ack) =>
         err || !ack ? reject(err ?? new Error("empty response")) : resolve(ack),
       );
     });

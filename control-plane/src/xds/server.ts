@@ -25,6 +25,7 @@
 // skipped until it drains, then receives only the latest version, so it neither delays the others
 // nor accumulates one buffered RuleSet per change.
 import { createHash, randomBytes } from "node:crypto";
+import type { NodeAuth } from "../auth/nodes.js";
 import * as grpc from "@grpc/grpc-js";
 import { create } from "@bufbuild/protobuf";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
@@ -58,6 +59,8 @@ export interface RuleServerOptions {
   disconnectedRetentionMs?: number;
   /** Signed-override keys, sent with every RuleSet. */
   overrideKey?: OverrideKey;
+  /** Subscriber authentication (mTLS certificates, node tokens). */
+  nodeAuth?: NodeAuth;
 }
 
 export interface OverrideKey {
@@ -86,6 +89,8 @@ interface Stream {
   disconnectedAt?: number;
   /** write() returned false; waiting for 'drain'. */
   blocked: boolean;
+  /** The namespace scope of its identity (mTLS certificate or node token), if any. */
+  scope?: string;
 }
 
 /** The RuleDiscovery service implementation: per-stream state machines over a SnapshotCache. */
@@ -99,6 +104,7 @@ export class RuleServer implements RuleStatusSource {
   private readonly unwatch: () => void;
   private readonly retentionMs: number;
   private readonly keys: { overrideKey?: Uint8Array; overrideKeyPrevious?: Uint8Array };
+  private readonly nodeAuth: NodeAuth | undefined;
   readonly metrics: {
     pushAck: Histogram;
     subscribers: Gauge;
@@ -110,6 +116,7 @@ export class RuleServer implements RuleStatusSource {
   constructor(readonly cache: SnapshotCache, opts: RuleServerOptions = {}) {
     this.retentionMs = opts.disconnectedRetentionMs ?? 5 * 60_000;
     this.keys = opts.overrideKey ? { overrideKey: opts.overrideKey.current, overrideKeyPrevious: opts.overrideKey.previous } : {};
+    this.nodeAuth = opts.nodeAuth;
     const registers = [opts.registry ?? new Registry()];
     this.metrics = {
       pushAck: new Histogram({
@@ -139,6 +146,14 @@ export class RuleServer implements RuleStatusSource {
       connectedAt: new Date().toISOString(),
       blocked: false,
     };
+    if (this.nodeAuth?.required) {
+      const who = this.nodeAuth.identify(call);
+      if ("error" in who) {
+        call.emit("error", { code: grpc.status.UNAUTHENTICATED, details: who.error } satisfies Partial<grpc.StatusObject>);
+        return;
+      }
+      s.scope = who.namespace;
+    }
     this.streams.set(s.id, s);
     call.on("data", (req: RuleRequest) => this.onRequest(s, req));
     call.on("end", () => {
@@ -298,7 +313,7 @@ export class RuleServer implements RuleStatusSource {
 
   private reconcile(s: Stream): void {
     if (s.state !== "active" || s.blocked) return; // a blocked stream reconciles on 'drain'
-    const snap = this.cache.snapshotFor(s.node);
+    const snap = this.cache.snapshotFor(s.node, s.scope);
     const want = snap.version;
     const due = s.pending ? want !== s.sent!.version : want !== s.has && want !== s.sent?.version;
     if (due) this.send(s, snap);
@@ -355,6 +370,10 @@ export interface StartGrpcServerOptions {
   disconnectedRetentionMs?: number;
   /** Signed-override keys, sent with every RuleSet (and fingerprinted into every version). */
   overrideKey?: OverrideKey;
+  /** TLS from certificate files; with `clientCa`, subscribers must present a certificate it signed (mTLS). */
+  tls?: { cert: Buffer; key: Buffer; clientCa?: Buffer };
+  /** Subscriber authentication; built from `tls.clientCa` and node tokens by the control plane. */
+  nodeAuth?: NodeAuth;
 }
 
 export interface GrpcServerHandle extends RuleStatusSource {
@@ -372,7 +391,7 @@ export async function startGrpcServer(opts: StartGrpcServerOptions): Promise<Grp
   const host = opts.host ?? "127.0.0.1";
   const cache = new SnapshotCache(opts.rules, { requiredFeatures: opts.requiredFeatures, versionSuffix: opts.overrideKey && keyFingerprint(opts.overrideKey) });
   const registers = opts.registry ? [opts.registry] : [];
-  const rules = new RuleServer(cache, { registry: opts.registry, disconnectedRetentionMs: opts.disconnectedRetentionMs, overrideKey: opts.overrideKey });
+  const rules = new RuleServer(cache, { registry: opts.registry, disconnectedRetentionMs: opts.disconnectedRetentionMs, overrideKey: opts.overrideKey, nodeAuth: opts.nodeAuth });
   const reports = new Counter({
     name: "graylane_traffic_reports_total",
     help: "Traffic reports received, by result",
@@ -393,6 +412,14 @@ export async function startGrpcServer(opts: StartGrpcServerOptions): Promise<Grp
     server.addService(trafficDefinition, {
       Report: (call: grpc.ServerUnaryCall<TrafficReport, TrafficReportAck>, callback: grpc.sendUnaryData<TrafficReportAck>) => {
         let sequence: bigint;
+        if (opts.nodeAuth?.required) {
+          const who = opts.nodeAuth.identify(call);
+          if ("error" in who) {
+            reports.inc({ result: "unauthenticated" });
+            callback({ code: grpc.status.UNAUTHENTICATED, details: who.error });
+            return;
+          }
+        }
         try {
           sequence = sink.report(call.request).sequence;
         } catch (e) {
@@ -406,8 +433,11 @@ export async function startGrpcServer(opts: StartGrpcServerOptions): Promise<Grp
     });
   }
 
+  const credentials = opts.tls
+    ? grpc.ServerCredentials.createSsl(opts.tls.clientCa ?? null, [{ cert_chain: opts.tls.cert, private_key: opts.tls.key }], !!opts.tls.clientCa)
+    : grpc.ServerCredentials.createInsecure();
   const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(`${host.includes(":") ? `[${host}]` : host}:${opts.port ?? 7071}`, grpc.ServerCredentials.createInsecure(), (err, p) =>
+    server.bindAsync(`${host.includes(":") ? `[${host}]` : host}:${opts.port ?? 7071}`, credentials, (err, p) =>
       err ? reject(err) : resolve(p),
     );
   });

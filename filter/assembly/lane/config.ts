@@ -10,6 +10,8 @@ export class PluginConfig {
   cluster: string = "";
   /** :authority of the control-plane gRPC calls (default: derived from an Istio cluster name). */
   authority: string = "";
+  /** Node token sent as `authorization: Bearer <token>` on the control-plane calls. */
+  token: string = "";
   nodeId: string = "";
   workload: string = "";
   namespace: string = "";
@@ -61,6 +63,7 @@ export function parsePluginConfig(p: usize, l: usize): PluginConfig | null {
     const v = root.items[i];
     if (k == "cluster") { if (!str(v, k)) return null; c.cluster = v.str; }
     else if (k == "authority") { if (!str(v, k)) return null; c.authority = v.str; }
+    else if (k == "token") { if (!str(v, k)) return null; c.token = v.str; }
     else if (k == "service") { if (!str(v, k)) return null; c.service = v.str; }
     else if (k == "edge") {
       if (v.kind != J_BOOL) return bad("edge: want true or false");

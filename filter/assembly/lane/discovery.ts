@@ -38,18 +38,27 @@ export function encodeRuleRequest(
 }
 
 /** Envoy's GrpcService {envoy_grpc {cluster_name}}: what proxy_grpc_call/stream take as service. */
-export function grpcServiceFor(cluster: Uint8Array, authority: Uint8Array = new Uint8Array(0)): Uint8Array {
+export function grpcServiceFor(cluster: Uint8Array, authority: Uint8Array = new Uint8Array(0), token: Uint8Array = new Uint8Array(0)): Uint8Array {
   const s = new Scratch();
   const w = new ProtoWriter(s);
   const at = w.begin(1);
   w.bytes(1, cluster);
   if (authority.byteLength > 0) w.bytes(2, authority); // EnvoyGrpc.authority
   w.end(at);
+  if (token.byteLength > 0) {
+    // GrpcService.initial_metadata: Envoy adds it to every call on this service.
+    const md = w.begin(5);
+    w.bytes(1, AUTHORIZATION);
+    w.bytes(2, token);
+    w.end(md);
+  }
   const out = new Uint8Array(<i32>s.len);
   memory.copy(out.dataStart, s.ptr, s.len);
   heap.free(s.ptr);
   return out;
 }
+
+const AUTHORIZATION = Uint8Array.wrap(String.UTF8.encode("authorization"));
 
 /**
  * The :authority for gRPC calls through `cluster`. Envoy uses the cluster name when none is set, and
