@@ -353,9 +353,11 @@ export function buildProgram(io: Io): Command {
     .description("API tokens").command("create")
     .description("print a new random API token, and the entry a --tokens file keeps for it (its SHA-256 only)")
     .requiredOption("--name <name>", "who uses it: the audit actor of its changes")
-    .addOption(new Option("--role <role>", "viewer, operator or admin").choices([...ROLES]).default("operator"))
-    .action((o: { name: string; role: Role }) => {
-      const { token, entry } = newToken(o.name, o.role);
+    .addOption(new Option("--role <role>", "viewer, operator, admin (API) or node (a filter's credential)").choices([...ROLES, "node"]).default("operator"))
+    .option("--namespace <ns>", "for role node: the namespace whose lane groups the filter receives")
+    .action((o: { name: string; role: Role | "node"; namespace?: string }) => {
+      if (o.namespace && o.role !== "node") throw new UsageError("--namespace is for --role node");
+      const { token, entry } = newToken(o.name, o.role, o.namespace);
       io.out(`token: ${token}\n\nadd to the tokens file:\n${stringify({ tokens: [entry] })}`);
     });
 
