@@ -22,6 +22,9 @@ import { grpcBridge } from "../../control-plane/src/wasmhost/index.js";
 import { parseGrpcService } from "../../control-plane/src/wasmhost/grpc.js";
 import { GraylaneClient } from "../../control-plane/src/xds/index.js";
 import { mockGroup, newFilter, routeTo } from "./support/filter.js";
+import { resolve } from "node:path";
+import { gatewayConfig, type Topology } from "../../control-plane/src/mesh/index.js";
+import { envoyBin, startEnvoy, type RunningEnvoy } from "../../control-plane/src/mesh/envoy-process.js";
 
 let dir: string;
 const pem = (name: string) => readFileSync(join(dir, name));
@@ -176,6 +179,50 @@ describe("node tokens", () => {
       await server.close();
     }
   });
+});
+
+describe("a real Envoy subscribing over TLS", () => {
+  const topology = (grpcPort: number, tls: { certFile?: string; keyFile?: string }, plugin: Record<string, unknown> = {}): Topology => ({
+    group: "mock",
+    services: [{ name: "mocka", paths: ["/mock"], instances: [{ lane: "base", version: "v1", appPort: 1, inboundPort: 2, outboundPort: 3 }] }],
+    gateway: { port: 0 },
+    controlPlane: { grpcHost: "127.0.0.1", grpcPort, tls: { caFile: join(dir, "ca.pem"), sni: "localhost", ...tls } },
+    wasmPath: resolve("filter/build/filter.wasm"),
+    plugin: { reportIntervalMs: 1000, ...plugin },
+  });
+  const acked = async (server: RunningServer) => {
+    const end = Date.now() + 20_000;
+    for (;;) {
+      const st = (await (await fetch(`${server.url}/v1/status`)).json()) as { nodes: Array<{ nodeId: string; version: string; subscribers: unknown[] }> };
+      const gw = st.nodes.find((n) => n.nodeId === "gateway");
+      if (gw?.version) return gw;
+      if (Date.now() > end) throw new Error(`the gateway did not subscribe: ${JSON.stringify(st)}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+
+  it("with a client certificate (mTLS), and with a node token over TLS", async () => {
+    const tlsFiles = { cert: pem("server.pem"), key: pem("server.key") };
+    const mtls = await serve({ tls: { ...tlsFiles, clientCa: pem("ca.pem") } });
+    const node = newToken("gw", "node");
+    const tokenFile = join(dir, "gw-tokens.yaml");
+    writeFileSync(tokenFile, stringify({ tokens: [node.entry] }));
+    const byToken = await serve({ tls: tlsFiles, nodeTokens: Tokens.fromFile(tokenFile) });
+    const envoys: RunningEnvoy[] = [];
+    try {
+      envoys.push(await startEnvoy(envoyBin(), "gw-mtls", gatewayConfig(topology(mtls.grpcPort, { certFile: join(dir, "shop.pem"), keyFile: join(dir, "shop.key") })), 1));
+      envoys.push(await startEnvoy(envoyBin(), "gw-token", gatewayConfig(topology(byToken.grpcPort, {}, { token: node.token })), 1));
+      expect((await acked(mtls.server)).version).toBeTruthy();
+      expect((await acked(byToken.server)).version).toBeTruthy();
+      // the certificate's SPIFFE namespace (shop) scoped what the mTLS gateway received
+      const st = (await (await fetch(`${mtls.server.url}/v1/status`)).json()) as { version: string; nodes: Array<{ nodeId: string; version: string }> };
+      expect(st.nodes.find((n) => n.nodeId === "gateway")!.version).not.toBe(st.version);
+    } finally {
+      await Promise.all(envoys.map((e) => e.stop()));
+      await mtls.server.close();
+      await byToken.server.close();
+    }
+  }, 60_000);
 });
 
 describe("HTTPS for the API", () => {

@@ -31,7 +31,12 @@ export interface Topology {
   group: string;
   services: MeshService[];
   gateway: { port: number; adminPort?: number };
-  controlPlane: { grpcHost: string; grpcPort: number };
+  controlPlane: {
+    grpcHost: string;
+    grpcPort: number;
+    /** TLS to the control plane: the CA that signed its certificate, and a client certificate for mTLS. */
+    tls?: { caFile: string; sni?: string; certFile?: string; keyFile?: string };
+  };
   /** Listen and connect address; default 127.0.0.1. */
   host?: string;
   /** Default "base". */
@@ -168,8 +173,23 @@ function staticCluster(name: string, host: string, ports: number[]) {
 }
 
 function controlPlaneCluster(t: Topology) {
+  const tls = t.controlPlane.tls;
   return {
     ...staticCluster(CONTROL_PLANE_CLUSTER, t.controlPlane.grpcHost, [t.controlPlane.grpcPort]),
+    ...(tls ? {
+      transport_socket: {
+        name: "envoy.transport_sockets.tls",
+        typed_config: {
+          "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+          sni: tls.sni ?? t.controlPlane.grpcHost,
+          common_tls_context: {
+            alpn_protocols: ["h2"],
+            validation_context: { trusted_ca: { filename: tls.caFile } },
+            ...(tls.certFile && tls.keyFile ? { tls_certificates: [{ certificate_chain: { filename: tls.certFile }, private_key: { filename: tls.keyFile } }] } : {}),
+          },
+        },
+      },
+    } : {}),
     typed_extension_protocol_options: {
       "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
         "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
