@@ -5,14 +5,15 @@
 import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { create } from "@bufbuild/protobuf";
-import type { ClientDuplexStream } from "@grpc/grpc-js";
 import { controlPlaneExtension } from "../../control-plane/src/cli/control-plane.js";
 import { startServer, type RunningServer } from "../../control-plane/src/cli/server.js";
-import { RuleRequestSchema, type RuleRequest, type RuleResponse } from "../../control-plane/src/generated/graylane/v1/discovery_pb.js";
 import { DecisionSource, Direction, TrafficReportSchema } from "../../control-plane/src/generated/graylane/v1/traffic_pb.js";
 import type { Leadership } from "../../control-plane/src/replicas/leader.js";
 import { EtcdStore } from "../../control-plane/src/store/index.js";
 import { GraylaneClient } from "../../control-plane/src/xds/index.js";
+import { RealClock } from "../../control-plane/src/wasmhost/clock.js";
+import { grpcBridge } from "../../control-plane/src/wasmhost/index.js";
+import { newFilter, routeTo } from "./support/filter.js";
 import { startEtcd, type RunningEtcd } from "../support/etcd.js";
 
 const demoGroup = JSON.parse(readFileSync("demo/lanegroup.json", "utf8"));
@@ -89,30 +90,24 @@ describe("etcd store with replicas", () => {
     expect(dup.body.errors[0].message).toMatch(/svc3/);
   });
 
-  it("a write on one replica reaches a filter stream connected to the other", async () => {
-    const client = new GraylaneClient(`127.0.0.1:${b.grpcPort}`);
-    const stream: ClientDuplexStream<RuleRequest, RuleResponse> = client.streamRules();
-    const versions: string[] = [];
-    stream.on("data", (r: RuleResponse) => {
-      versions.push(r.version);
-      stream.write(create(RuleRequestSchema, { instanceId: "b-sub", versionInfo: r.version, responseNonce: r.nonce }));
-    });
-    stream.on("error", () => undefined);
-    stream.write(create(RuleRequestSchema, { node: { id: "mocka-base-0" }, instanceId: "b-sub" }));
+  it("a write on one replica reaches a filter connected to the other", async () => {
+    // The real filter.wasm (in the Node host), subscribed to replica B over gRPC.
+    const bridge = grpcBridge({ cp: `127.0.0.1:${b.grpcPort}` });
     try {
-      await until(async () => versions.length >= 1);
-      const first = versions.length;
+      const f = await newFilter({ clock: new RealClock() as never, grpc: bridge, config: { cluster: "cp", node: { id: "mocka-base-0" } } });
+      f.vm.tick();
+      const served = async (r: Replica) => (await r.call("GET", "/v1/status")).body as { version: string; nodes: Array<{ nodeId: string; version: string }> };
+      await until(async () => { const s = await served(b); return s.nodes.some((n) => n.nodeId === "mocka-base-0" && n.version === s.version); });
+      expect(f.decide({ "x-user-id": "u1" }, routeTo("mocka")).route).toBe("base"); // weight 0
       const at = performance.now();
-      expect((await a.call("PUT", "/v1/lanegroups/mock", { ...demoGroup, lanes: [{ ...demoGroup.lanes[0], weight: 25 }] })).status).toBe(200);
-      await until(async () => versions.length > first);
-      console.log(`etcd: PUT on replica A → push from replica B after ${(performance.now() - at).toFixed(1)} ms`);
-      const statusA = (await a.call("GET", "/v1/status")).body;
-      const statusB = await until(async () => { const s = (await b.call("GET", "/v1/status")).body; return s.nodes.some((n: { version: string }) => n.version === s.version) && s; });
-      expect(statusB.version).toBe(statusA.version); // both serve the same version
-      expect(versions.at(-1)).toBe(statusA.version);
+      expect((await a.call("PUT", "/v1/lanegroups/mock", { ...demoGroup, lanes: [{ ...demoGroup.lanes[0], weight: 100 }] })).status).toBe(200);
+      const version = (await served(a)).version;
+      await until(async () => (await served(b)).nodes.some((n) => n.nodeId === "mocka-base-0" && n.version === version));
+      console.log(`etcd: PUT on replica A → ACK from a filter on replica B after ${(performance.now() - at).toFixed(1)} ms`);
+      expect((await served(b)).version).toBe(version); // both replicas serve the same version
+      expect(f.decide({ "x-user-id": "u1" }, routeTo("mocka")).route).toBe("canary"); // and the filter routes by it
     } finally {
-      stream.end();
-      client.close();
+      bridge.close();
     }
   });
 
