@@ -56,7 +56,8 @@ export async function startMockApp(options: MockAppOptions): Promise<MockApp> {
       let body = "";
       up.setEncoding("utf8");
       up.on("data", (d) => (body += d));
-      up.on("end", () => res.writeHead(200, { "content-type": "text/plain" }).end(`${self}->${body}`));
+      // A failed hop shows its status, so a broken chain says where it broke.
+      up.on("end", () => res.writeHead(200, { "content-type": "text/plain" }).end(`${self}->${up.statusCode === 200 ? "" : `[${up.statusCode} ${up.headers["x-envoy-upstream-service-time"] === undefined ? "envoy" : "app"}]`}${body}`));
     });
     out.on("error", (e) => res.writeHead(502).end(`${self}->error(${e.message})`));
     out.end();

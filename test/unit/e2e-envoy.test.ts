@@ -17,6 +17,12 @@ beforeAll(async () => {
   stack = await startStack({ group: demoGroup, envoyBin: envoyBin(), reportIntervalMs: 1000, rollout: { tickMs: 50, reportSettleMs: 200 } });
 }, 60_000);
 afterAll(async () => {
+  if (process.env.E2E_ENVOY_LOGS) {
+    for (const e of stack?.envoys ?? []) {
+      const lines = e.log().split("\n").filter((l) => /wasm|panic|abort|error|critical/i.test(l));
+      if (lines.length) console.log(`--- ${e.id}\n${lines.slice(0, 20).join("\n")}`);
+    }
+  }
   await stack?.close();
   console.log(`e2e-envoy: suite wall time ${((performance.now() - started) / 1000).toFixed(1)} s`);
 });

@@ -254,7 +254,10 @@ export function createHostFunctions(vm: WasmVm): Record<string, HostFunction> {
       const f = Object.prototype.hasOwnProperty.call(vm._foreign, name) ? vm._foreign[name] : undefined;
       if (!f) return NotFound;
       const out = f(args, vm);
-      vm._mem.returnBytes(retPtrPtr, retSizePtr, out === undefined ? new Uint8Array() : toBytes(out));
+      // As proxy-wasm-cpp-host does (Envoy's clear_route_cache): a function without a result writes
+      // nothing to the result slots; the module must not read stale ones.
+      const bytes = out === undefined ? undefined : toBytes(out);
+      if (bytes && bytes.length > 0) vm._mem.returnBytes(retPtrPtr, retSizePtr, bytes);
       return Ok;
     },
 

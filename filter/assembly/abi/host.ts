@@ -10,6 +10,15 @@ export let retPtr: usize = 0;
 export let retLen: usize = 0;
 export let retCas: u32 = 0;
 
+/**
+ * Zeroes the return slots before a call: a host that answers Ok without producing data (Envoy's
+ * clear_route_cache, an empty buffer) writes nothing, and a stale pointer left there would be read
+ * as this call's result and freed twice.
+ */
+@inline function clearRet(): void {
+  store<u64>(RET, 0);
+}
+
 @inline function takeRet(status: u32): u32 {
   if (status == WasmResult.Ok) {
     retPtr = <usize>load<u32>(RET);
@@ -51,14 +60,17 @@ export function setTickPeriodMillis(ms: u32): void {
 }
 
 export function getBufferBytes(bufferType: u32, start: u32, maxSize: u32): u32 {
+  clearRet();
   return takeRet(imp.proxy_get_buffer_bytes(bufferType, start, maxSize, RET, RET + 4));
 }
 
 export function getHeaderMapPairs(mapType: u32): u32 {
+  clearRet();
   return takeRet(imp.proxy_get_header_map_pairs(mapType, RET, RET + 4));
 }
 
 export function getHeaderMapValue(mapType: u32, keyPtr: usize, keyLen: usize): u32 {
+  clearRet();
   return takeRet(imp.proxy_get_header_map_value(mapType, keyPtr, keyLen, RET, RET + 4));
 }
 
@@ -76,10 +88,12 @@ export function removeHeader(mapType: u32, keyPtr: usize, keyLen: usize): u32 {
 
 /** path: segments separated by 0x00, e.g. "xds\0listener_direction". */
 export function getProperty(pathPtr: usize, pathLen: usize): u32 {
+  clearRet();
   return takeRet(imp.proxy_get_property(pathPtr, pathLen, RET, RET + 4));
 }
 
 export function getSharedData(keyPtr: usize, keyLen: usize): u32 {
+  clearRet();
   const status = takeRet(imp.proxy_get_shared_data(keyPtr, keyLen, RET, RET + 4, RET + 8));
   retCas = status == WasmResult.Ok ? load<u32>(RET, 8) : 0;
   return status;
@@ -106,6 +120,7 @@ export function recordMetric(id: u32, value: u64): void {
 
 /** Calls a foreign function with no arguments; the result bytes, if any, are released at once. */
 export function callForeign(namePtr: usize, nameLen: usize): u32 {
+  clearRet();
   const status = takeRet(imp.proxy_call_foreign_function(namePtr, nameLen, 0, 0, RET, RET + 4));
   freeRet();
   return status;
