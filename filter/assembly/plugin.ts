@@ -218,7 +218,8 @@ class LaneRoot extends RootContext {
     const r = this.rules;
     if (r == null || this.config.service.length == 0) return;
     const name = utf8(this.config.service);
-    this.findService(name.dataStart, <usize>name.byteLength);
+    // Not found (the service left every group): stay -1, never keep a previous RuleSet's indices.
+    if (!this.findService(name.dataStart, <usize>name.byteLength)) return;
     this.localGroup = this.foundGroup;
     this.localService = this.foundService;
   }
@@ -552,6 +553,11 @@ class LaneStream extends HttpContext {
   onLog(): void {
     const gm = this.gm;
     if (gm == null) return;
+    // Indices come from the same RuleSet as gm; checked anyway, because a bad key would break every report.
+    if (<u32>this.lane >= <u32>gm.laneNames.length || <u32>this.route >= <u32>gm.laneNames.length || <u32>this.service >= <u32>gm.serviceNames.length) {
+      this.gm = null;
+      return;
+    }
     const key = counterKey(gm.groupName, unchecked(gm.laneNames[this.lane]), unchecked(gm.laneNames[this.route]),
       unchecked(gm.serviceNames[this.service]), this.direction, this.source, this.statusClass);
     this.root.counters.count(key, this.latencyMicros, this.hasLatency);

@@ -2,7 +2,7 @@
 // through the real filter.wasm.
 import { describe, expect, it } from "vitest";
 import { SharedData } from "../../control-plane/src/wasmhost/index.js";
-import { newFilter, routeTo, mockGroup } from "./support/filter.js";
+import { base64, compileGroups, newFilter, routeTo, mockGroup } from "./support/filter.js";
 import { decidedBy, shopGroup } from "./support/lanes.js";
 
 const toWeb = routeTo("web");
@@ -155,6 +155,18 @@ describe("destination", () => {
     const s = f.exchange({ ":authority": "x", ":path": "/", "x-graylane-route": "canary" });
     expect(s.requestHeader("x-graylane-route")).toBeUndefined();
     expect(f.vm.metric("graylane.no_destination")?.value).toBe(1n);
+  });
+
+  it("inbound: when a new RuleSet drops the local service, requests have no destination (no stale indices)", async () => {
+    const f = await newFilter({ groups: [mockGroup()], direction: "inbound", service: "mockb" });
+    expect(f.exchange({ "x-asm-prefer-tag": "canary" }).requestHeader("x-graylane-lane")).toBe("canary");
+    // The same filter gets a RuleSet in which mockb is in no group (a one-service group instead).
+    const other = { name: "other", services: [{ name: "elsewhere" }] };
+    expect(f.vm.configure(JSON.stringify({ service: "mockb", ruleSet: base64(compileGroups([other]).bytes) }))).toBe(true);
+    const s = f.exchange({ "x-asm-prefer-tag": "canary", "x-graylane-lane": "canary" });
+    expect(s.requestHeader("x-graylane-lane")).toBe("canary"); // untouched: no decision here
+    expect(f.vm.metric("graylane.no_destination")?.value).toBe(1n);
+    expect(f.vm.failed).toBe(false);
   });
 
   it("an edge without any RuleSet yet still strips lane, route and baggage lane from outsiders", async () => {

@@ -109,6 +109,9 @@ export class Counters {
       const e = this.table + i * ENTRY;
       const key = load<u64>(e);
       if (key == EMPTY) continue;
+      const n = <u64>names.length;
+      // Never trap on a key naming no interned name: one bad entry must not stop every report.
+      if (((key >> 44) & 0xfff) >= n || ((key >> 32) & 0xfff) >= n || ((key >> 20) & 0xfff) >= n || ((key >> 8) & 0xfff) >= n) continue;
       const at = w.begin(5);
       w.bytes(1, names[<i32>((key >> 44) & 0xfff)]);
       w.bytes(2, names[<i32>((key >> 32) & 0xfff)]);
