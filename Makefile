@@ -50,13 +50,38 @@ envoy: $(ENVOY) $(WASM)
 	@$(ENVOY) --version
 	@tsx test/support/envoy-validate.ts $(ENVOY)
 
-## test: type check, then every test (vitest), after building the filter and installing Envoy
-test: build typecheck envoy
+# schemathesis (PyPI) for test/unit/schemathesis.test.ts, in .cache/ like Envoy; the stamp names the version.
+SCHEMATHESIS_VERSION := 4.32.5
+SCHEMATHESIS_VENV := .cache/schemathesis-venv
+
+$(SCHEMATHESIS_VENV)/.installed-$(SCHEMATHESIS_VERSION):
+	python3 -m venv $(SCHEMATHESIS_VENV)
+	$(SCHEMATHESIS_VENV)/bin/pip install --quiet --disable-pip-version-check schemathesis==$(SCHEMATHESIS_VERSION)
+	@touch $@
+
+.PHONY: schemathesis fuzz soak
+
+## schemathesis: install schemathesis if needed (part of make test, which runs it against a live control plane)
+schemathesis: $(SCHEMATHESIS_VENV)/.installed-$(SCHEMATHESIS_VERSION)
+	@$(SCHEMATHESIS_VENV)/bin/schemathesis --version
+
+## test: type check, then every test (vitest), after building the filter and installing Envoy and schemathesis
+test: build typecheck envoy schemathesis
 	ENVOY_BIN=$(ENVOY) vitest run $(VITEST_FLAGS)
 
-## bench: benchmarks, each printing ratios measured side by side in one run
-bench: build
-	tsx bench/filter-decision.ts
+## bench: every benchmark (bench/run.ts), each figure against a baseline measured in the same run; writes bench/results/ (BENCH_QUICK=1: smoke sizes, into .cache/bench-quick)
+bench: build envoy
+	ENVOY_BIN=$(ENVOY) tsx bench/run.ts
+
+## fuzz: test/unit/fuzz.test.ts at FUZZ_RUNS decisions (default 1,000,000; make test runs 100,000); FUZZ_SEED picks another seed
+FUZZ_RUNS ?= 1000000
+fuzz: build
+	FUZZ_RUNS=$(FUZZ_RUNS) vitest run test/unit/fuzz.test.ts
+
+## soak: SOAK_SECONDS (default 300) of steady traffic through the demo topology, memory sampled; writes bench/results/soak.json (make test runs 30 s)
+SOAK_SECONDS ?= 300
+soak: build envoy
+	SOAK_SECONDS=$(SOAK_SECONDS) SOAK_OUT=bench/results/soak.json ENVOY_BIN=$(ENVOY) vitest run test/unit/soak.test.ts
 
 ## demo: the lane scenario (see README)
 demo: build envoy

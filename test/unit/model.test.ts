@@ -88,5 +88,9 @@ describe("lane group model", () => {
       { path: "/1/services/1/hosts/0", message: "host b already routes to g/b" },
     ]);
     expect(validateLaneGroups([a, a])[0]).toEqual({ path: "/1/name", message: "duplicate lane group g" });
+    // an edge path prefix selects one service, across groups too
+    const p1 = (parseLaneGroup({ name: "p1", services: [{ name: "x", paths: ["/shop"] }] }) as { value: LaneGroup }).value;
+    const p2 = (parseLaneGroup({ name: "p2", services: [{ name: "y", paths: ["/cart", "/shop"] }] }) as { value: LaneGroup }).value;
+    expect(validateLaneGroups([p1, p2])).toEqual([{ path: "/1/services/0/paths/1", message: "path /shop already routes to p1/x" }]);
   });
 });

@@ -266,6 +266,7 @@ export function validateLaneGroups(groups: LaneGroup[]): FieldError[] {
   const names = new Map<string, number>();
   const services = new Map<string, string>();
   const hosts = new Map<string, string>();
+  const paths = new Map<string, string>();
   groups.forEach((g, gi) => {
     if (names.has(g.name)) errors.push({ path: pointer([gi, "name"]), message: `duplicate lane group ${g.name}` });
     names.set(g.name, gi);
@@ -278,6 +279,12 @@ export function validateLaneGroups(groups: LaneGroup[]): FieldError[] {
         const other = hosts.get(host);
         if (other !== undefined && other !== `${g.name}/${s.name}`) errors.push({ path: pointer([gi, "services", si, "hosts", hi]), message: `host ${h} already routes to ${other}` });
         hosts.set(host, `${g.name}/${s.name}`);
+      });
+      // An edge path prefix selects one service: the same prefix on two services would be a tie.
+      s.paths.forEach((p, pi) => {
+        const other = paths.get(p);
+        if (other !== undefined && other !== `${g.name}/${s.name}`) errors.push({ path: pointer([gi, "services", si, "paths", pi]), message: `path ${p} already routes to ${other}` });
+        paths.set(p, `${g.name}/${s.name}`);
       });
     });
   });

@@ -33,7 +33,11 @@ export function proxy_on_vm_start(rootId: u32, vmConfigSize: u32): u32 {
 
 export function proxy_on_configure(rootId: u32, pluginConfigSize: u32): u32 {
   const r = rootById(rootId);
-  return r != null && r.onConfigure(pluginConfigSize) ? 1 : 0;
+  const ok = r != null && r.onConfigure(pluginConfigSize);
+  // Applying a RuleSet leaves garbage; collect it now rather than at the next tick (a reconfigured
+  // VM without traffic or ticks would otherwise grow). Safe: only this frame holds references.
+  collectAtSafePoint();
+  return ok ? 1 : 0;
 }
 
 export function proxy_on_tick(rootId: u32): void {
