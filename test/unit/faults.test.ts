@@ -39,11 +39,14 @@ describe("kill -9 of the control plane during writes", () => {
   it("loses no acknowledged revision, and the store opens cleanly and serves them", async () => {
     const db = join(tempDir(), "graylane.db");
     const server = spawn(process.execPath, ["bin/graylane.mjs", "serve", "--port", "0", "--grpc-port", "0", "--store", `sqlite:${db}`], { stdio: ["ignore", "pipe", "pipe"] });
-    cleanups.push(() => { if (server.exitCode === null) server.kill("SIGKILL"); });
+    cleanups.push(() => { if (server.exitCode === null && server.signalCode === null) server.kill("SIGKILL"); });
     let out = "";
+    let err = "";
+    server.stderr!.on("data", (d) => { err = (err + d).slice(-4000); }); // read it, or a full pipe blocks the server
     const url = await new Promise<string>((resolve, reject) => {
-      server.stdout!.on("data", (d) => { out += d; const m = /listening on (http:\/\/\S+)/.exec(out); if (m) resolve(m[1]!); });
-      server.on("close", () => reject(new Error("serve exited: " + out)));
+      const t = setTimeout(() => reject(new Error(`serve did not listen within 45 s: ${out}${err}`)), 45_000);
+      server.stdout!.on("data", (d) => { out += d; const m = /listening on (http:\/\/\S+)/.exec(out); if (m) { clearTimeout(t); resolve(m[1]!); } });
+      server.on("close", () => { clearTimeout(t); reject(new Error("serve exited: " + out + err)); });
     });
     // 4 writers PUT distinct groups as fast as they can; each 2xx is an acknowledged revision.
     const acked = new Map<number, { name: string; weight: number }>();
@@ -56,7 +59,7 @@ describe("kill -9 of the control plane during writes", () => {
         const weight = i % 100;
         try {
           const res = await fetch(`${url}/v1/lanegroups/${name}`, {
-            method: "PUT", headers: { "content-type": "application/json" },
+            method: "PUT", headers: { "content-type": "application/json" }, signal: AbortSignal.timeout(5000),
             body: JSON.stringify({ name, services: [{ name: `svc-${name}` }], lanes: [{ name: "canary", weight }] }),
           });
           const body = (await res.json()) as { revision: number };
@@ -65,11 +68,15 @@ describe("kill -9 of the control plane during writes", () => {
       }
     };
     const writers = Promise.all([writer(), writer(), writer(), writer()]);
-    await until("100 acknowledged writes", () => acked.size >= 100);
-    server.kill("SIGKILL");
-    killed = true;
+    try {
+      await until("100 acknowledged writes", () => acked.size >= 100, 30_000);
+    } finally {
+      server.kill("SIGKILL");
+      killed = true;
+    }
     await writers;
-    await new Promise((r) => server.exitCode !== null ? r(null) : server.once("close", r));
+    // Killed by a signal, exitCode stays null and signalCode is set; 'close' may have fired already.
+    await new Promise((r) => (server.exitCode !== null || server.signalCode !== null ? r(null) : server.once("exit", r)));
 
     const store = new SqliteStore(db); // opens: WAL recovered, schema checked
     try {
@@ -87,7 +94,7 @@ describe("kill -9 of the control plane during writes", () => {
     } finally {
       store.close();
     }
-  }, 60_000);
+  }, 120_000);
 });
 
 describe("filters without their control plane", () => {
