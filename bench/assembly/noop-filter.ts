@@ -1,5 +1,7 @@
-// Baseline for bench/filter-decision: a proxy-wasm module that does nothing (every hook continues),
-// run in the same host, so the ratio isolates the cost of the lane decision itself.
+// The do-nothing baseline of bench/filter-decision (in the Node host) and of bench/envoy-overhead
+// configuration (c) (in Envoy): a proxy-wasm 0.2.1 module whose every hook continues, so a ratio
+// against it isolates the cost of the lane decision from the cost of being a Wasm filter at all.
+// AssemblyScript, built by bench/support/noop.ts (outside tsconfig: it is not Node TypeScript).
 export function proxy_abi_version_0_2_1(): void {}
 export function proxy_on_memory_allocate(size: usize): usize { return heap.alloc(size); }
 export function proxy_on_context_create(contextId: u32, parentContextId: u32): void {}

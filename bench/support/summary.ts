@@ -1,0 +1,113 @@
+// bench/results/*.json → bench/results/summary.md: the tables the README's Performance section quotes.
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Machine } from "./common.js";
+
+/* eslint-disable @typescript-eslint/no-explicit-any */
+type Json = any;
+
+function load(dir: string, name: string): Json | undefined {
+  const p = join(dir, `${name}.json`);
+  return existsSync(p) ? JSON.parse(readFileSync(p, "utf8")) : undefined;
+}
+
+const sign = (x: number) => (x >= 0 ? `+${x}` : `${x}`);
+const yes = (met: boolean) => (met ? "**met**" : "**missed**");
+const kib = (b: number) => `${(b / 1024).toLocaleString("en-US", { maximumFractionDigits: 0 })} KiB`;
+
+export function summaryMarkdown(dir: string): string {
+  const overhead = load(dir, "envoy-overhead");
+  const push = load(dir, "push-latency");
+  const counters = load(dir, "counter-exactness");
+  const memory = load(dir, "filter-memory");
+  const decision = load(dir, "filter-decision");
+  const any = overhead ?? push ?? counters ?? memory ?? decision;
+  if (!any) return "# Graylane benchmarks\n\nNo results yet: run `make bench`.\n";
+  const m: Machine = any.machine;
+  const out: string[] = [];
+  out.push("# Graylane benchmarks", "");
+  out.push(`Machine: ${m.nproc} CPUs (\`nproc\`), ${m.cpuModel} (/proc/cpuinfo), ${m.kernel}; Envoy ${m.envoy}; Node ${m.node}.`);
+  const dates = [overhead, push, counters, memory, decision].filter(Boolean).map((r: Json) => String(r.machine.date).slice(0, 16).replace("T", " ")).sort();
+  out.push(`Results written ${dates[0] === dates.at(-1) ? dates[0] : `${dates[0]} to ${dates.at(-1)}`} UTC${any.quick ? " — **quick mode (BENCH_QUICK=1): smoke sizes, not for quoting**" : ""}. `
+    + "Every figure is set against a baseline measured in the same run; `make bench` regenerates this file.");
+  const loads = ([["envoy-overhead", overhead], ["push-latency", push], ["counter-exactness", counters], ["filter-memory", memory], ["filter-decision", decision]] as Array<[string, Json]>)
+    .filter(([, r]) => r?.machine?.loadAverage).map(([n, r]) => `${n} ${r.machine.loadAverage.atStart} → ${r.machine.loadAverage.atEnd}`);
+  if (loads.length) out.push(`1-minute load average at start → end of each benchmark (the machine is shared; other work skews the figures): ${loads.join(", ")}.`);
+  out.push("");
+
+  if (overhead) {
+    const s = overhead.setup;
+    out.push("## Envoy overhead (`bench/envoy-overhead.ts`)", "");
+    out.push(`wrk → Envoy (--concurrency ${s.concurrency}, CPU ${s.envoyCpu}) → ${s.upstream} (wrk and upstream on CPU ${s.loadCpu}). `
+      + `RuleSet: ${s.ruleSet.groups} groups, ${s.ruleSet.conditions} conditions, ${s.ruleSet.regexDfas} regex DFAs, trace memory ${s.ruleSet.traceMemorySlots} slots. `
+      + `Throughput: ${s.throughput.connections} connections × ${s.throughput.seconds} s × ${s.throughput.rounds} rounds, ${s.throughput.statistic}. `
+      + `Latency: ${s.latency.method}, ${s.latency.seconds} s per configuration and round (median of the rounds' percentiles).`, "");
+    out.push("| configuration | req/s | ratio to (a) | Envoy CPU µs/request | added CPU µs | latency rate req/s | p50 µs | Δp50 µs | p99 µs | Δp99 µs |");
+    out.push("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+    for (const c of overhead.configs) {
+      out.push(`| (${c.id}) ${c.name} | ${c.throughput.rps} | ${c.throughput.ratioToA.toFixed(3)} | ${c.cpuPerRequest.us} | ${sign(c.cpuPerRequest.addedUs)} | ${c.latency.rps} | ${c.latency.p50Us} | ${sign(c.latency.p50DeltaUs)} | ${c.latency.p99Us} | ${sign(c.latency.p99DeltaUs)} |`);
+    }
+    const t = overhead.targets;
+    out.push("");
+    out.push(`Targets for (b): throughput ≥ 95% of (a): ${(t.throughputAtLeast95PercentOfA.value * 100).toFixed(1)}% — ${yes(t.throughputAtLeast95PercentOfA.met)}; `
+      + `≤ 20 µs added at p99: ${sign(t.p99AddedAtMost20us.value)} µs — ${yes(t.p99AddedAtMost20us.met)}; `
+      + `beats Lua (d): ${t.beatsLua.value.rpsRatioBToD}× its throughput, ${t.beatsLua.value.cpuUsB} vs ${t.beatsLua.value.cpuUsD} CPU µs/request — ${yes(t.beatsLua.met)}.`);
+    const by = (id: string) => overhead.configs.find((c: Json) => c.id === id);
+    if (by("b") && by("c")) {
+      out.push("", `Of (b)'s ${by("b").cpuPerRequest.addedUs} µs added CPU per request, ${by("c").cpuPerRequest.addedUs} µs are being a Wasm filter at all (c), `
+        + `${(by("b").cpuPerRequest.us - by("c").cpuPerRequest.us).toFixed(2)} µs the lane decision and its host calls.`);
+    }
+    out.push("");
+  }
+
+  if (push) {
+    out.push("## Rule push latency (`bench/push-latency.ts`)", "");
+    out.push(`${push.setup.controlPlane}; ${push.setup.envoy}; ${push.setup.subscribers}. Measured: ${push.setup.measure}. Each size: ${push.sizes[0]?.changes} changes.`, "");
+    out.push("| subscribers (grpc-js + Envoy) | processes | p50 ms | p99 ms | p99 ratio to the first row | last push written ms | first / median ACK ms | PUT sent → all ACKed p99 ms | control plane CPU ms/change | rss MB | heap MB | subscriber processes CPU ms/change |");
+    out.push("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+    for (const r of push.sizes) {
+      out.push(`| ${r.grpcSubscribers} + ${r.envoySubscribers} | ${r.processes} | ${r.commitToAllAckedMs.p50} | ${r.commitToAllAckedMs.p99} | ${r.p99RatioToFirstSize} | ${r.commitToLastPushWrittenMs} | ${r.commitToFirstAckMs} / ${r.commitToMedianAckMs} | ${r.putSentToAllAckedMs.p99} | ${r.controlPlane.cpuMsPerChange} | ${r.controlPlane.rssMB} | ${r.controlPlane.heapUsedMB} | ${r.subscriberProcessesCpuMsPerChange} |`);
+    }
+    const t = push.target.p99Under250msAtLargest;
+    out.push("", `Target p99 < 250 ms at ${t.size} subscribers: ${t.value} ms — ${yes(t.met)}. Idle control plane (Envoy subscribed): rss ${push.setup.idleControlPlane.rssMB} MB. `
+      + "All processes share this machine's cores: the subscriber processes' CPU is the simulated fleet's, which real proxies spend on their own hosts.");
+    out.push("");
+  }
+
+  if (counters) {
+    out.push("## Counter exactness (`bench/counter-exactness.ts`)", "");
+    out.push(`${counters.requests.toLocaleString("en-US")} requests through ${counters.setup.envoy}: ${counters.setup.phases.join(" → ")}.`, "");
+    out.push("| count | requests | errors (503) |", "|---|--:|--:|");
+    out.push(`| client (answers received) | ${counters.client.ok + counters.client.errors + counters.client.other} | ${counters.client.errors} |`);
+    out.push(`| Envoy \`http.inbound-shop0-web.downstream_rq_total\` / \`_5xx\` | ${counters.envoy.downstreamRqTotal} | ${counters.envoy.downstreamRq5xx} |`);
+    out.push(`| Envoy \`cluster.local-app.upstream_rq_total\` | ${counters.envoy.upstreamRqTotal} | |`);
+    out.push(`| control plane \`/v1/traffic\` | ${counters.traffic.requests} | ${counters.traffic.errors} |`);
+    out.push("", `Per lane (/v1/traffic vs the filter's own Envoy counters): ${counters.perLane.map((l: Json) => `${l.lane} ${l.traffic}/${l.filterEnvoyStats}`).join(", ")}. `
+      + `Exact: **${counters.exact ? "yes" : "no"}** (difference ${counters.difference}).`, "");
+  }
+
+  if (memory) {
+    const l = memory.linearMemory;
+    out.push("## Filter memory (`bench/filter-memory.ts`)", "");
+    out.push(`${memory.setup.host}. ${memory.setup.requests.toLocaleString("en-US")} requests with distinct trace ids.`, "");
+    out.push("| after requests | linear memory | trace memory keys |", "|--:|--:|--:|");
+    out.push(`| 0 (at rest, RuleSet applied) | ${kib(l.atRestBytes)} | 0 |`);
+    for (const c of l.checkpoints) out.push(`| ${c.requests.toLocaleString("en-US")} | ${kib(c.linearMemoryBytes)} | ${c.traceMemoryKeys.toLocaleString("en-US")} |`);
+    out.push("", `Linear memory after/at rest: ×${l.ratioAfterToRest}. Trace memory: ${memory.traceMemory.keys.toLocaleString("en-US")} of ${memory.traceMemory.slots.toLocaleString("en-US")} slots used, ${kib(memory.traceMemory.sharedDataBytes)} of Envoy shared data (per proxy, not per VM).`, "");
+  }
+
+  if (decision) {
+    out.push("## Filter decision in the Node host (`bench/filter-decision.ts`)", "");
+    out.push(`${decision.setup.host}, ${decision.setup.requests.toLocaleString("en-US")} requests × ${decision.setup.rounds} rounds, ${decision.setup.statistic}: `
+      + `no-op module ${decision.noopUsPerRequest} µs/request, Graylane ${decision.graylaneUsPerRequest} µs/request (×${decision.ratio}, +${decision.filterCostUs} µs, most of it the JS host's header maps). `
+      + `filter.wasm ${decision.filterWasmBytes.toLocaleString("en-US")} bytes.`, "");
+  }
+  return out.join("\n");
+}
+
+export function writeSummary(dir: string): string {
+  const path = join(dir, "summary.md");
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(path, summaryMarkdown(dir));
+  return path;
+}

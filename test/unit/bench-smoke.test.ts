@@ -1,0 +1,31 @@
+// The benchmarks' own machinery at toy sizes (bench/push-latency, bench/counter-exactness): every
+// subscriber ACKs every change, and the traffic counters equal Envoy's exactly across a control-plane
+// restart. Only shapes and exactness are asserted — never timings; `make bench` measures those.
+import { describe, expect, it } from "vitest";
+import { runPushLatency } from "../../bench/push-latency.js";
+import { runCounterExactness } from "../../bench/counter-exactness.js";
+
+describe("bench smoke", () => {
+  it("push-latency: 6 grpc-js subscribers (4 processes) plus a real Envoy sidecar ACK every change", async () => {
+    const r = await runPushLatency({ sizes: [6], changes: 2, warmup: 0, processes: 4, envoy: true, log: () => {} });
+    expect(r.sizes.map((s) => [s.grpcSubscribers, s.envoySubscribers, s.processes, s.changes])).toEqual([[6, 3, 4, 2]]);
+    for (const s of r.sizes) {
+      expect(s.commitToAllAckedMs.all).toHaveLength(2);
+      for (const x of [s.commitToAllAckedMs.p50, s.commitToAllAckedMs.p99, s.controlPlane.cpuMsPerChange, s.controlPlane.rssMB]) expect(x).toBeGreaterThan(0);
+      expect(s.p99RatioToFirstSize).toBe(1);
+    }
+    expect(r.target.p99Under250msAtLargest.size).toBe(9);
+    expect(typeof r.target.p99Under250msAtLargest.met).toBe("boolean");
+  }, 60_000);
+
+  it("counter-exactness: 300 requests with the control plane restarted midway, /v1/traffic = Envoy's count", async () => {
+    const r = await runCounterExactness({ requests: 300, concurrency: 6, downMs: 1200, log: () => {} });
+    expect(r.client).toEqual({ ok: 294, errors: 6, other: 0 });
+    expect(r.envoy).toEqual({ downstreamRqTotal: 300, upstreamRqTotal: 300, downstreamRq5xx: 6 });
+    expect(r.traffic).toEqual({ requests: 300, errors: 6 });
+    expect(r.perLane.map((l) => l.lane)).toEqual(expect.arrayContaining(["base", "canary", "gray"]));
+    for (const l of r.perLane) expect(l.traffic).toBe(l.filterEnvoyStats);
+    expect(r.exact).toBe(true);
+    expect(r.difference).toBe(0);
+  }, 60_000);
+});
