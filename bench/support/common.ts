@@ -79,17 +79,7 @@ export function isMain(metaUrl: string): boolean {
   return !!process.argv[1] && resolve(process.argv[1]) === new URL(metaUrl).pathname;
 }
 
-/** Free loopback ports (bound then released). */
-export async function freePorts(n: number): Promise<number[]> {
-  const { createServer } = await import("node:net");
-  const servers = await Promise.all(Array.from({ length: n }, () => new Promise<import("node:net").Server>((r) => {
-    const s = createServer();
-    s.listen(0, "127.0.0.1", () => r(s));
-  })));
-  const ports = servers.map((s) => (s.address() as import("node:net").AddressInfo).port);
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-  return ports;
-}
+export { freePorts } from "../../demo/stack.js";
 
 /** One GET with any headers (fetch refuses to set Host): resolves to status and body. */
 export async function httpGet(url: string, headers: Record<string, string>, agent?: import("node:http").Agent): Promise<{ status: number; body: string }> {

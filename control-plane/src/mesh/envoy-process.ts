@@ -22,6 +22,7 @@ export function validate(bin: string, config: string): { ok: boolean; output: st
 
 export interface RunningEnvoy {
   id: string;
+  pid: number;
   admin: string;
   /** Bound listener addresses (host:port), in the order the admin lists them. */
   listeners: string[];
@@ -31,14 +32,26 @@ export interface RunningEnvoy {
 }
 
 /** Starts Envoy (2 workers, dynamic base id, admin address from a file) and waits for `expectListeners`. */
-export async function startEnvoy(bin: string, id: string, config: unknown, expectListeners: number, logLevel = "warn"): Promise<RunningEnvoy> {
+export interface StartEnvoyOptions {
+  logLevel?: string;
+  /** Worker threads (default 2, so trace memory is exercised across worker VMs). */
+  concurrency?: number;
+  /** Pins Envoy to these CPUs with taskset, e.g. "0" (benchmarks); taskset execs, so the pid is Envoy's. */
+  cpus?: string;
+  /** Start-up deadline (default 20 s). */
+  timeoutMs?: number;
+}
+
+export async function startEnvoy(bin: string, id: string, config: unknown, expectListeners: number, options: string | StartEnvoyOptions = {}): Promise<RunningEnvoy> {
+  const opts: StartEnvoyOptions = typeof options === "string" ? { logLevel: options } : options;
   const dir = mkdtempSync(join(tmpdir(), `graylane-${id}-`));
   writeFileSync(join(dir, "envoy.json"), typeof config === "string" ? config : JSON.stringify(config));
   const adminPath = join(dir, "admin-address");
   let log = "";
-  const p = spawn(bin, ["-c", join(dir, "envoy.json"), "--concurrency", "2", "--use-dynamic-base-id",
-    "--admin-address-path", adminPath, "--log-level", logLevel, "--drain-time-s", "0", "--parent-shutdown-time-s", "1"],
-  { stdio: ["ignore", "pipe", "pipe"] });
+  const args = ["-c", join(dir, "envoy.json"), "--concurrency", String(opts.concurrency ?? 2), "--use-dynamic-base-id",
+    "--admin-address-path", adminPath, "--log-level", opts.logLevel ?? "warn", "--drain-time-s", "0", "--parent-shutdown-time-s", "1"];
+  const [cmd, argv] = opts.cpus !== undefined ? ["taskset", ["-c", opts.cpus, bin, ...args]] : [bin, args];
+  const p = spawn(cmd, argv, { stdio: ["ignore", "pipe", "pipe"] });
   p.stdout!.on("data", (d) => (log = (log + d).slice(-200_000)));
   p.stderr!.on("data", (d) => (log = (log + d).slice(-200_000)));
   const exited = new Promise<void>((r) => p.on("exit", () => r()));
@@ -51,7 +64,7 @@ export async function startEnvoy(bin: string, id: string, config: unknown, expec
     rmSync(dir, { recursive: true, force: true });
   };
   try {
-    const end = Date.now() + 20_000;
+    const end = Date.now() + (opts.timeoutMs ?? 20_000);
     for (;;) {
       if (p.exitCode !== null) throw new Error(`envoy ${id} exited:\n${log}`);
       if (Date.now() > end) throw new Error(`envoy ${id} did not start:\n${log}`);
@@ -64,7 +77,7 @@ export async function startEnvoy(bin: string, id: string, config: unknown, expec
           const sa = l.local_address?.socket_address;
           return sa?.port_value ? [`${sa.address}:${sa.port_value}`] : [];
         });
-        if (listeners.length >= expectListeners) return { id, admin: `http://${admin}`, listeners, process: p, log: () => log, stop };
+        if (listeners.length >= expectListeners) return { id, pid: p.pid!, admin: `http://${admin}`, listeners, process: p, log: () => log, stop };
       }
       await new Promise((r) => setTimeout(r, 50));
     }
