@@ -1,7 +1,9 @@
-// Checks both stores make before a write: the If-Match precondition and the cross-group rules.
+// What both stores work out before a write: the If-Match precondition, the cross-group rules, and
+// the changes a rollback makes.
 import { pointer, type FieldError } from "../model/errors.js";
-import { validateLaneGroups, type LaneGroup } from "../model/lanegroup.js";
-import { ConflictError, type Expected } from "./types.js";
+import { parseLaneGroup, validateLaneGroups, type LaneGroup } from "../model/lanegroup.js";
+import { diff } from "./diff.js";
+import { ConflictError, ValidationError, type Expected, type GroupChange, type StoredGroup } from "./types.js";
 
 export function checkExpected(name: string, actual: number, expected: Expected | undefined): void {
   if (expected === undefined) return;
@@ -15,4 +17,32 @@ export function crossErrors(others: LaneGroup[], group: LaneGroup): FieldError[]
   return validateLaneGroups([...others, group]).map((e) =>
     e.path === prefix || e.path.startsWith(prefix + "/") ? { path: e.path.slice(prefix.length), message: e.message } : e,
   );
+}
+
+/**
+ * A rollback from the current groups to the state of an earlier revision: that state re-checked
+ * (validation rules may have tightened since it was written; ValidationError if it no longer
+ * passes), and one change per group whose content differs, in name order.
+ */
+export function rollbackPlan(current: StoredGroup[], target: StoredGroup[]): { wanted: Map<string, LaneGroup>; changes: GroupChange[] } {
+  const errors: FieldError[] = [];
+  const wanted = new Map<string, LaneGroup>();
+  for (const g of target) {
+    const r = parseLaneGroup(g.lanegroup);
+    if (!r.ok) errors.push(...r.errors.map((e) => ({ path: `/lanegroups/${g.name}${e.path}`, message: e.message })));
+    wanted.set(g.name, r.ok ? r.value : g.lanegroup);
+  }
+  if (errors.length) throw new ValidationError(errors);
+  const now = new Map(current.map((g) => [g.name, g.lanegroup]));
+  const changes: GroupChange[] = [];
+  for (const name of [...new Set([...now.keys(), ...wanted.keys()])].sort()) {
+    const a = now.get(name);
+    const b = wanted.get(name);
+    if (a && b) {
+      const patch = diff(a, b);
+      if (patch.length) changes.push({ group: name, action: "replace", patch });
+    } else if (b) changes.push({ group: name, action: "create", patch: [{ op: "add", path: "", value: b }] });
+    else if (a) changes.push({ group: name, action: "delete", patch: [{ op: "remove", path: "", old: a }] });
+  }
+  return { wanted, changes };
 }

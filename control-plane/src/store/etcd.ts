@@ -12,7 +12,7 @@
 import { Etcd3, type IKeyValue, type Watcher } from "etcd3";
 import type { FieldError } from "../model/errors.js";
 import { parseLaneGroup, type LaneGroup } from "../model/lanegroup.js";
-import { checkExpected, crossErrors } from "./checks.js";
+import { checkExpected, crossErrors, rollbackPlan } from "./checks.js";
 import { diff } from "./diff.js";
 import {
   ConflictError, NotFoundError, ValidationError,
@@ -219,26 +219,9 @@ export class EtcdStore implements Store {
   rollback(target: number, opts: { actor: string }): Promise<{ revision: number; groups: string[] }> {
     return this.write(() => {
       if (!Number.isInteger(target) || !this.revs.has(target)) throw new NotFoundError(`revision ${target} does not exist`, "/revision");
-      const errors: FieldError[] = [];
-      const wanted = new Map<string, LaneGroup>();
-      for (const g of this.stateAt(target)) {
-        const r = parseLaneGroup(g.lanegroup);
-        if (!r.ok) errors.push(...r.errors.map((e) => ({ path: `/lanegroups/${g.name}${e.path}`, message: e.message })));
-        wanted.set(g.name, r.ok ? r.value : g.lanegroup);
-      }
-      if (errors.length) throw new ValidationError(errors);
-      const now = new Map(this.list().map((g) => [g.name, g.lanegroup]));
-      const changes: GroupChange[] = [];
+      const { wanted, changes } = rollbackPlan(this.list(), this.stateAt(target));
       const wrote: Record<string, LaneGroup | null> = {};
-      for (const name of [...new Set([...now.keys(), ...wanted.keys()])].sort()) {
-        const a = now.get(name);
-        const b = wanted.get(name);
-        if (a && b) {
-          const patch = diff(a, b);
-          if (patch.length) { changes.push({ group: name, action: "replace", patch }); wrote[name] = b; }
-        } else if (b) { changes.push({ group: name, action: "create", patch: [{ op: "add", path: "", value: b }] }); wrote[name] = b; }
-        else if (a) { changes.push({ group: name, action: "delete", patch: [{ op: "remove", path: "", old: a }] }); wrote[name] = null; }
-      }
+      for (const c of changes) wrote[c.group] = wanted.get(c.group) ?? null;
       return {
         row: { actor: opts.actor, op: "rollback", grp: null, target, diff: changes, wrote },
         result: (n: number) => ({ revision: n, groups: changes.map((c) => c.group) }),

@@ -15,7 +15,7 @@ import { dirname } from "node:path";
 import Database from "better-sqlite3";
 import type { FieldError } from "../model/errors.js";
 import { parseLaneGroup, type LaneGroup } from "../model/lanegroup.js";
-import { checkExpected, crossErrors } from "./checks.js";
+import { checkExpected, crossErrors, rollbackPlan } from "./checks.js";
 import { diff } from "./diff.js";
 import {
   ConflictError, NotFoundError, ValidationError,
@@ -181,30 +181,10 @@ export class SqliteStore implements Store {
       if (!Number.isInteger(target) || this.db.prepare("SELECT 1 FROM revisions WHERE n = ?").get(target) === undefined) {
         throw new NotFoundError(`revision ${target} does not exist`, "/revision");
       }
-      const wanted = this.stateAt(target);
-      // Re-check: validation rules may have tightened since that revision was written.
-      const errors: FieldError[] = [];
-      const parsed = wanted.map((g) => {
-        const r = parseLaneGroup(g.lanegroup);
-        if (!r.ok) errors.push(...r.errors.map((e) => ({ path: `/lanegroups/${g.name}${e.path}`, message: e.message })));
-        return r.ok ? r.value : g.lanegroup;
-      });
-      if (errors.length) throw new ValidationError(errors);
-      const target_ = new Map(parsed.map((g) => [g.name, g]));
-      const now = new Map(this.list().map((g) => [g.name, g.lanegroup]));
-      const changes: GroupChange[] = [];
-      for (const name of [...new Set([...now.keys(), ...target_.keys()])].sort()) {
-        const a = now.get(name);
-        const b = target_.get(name);
-        if (a && b) {
-          const patch = diff(a, b);
-          if (patch.length) changes.push({ group: name, action: "replace", patch });
-        } else if (b) changes.push({ group: name, action: "create", patch: [{ op: "add", path: "", value: b }] });
-        else if (a) changes.push({ group: name, action: "delete", patch: [{ op: "remove", path: "", old: a }] });
-      }
+      const { wanted, changes } = rollbackPlan(this.list(), this.stateAt(target));
       const n = this.append(opts.actor, "rollback", null, target, changes);
       // Only the groups whose content changes get the new revision as ETag; the others keep theirs.
-      for (const c of changes) this.setGroup(n, c.group, target_.get(c.group));
+      for (const c of changes) this.setGroup(n, c.group, wanted.get(c.group));
       return { revision: n, groups: changes.map((c) => c.group) };
     });
   }
