@@ -1,6 +1,7 @@
 // Releases on etcd (releases/<name> → JSON), mirrored by a watch so every replica lists the same
 // ones. Only the leader's engine writes (see replicas/leader.ts), so a plain put is enough.
 import type { Etcd3, IKeyValue, Watcher } from "etcd3";
+import { followPrefix } from "./follow.js";
 import type { ReleaseStore } from "../rollout/release-store.js";
 import type { Release, ReleaseStatus } from "../rollout/state.js";
 
@@ -13,11 +14,7 @@ export class EtcdReleaseStore implements ReleaseStore {
 
   static async open(client: Etcd3, prefix: string): Promise<EtcdReleaseStore> {
     const s = new EtcdReleaseStore(client, `${prefix}releases/`);
-    const res = await client.getAll().prefix(s.prefix).exec();
-    for (const kv of res.kvs) s.take(kv);
-    s.watcher = await client.watch().prefix(s.prefix).startRevision((BigInt(res.header.revision) + 1n).toString()).create();
-    s.watcher.on("put", (kv: IKeyValue) => s.take(kv));
-    s.watcher.on("error", (e) => console.error("graylane release store: watch error:", e.message));
+    s.watcher = await followPrefix(client, s.prefix, (kv) => s.take(kv), "release store");
     return s;
   }
 

@@ -5,6 +5,7 @@
 // reordering are ignored by the ingest, and every replica ends with the same counts.
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import type { Etcd3, IKeyValue, Watcher } from "etcd3";
+import { followPrefix } from "./follow.js";
 import { TrafficReportSchema, type TrafficReport } from "../generated/graylane/v1/traffic_pb.js";
 import type { ReportResult, TrafficIngest } from "../traffic/ingest.js";
 
@@ -16,11 +17,7 @@ export class TrafficRelay {
   /** Ingests every instance's latest report already in etcd, then follows new ones. */
   static async start(client: Etcd3, prefix: string, ingest: TrafficIngest): Promise<TrafficRelay> {
     const relay = new TrafficRelay(client, `${prefix}traffic/`, ingest);
-    const res = await client.getAll().prefix(relay.prefix).exec();
-    for (const kv of res.kvs) relay.take(kv);
-    relay.watcher = await client.watch().prefix(relay.prefix).startRevision((BigInt(res.header.revision) + 1n).toString()).create();
-    relay.watcher.on("put", (kv: IKeyValue) => relay.take(kv));
-    relay.watcher.on("error", (e) => console.error("graylane traffic relay: watch error:", e.message));
+    relay.watcher = await followPrefix(client, relay.prefix, (kv) => relay.take(kv), "traffic relay");
     return relay;
   }
 
