@@ -96,12 +96,13 @@ export function envoyConfig(spec: ConfigSpec, upstreamPort: number | null) {
     : { route: { cluster: "upstream", timeout: "15s" } };
   const virtualHosts = Array.from({ length: GROUPS }, (_, i) => {
     const service = `shop${i}-web`;
-    const metadata = { filter_metadata: { graylane: { service } } };
+    // As control-plane/src/mesh generates: the service, and the lane each route sends to.
+    const metadata = (lane: string) => ({ filter_metadata: { graylane: { service, lane } } });
     return {
       name: service, domains: [service, `${service}.default.svc.cluster.local`],
       routes: [
-        ...["gray", "canary"].map((lane) => ({ match: { prefix: "/", headers: [{ name: ROUTE_HEADER, string_match: { exact: lane } }] }, ...action(lane), metadata })),
-        { match: { prefix: "/" }, ...action("base"), metadata },
+        ...["gray", "canary"].map((lane) => ({ match: { prefix: "/", headers: [{ name: ROUTE_HEADER, string_match: { exact: lane } }] }, ...action(lane), metadata: metadata(lane) })),
+        { match: { prefix: "/" }, ...action("base"), metadata: metadata("base") },
       ],
     };
   });

@@ -36,6 +36,7 @@ const DIR_EDGE: u32 = 3;
 
 const P_DIRECTION = utf8("xds\0listener_direction");
 const P_ROUTE_SERVICE = utf8("xds\0route_metadata\0filter_metadata\0graylane\0service");
+const P_ROUTE_LANE = utf8("xds\0route_metadata\0filter_metadata\0graylane\0lane");
 const F_CLEAR_ROUTE_CACHE = utf8("clear_route_cache");
 const H_BAGGAGE = utf8("baggage");
 const H_DEFAULT_LANE = utf8("x-graylane-lane");
@@ -531,7 +532,12 @@ class LaneStream extends HttpContext {
     collectBaggage(view, out);
     appendLaneMember(out, laneName);
     host.replaceHeader(MapType.RequestHeaders, H_BAGGAGE.dataStart, <usize>H_BAGGAGE.byteLength, out.ptr, out.len);
-    if (dir != DIR_INBOUND) host.callForeign(F_CLEAR_ROUTE_CACHE.dataStart, <usize>F_CLEAR_ROUTE_CACHE.byteLength);
+    // Route again, unless the route Envoy already matched says (metadata `graylane.lane`, which
+    // generated configs set) that it serves this very lane: re-matching then picks the same route,
+    // and skipping it saves the most expensive step of the filter (~17 µs of Envoy CPU, bench/).
+    if (dir != DIR_INBOUND && !matchedRouteServes(unchecked(g.lanes[route]).name)) {
+      host.callForeign(F_CLEAR_ROUTE_CACHE.dataStart, <usize>F_CLEAR_ROUTE_CACHE.byteLength);
+    }
     host.incrementMetric(unchecked(this.gm!.ids[lane * 8 + <i32>d.source]), 1);
   }
 
@@ -587,6 +593,14 @@ class LaneStream extends HttpContext {
 const COOKIE_PATH = utf8("; Path=/");
 const COOKIE_MAX_AGE = utf8("; Max-Age=");
 const COOKIE_FLAGS = utf8("; HttpOnly; SameSite=Lax");
+
+/** Whether the route Envoy matched before the filter ran carries `graylane.lane` metadata equal to `lane`. */
+function matchedRouteServes(lane: Uint8Array): bool {
+  if (host.getProperty(P_ROUTE_LANE.dataStart, <usize>P_ROUTE_LANE.byteLength) != WasmResult.Ok) return false;
+  const same = equalBytes(host.retPtr, host.retLen, lane.dataStart, <usize>lane.byteLength);
+  host.freeRet();
+  return same;
+}
 
 function listenerDirection(): u32 {
   let dir = DIR_OUTBOUND;

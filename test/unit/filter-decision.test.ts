@@ -120,6 +120,27 @@ describe("routes and fallback chains", () => {
     f.decide({ "x-asm-prefer-tag": "canary" }, routeTo("mocka"));
     expect(f.vm.foreignCalls.map((c) => c.name)).toEqual(["clear_route_cache"]);
   });
+
+  it("skips re-routing when the matched route's graylane.lane metadata is already the decided route", async () => {
+    const f = await newFilter({ groups: [mockGroup()] });
+    const matched = (lane: string) => ({ ...routeTo("mocka"), "xds.route_metadata.filter_metadata.graylane.lane": lane });
+    const calls = () => f.vm.foreignCalls.map((c) => c.name).length;
+    // Base decided, base route matched: the same route again, no clear_route_cache; headers still written.
+    let r = f.decide({ "my-request-id": "t-skip-1" }, matched("base"));
+    expect(r.route).toBe("base");
+    expect(r.stream.requestHeader("x-graylane-route")).toBe("base");
+    expect(calls()).toBe(0);
+    // Canary decided while the base route was matched: route again.
+    r = f.decide({ "x-asm-prefer-tag": "canary" }, matched("base"));
+    expect(r.route).toBe("canary");
+    expect(calls()).toBe(1);
+    // A smuggled or stale route header had matched the canary route, the decision is base: route again.
+    f.decide({ "my-request-id": "t-skip-2" }, matched("canary"));
+    expect(calls()).toBe(2);
+    // Canary decided and the canary route matched: nothing to redo.
+    f.decide({ "x-asm-prefer-tag": "canary" }, matched("canary"));
+    expect(calls()).toBe(2);
+  });
 });
 
 describe("destination", () => {
