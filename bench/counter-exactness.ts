@@ -154,6 +154,9 @@ export async function runCounterExactness(opts: CounterOptions = DEFAULTS) {
     const lanes = [...new Set([...t.lanes.keys(), ...filterLanes.keys()])].sort();
     const perLane = lanes.map((lane) => ({ lane, traffic: t.lanes.get(lane) ?? 0, filterEnvoyStats: filterLanes.get(lane) ?? 0 }));
     const clientTotal = sent.ok + sent.errors + sent.other;
+    // Who the control plane saw (subscribers by instance), for telling a lost report from a foreign one.
+    const status = (await (await fetch(`${server!.url}/v1/status`)).json()) as { nodes: Array<{ nodeId: string; subscribers: Array<{ instanceId: string; connected: boolean }> }> };
+    const subscribers = status.nodes.flatMap((n) => n.subscribers.map((x) => `${x.instanceId}${x.connected ? "" : " (gone)"}`));
     const exact = t.total === envoyDownstream && envoyDownstream === envoyUpstream && envoyUpstream === clientTotal && clientTotal === opts.requests
       && t.errors === envoy5xx && envoy5xx === sent.errors && perLane.every((l) => l.traffic === l.filterEnvoyStats);
     return {
@@ -169,6 +172,7 @@ export async function runCounterExactness(opts: CounterOptions = DEFAULTS) {
       perLane,
       exact,
       difference: t.total - envoyDownstream,
+      subscribers,
     };
   } finally {
     agent.destroy();

@@ -35,8 +35,11 @@ const DIR_OUTBOUND: u32 = 2;
 const DIR_EDGE: u32 = 3;
 
 const P_DIRECTION = utf8("xds\0listener_direction");
-const P_ROUTE_SERVICE = utf8("xds\0route_metadata\0filter_metadata\0graylane\0service");
-const P_ROUTE_LANE = utf8("xds\0route_metadata\0filter_metadata\0graylane\0lane");
+// The matched route's `graylane` metadata, whole: Envoy serialises a string map as proxy-wasm pairs,
+// so one property read (the costliest host call the filter makes) gives `service` and `lane`.
+const P_ROUTE_GRAYLANE = utf8("xds\0route_metadata\0filter_metadata\0graylane");
+const K_SERVICE = utf8("service");
+const K_LANE = utf8("lane");
 const F_CLEAR_ROUTE_CACHE = utf8("clear_route_cache");
 const H_BAGGAGE = utf8("baggage");
 const H_DEFAULT_LANE = utf8("x-graylane-lane");
@@ -67,6 +70,27 @@ class HostSharedStore extends SharedStore {
   set(keyPtr: usize, keyLen: usize, valPtr: usize, valLen: usize): void {
     host.setSharedData(keyPtr, keyLen, valPtr, valLen, 0);
   }
+}
+
+const INSTANCE_SEQ = utf8("graylane/instance-seq");
+
+/** The next number of a proxy-wide sequence (1, 2, …), by compare-and-swap; 0 if the host refuses. */
+function claimInstanceNumber(): u32 {
+  const buf = heap.alloc(4);
+  let claimed: u32 = 0;
+  for (let attempt = 0; attempt < 64 && claimed == 0; attempt++) {
+    let next: u32 = 1;
+    let cas: u32 = 0; // key not there yet: create it
+    if (host.getSharedData(INSTANCE_SEQ.dataStart, <usize>INSTANCE_SEQ.byteLength) == WasmResult.Ok) {
+      if (host.retLen == 4) next = load<u32>(host.retPtr) + 1;
+      cas = host.retCas;
+      host.freeRet();
+    }
+    store<u32>(buf, next);
+    if (host.setSharedData(INSTANCE_SEQ.dataStart, <usize>INSTANCE_SEQ.byteLength, buf, 4, cas) == WasmResult.Ok) claimed = next;
+  }
+  heap.free(buf);
+  return claimed;
 }
 
 function hex64(n: u64): string {
@@ -116,6 +140,7 @@ class LaneRoot extends RootContext {
   localGroup: i32 = -1;
   localService: i32 = -1;
   readonly view: RequestView = new RequestView();
+  readonly routeMeta: RouteMetadata = new RouteMetadata();
   readonly traces: TraceMemory = new TraceMemory(new HostSharedStore());
   readonly decider: Decider = new Decider(this.traces);
   readonly scratch: Scratch = new Scratch();
@@ -177,11 +202,6 @@ class LaneRoot extends RootContext {
     this.clusterBytes = utf8(c.cluster);
     this.grpcService = grpcServiceFor(this.clusterBytes, utf8(authorityFor(c.cluster, c.authority)), c.token.length > 0 ? utf8("Bearer " + c.token) : new Uint8Array(0));
     this.entropy = splitmix64(host.nowNanos() ^ (<u64>this.id << 40));
-    // One instance id per root context for its whole life: a restart is a new instance.
-    if (this.instanceId.length == 0) {
-      this.instanceId = (c.nodeId.length > 0 ? c.nodeId : "node") + "/" + this.id.toString() + "/" + hex64(this.entropy);
-      this.instanceIdBytes = utf8(this.instanceId);
-    }
     const n = this.node;
     n.id = utf8(c.nodeId);
     n.workload = utf8(c.workload);
@@ -289,6 +309,7 @@ class LaneRoot extends RootContext {
 
   onTick(): void {
     if (this.clusterBytes.byteLength == 0) return;
+    if (this.instanceIdBytes.byteLength == 0) this.assignInstanceId();
     const now = host.nowNanos() / 1000000;
     // The rule stream opens here, never in on_configure (Envoy also runs that in a throwaway VM).
     if (!this.streamOpen && now >= this.nextConnectMs) this.openStream(now);
@@ -297,6 +318,21 @@ class LaneRoot extends RootContext {
       this.lastReportMs = now;
       this.report();
     }
+  }
+
+  /**
+   * One instance id per root context for its whole life (a restart is a new instance), assigned at
+   * the first tick, before the first report or stream. The worker VMs of one Envoy are identical
+   * and Envoy configures them within the same clock reading, so the clock alone gave two VMs the
+   * same id (their cumulative reports then overwrote each other's: counts lost or multiplied). A
+   * number claimed by compare-and-swap in the proxy-wide shared data tells them apart; the time,
+   * read on the VM's own worker thread, tells restarts apart.
+   */
+  private assignInstanceId(): void {
+    this.entropy = splitmix64(this.entropy ^ host.nowNanos());
+    const nodeId = this.config.nodeId;
+    this.instanceId = (nodeId.length > 0 ? nodeId : "node") + "/" + claimInstanceNumber().toString() + "/" + hex64(this.entropy);
+    this.instanceIdBytes = utf8(this.instanceId);
   }
 
   /** Sends the cumulative counters to the control plane (Traffic.Report), one call at a time. */
@@ -446,6 +482,7 @@ class LaneStream extends HttpContext {
     const view = root.view;
     view.load(headersPtr, host.retLen);
     this.handle(rules, view);
+    root.routeMeta.release();
     heap.free(headersPtr);
     return Action.Continue;
   }
@@ -479,10 +516,9 @@ class LaneStream extends HttpContext {
       root.foundGroup = root.localGroup;
       root.foundService = root.localService;
     } else {
-      if (host.getProperty(P_ROUTE_SERVICE.dataStart, <usize>P_ROUTE_SERVICE.byteLength) == WasmResult.Ok) {
-        found = root.findService(host.retPtr, host.retLen);
-        host.freeRet();
-      }
+      const meta = root.routeMeta;
+      meta.read();
+      if (meta.serviceLen > 0) found = root.findService(meta.servicePtr, meta.serviceLen);
       if (!found && view.hostLen > 0) found = root.findHost(view.hostPtr, view.hostLen);
       if (!found && dir == DIR_EDGE && view.pathPtr != 0) found = root.findPath(view.pathPtr, view.pathLen);
     }
@@ -535,7 +571,7 @@ class LaneStream extends HttpContext {
     // Route again, unless the route Envoy already matched says (metadata `graylane.lane`, which
     // generated configs set) that it serves this very lane: re-matching then picks the same route,
     // and skipping it saves the most expensive step of the filter (~17 µs of Envoy CPU, bench/).
-    if (dir != DIR_INBOUND && !matchedRouteServes(unchecked(g.lanes[route]).name)) {
+    if (dir != DIR_INBOUND && !root.routeMeta.servesLane(unchecked(g.lanes[route]).name)) {
       host.callForeign(F_CLEAR_ROUTE_CACHE.dataStart, <usize>F_CLEAR_ROUTE_CACHE.byteLength);
     }
     host.incrementMetric(unchecked(this.gm!.ids[lane * 8 + <i32>d.source]), 1);
@@ -594,12 +630,51 @@ const COOKIE_PATH = utf8("; Path=/");
 const COOKIE_MAX_AGE = utf8("; Max-Age=");
 const COOKIE_FLAGS = utf8("; HttpOnly; SameSite=Lax");
 
-/** Whether the route Envoy matched before the filter ran carries `graylane.lane` metadata equal to `lane`. */
-function matchedRouteServes(lane: Uint8Array): bool {
-  if (host.getProperty(P_ROUTE_LANE.dataStart, <usize>P_ROUTE_LANE.byteLength) != WasmResult.Ok) return false;
-  const same = equalBytes(host.retPtr, host.retLen, lane.dataStart, <usize>lane.byteLength);
-  host.freeRet();
-  return same;
+/**
+ * The matched route's `graylane` metadata for one request: read once, freed after the decision.
+ * Pairs format: u32 count, count × (u32 key size, u32 value size), then each key and value NUL-ended.
+ */
+class RouteMetadata {
+  buf: usize = 0;
+  servicePtr: usize = 0;
+  serviceLen: usize = 0;
+  lanePtr: usize = 0;
+  laneLen: usize = 0;
+
+  read(): void {
+    this.release();
+    if (host.getProperty(P_ROUTE_GRAYLANE.dataStart, <usize>P_ROUTE_GRAYLANE.byteLength) != WasmResult.Ok) return;
+    const p = host.retPtr;
+    const l = host.retLen;
+    host.retPtr = 0; // ours now: released after the decision
+    this.buf = p;
+    if (l < 4) return;
+    const n = <usize>load<u32>(p);
+    if (n > (l - 4) / 8) return; // malformed: no metadata
+    let d = p + 4 + n * 8;
+    const end = p + l;
+    for (let i: usize = 0; i < n; i++) {
+      const ks = <usize>load<u32>(p + 4 + i * 8);
+      const vs = <usize>load<u32>(p + 8 + i * 8);
+      if (ks + vs + 2 > end - d) return;
+      const v = d + ks + 1;
+      if (equalBytes(d, ks, K_SERVICE.dataStart, <usize>K_SERVICE.byteLength)) { this.servicePtr = v; this.serviceLen = vs; }
+      else if (equalBytes(d, ks, K_LANE.dataStart, <usize>K_LANE.byteLength)) { this.lanePtr = v; this.laneLen = vs; }
+      d = v + vs + 1;
+    }
+  }
+
+  /** Whether the route Envoy matched before the filter ran says it sends to `lane`. */
+  servesLane(lane: Uint8Array): bool {
+    return this.laneLen > 0 && equalBytes(this.lanePtr, this.laneLen, lane.dataStart, <usize>lane.byteLength);
+  }
+
+  release(): void {
+    if (this.buf != 0) heap.free(this.buf);
+    this.buf = 0;
+    this.serviceLen = 0;
+    this.laneLen = 0;
+  }
 }
 
 function listenerDirection(): u32 {

@@ -25,6 +25,9 @@ describe("bench smoke", () => {
     expect(r.traffic).toEqual({ requests: 300, errors: 6 });
     expect(r.perLane.map((l) => l.lane)).toEqual(expect.arrayContaining(["base", "canary", "gray"]));
     for (const l of r.perLane) expect(l.traffic).toBe(l.filterEnvoyStats);
+    // Every root context of the sidecar (main thread + 2 workers) reports under its own instance id.
+    expect(r.subscribers).toHaveLength(3);
+    expect(new Set(r.subscribers.map((x) => x.replace(/ \(gone\)$/, ""))).size).toBe(3);
     expect(r.exact).toBe(true);
     expect(r.difference).toBe(0);
   }, 60_000);

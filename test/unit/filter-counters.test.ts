@@ -3,7 +3,7 @@
 import { describe, expect, it } from "vitest";
 import { fromBinary } from "@bufbuild/protobuf";
 import { TrafficReportSchema, Direction, DecisionSource } from "../../control-plane/src/generated/graylane/v1/traffic_pb.js";
-import { ManualClock } from "../../control-plane/src/wasmhost/index.js";
+import { ManualClock, SharedData } from "../../control-plane/src/wasmhost/index.js";
 import { mockGroup, newFilter, routeTo } from "./support/filter.js";
 
 describe("counters", () => {
@@ -68,6 +68,22 @@ describe("counters", () => {
     expect(r2.instanceId).toBe(r1.instanceId);
     expect(find(r2, "canary", 2)!.requests).toBe(8n);
     expect(find(r2, "canary", 5)!.requests).toBe(3n);
+  });
+
+  it("worker VMs of one proxy get distinct instance ids even when they read the same clock", async () => {
+    // Envoy configures its identical worker VMs within one clock reading; with the clock as the only
+    // difference they once got the same id, and their cumulative reports overwrote each other's.
+    const clock = new ManualClock(1_700_000_000_000_000_000n);
+    const shared = new SharedData(); // one proxy: the shared data of every worker VM
+    const ids: string[] = [];
+    for (let worker = 0; worker < 3; worker++) {
+      const calls: Array<{ message: Uint8Array }> = [];
+      const f = await newFilter({ groups: [mockGroup()], clock, shared, config: { cluster: "cp", reportIntervalMs: 1000, node: { id: "sidecar-1" } }, grpc: { onCall: (c: never) => calls.push(c) } });
+      f.vm.tick();
+      ids.push(fromBinary(TrafficReportSchema, calls[0].message).instanceId);
+    }
+    expect(new Set(ids).size).toBe(3);
+    for (const id of ids) expect(id).toMatch(/^sidecar-1\/\d+\/[0-9a-f]{16}$/);
   });
 
   it("a stream that ends without response headers counts with status class 0", async () => {

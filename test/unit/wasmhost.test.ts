@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { createHostFunctions } from "../../control-plane/src/wasmhost/host-functions.js";
 import {
   type FilterModule, GrpcCall, HOST_FUNCTIONS, GrpcStream, HeaderMap, LogLevel, ManualClock, MetricType, SharedData, Stats,
-  VmFailedError, type VmOptions, WasmResult, WasmTrapError, WasmVm, deserializePairs, encodeProperty,
+  VmFailedError, type VmOptions, WasmResult, WasmTrapError, WasmVm, deserializePairs, encodeProperty, PropertyStore,
   loadFilterModule, serializePairs,
 } from "../../control-plane/src/wasmhost/index.js";
 
@@ -240,6 +240,19 @@ describe("properties", () => {
     s.callOnRequestHeaders({});
     expect(s.requestHeader("x-probe-service-status")).toBe(String(WasmResult.NotFound));
     expect(s.requestHeader("x-probe-direction")).toBeUndefined();
+  });
+
+  it("reads a string map whole as proxy-wasm pairs, as Envoy answers for route metadata", () => {
+    const props = new PropertyStore({ "xds.route_metadata.filter_metadata.graylane.service": "shop1-web", "xds.route_metadata.filter_metadata.graylane.lane": "base" });
+    const key = (path: string) => String.fromCharCode(...new TextEncoder().encode(path.split(".").join("\0")));
+    // The bytes Envoy 1.40 returned for this very metadata (read by a probe module in a real Envoy).
+    const envoy = "0200000007000000090000000400000004000000736572766963650073686f70312d776562006c616e65006261736500";
+    expect(Buffer.from(props.getWire(key("xds.route_metadata.filter_metadata.graylane"))!).toString("hex")).toBe(envoy);
+    // Configured as an object: the same bytes, and each child still readable.
+    const obj = new PropertyStore({ "xds.route_metadata.filter_metadata.graylane": { service: "shop1-web", lane: "base" } });
+    expect(Buffer.from(obj.getWire(key("xds.route_metadata.filter_metadata.graylane"))!).toString("hex")).toBe(envoy);
+    expect(new TextDecoder().decode(obj.getWire(key("xds.route_metadata.filter_metadata.graylane.lane"))!)).toBe("base");
+    expect(obj.getWire(key("xds.route_metadata.filter_metadata.other"))).toBeUndefined();
   });
 
   it("encodes values as Envoy does", () => {
