@@ -4,8 +4,7 @@
 // Only the hooks the lane filter uses are exported: the host skips a hook the module does not
 // export, so leaving out the body, trailer, metadata and L4 hooks saves Envoy a call into V8 per body
 // chunk of every request and response, and leaving out on_done (always "done") one more per
-// request. Requests are counted in on_log, not on_delete: Envoy may delete a stream's context
-// only much later (a bench lost a third of the counts that way). The ABI layer keeps every hook.
+// request. The ABI layer keeps every hook for other plugins.
 export {
   proxy_abi_version_0_2_1, proxy_on_memory_allocate, proxy_on_context_create, proxy_on_vm_start, proxy_on_configure,
   proxy_on_tick, proxy_on_request_headers, proxy_on_response_headers, proxy_on_grpc_receive, proxy_on_grpc_close,
@@ -569,8 +568,7 @@ class LaneStream extends HttpContext {
     appendLaneMember(out, laneName);
     host.replaceHeader(MapType.RequestHeaders, H_BAGGAGE.dataStart, <usize>H_BAGGAGE.byteLength, out.ptr, out.len);
     // Route again, unless the route Envoy already matched says (metadata `graylane.lane`, which
-    // generated configs set) that it serves this very lane: re-matching then picks the same route,
-    // and skipping it saves the most expensive step of the filter (~17 µs of Envoy CPU, bench/).
+    // generated configs set) that it serves this very lane: re-matching would pick the same route.
     if (dir != DIR_INBOUND && !root.routeMeta.servesLane(unchecked(g.lanes[route]).name)) {
       host.callForeign(F_CLEAR_ROUTE_CACHE.dataStart, <usize>F_CLEAR_ROUTE_CACHE.byteLength);
     }
