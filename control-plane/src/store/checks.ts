@@ -1,9 +1,11 @@
-// What both stores work out before a write: the If-Match precondition, the cross-group rules, and
-// the changes a rollback makes.
+// What both stores work out before a write: the If-Match precondition, the cross-group rules, the
+// change a put makes, and the changes a rollback makes.
 import { pointer, type FieldError } from "../model/errors.js";
 import { parseLaneGroup, validateLaneGroups, type LaneGroup } from "../model/lanegroup.js";
 import { diff } from "./diff.js";
 import { ConflictError, ValidationError, type Expected, type GroupChange, type StoredGroup } from "./types.js";
+
+export type Validation = { ok: true; value: LaneGroup } | { ok: false; errors: FieldError[] };
 
 export function checkExpected(name: string, actual: number, expected: Expected | undefined): void {
   if (expected === undefined) return;
@@ -17,6 +19,29 @@ export function crossErrors(others: LaneGroup[], group: LaneGroup): FieldError[]
   return validateLaneGroups([...others, group]).map((e) =>
     e.path === prefix || e.path.startsWith(prefix + "/") ? { path: e.path.slice(prefix.length), message: e.message } : e,
   );
+}
+
+/** `input` checked on its own and against every stored group of another name. */
+export function validateAmong(stored: StoredGroup[], input: unknown): Validation {
+  const parsed = parseLaneGroup(input);
+  if (!parsed.ok) return parsed;
+  const errors = crossErrors(stored.filter((g) => g.name !== parsed.value.name).map((g) => g.lanegroup), parsed.value);
+  return errors.length ? { ok: false, errors } : parsed;
+}
+
+/**
+ * The change a put makes to the stored groups: ValidationError or ConflictError (If-Match), else
+ * a create or a replace with its patch.
+ */
+export function putChange(stored: StoredGroup[], input: unknown, expected: Expected | undefined): { group: LaneGroup; created: boolean; change: GroupChange & { action: "create" | "replace" } } {
+  const v = validateAmong(stored, input);
+  if (!v.ok) throw new ValidationError(v.errors);
+  const group = v.value;
+  const before = stored.find((g) => g.name === group.name);
+  checkExpected(group.name, before?.revision ?? 0, expected);
+  const action = before ? "replace" : "create";
+  const patch = before ? diff(before.lanegroup, group) : [{ op: "add" as const, path: "", value: group }];
+  return { group, created: !before, change: { group: group.name, action, patch } };
 }
 
 /**

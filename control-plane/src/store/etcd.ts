@@ -10,12 +10,10 @@
 // reads are local and synchronous, and change listeners (the rule push) fire on every replica for
 // every revision, whichever replica wrote it. A write resolves once this replica's mirror holds it.
 import { Etcd3, type IKeyValue, type Watcher } from "etcd3";
-import type { FieldError } from "../model/errors.js";
-import { parseLaneGroup, type LaneGroup } from "../model/lanegroup.js";
-import { checkExpected, crossErrors, rollbackPlan } from "./checks.js";
-import { diff } from "./diff.js";
+import type { LaneGroup } from "../model/lanegroup.js";
+import { checkExpected, putChange, rollbackPlan, validateAmong, type Validation } from "./checks.js";
 import {
-  ConflictError, NotFoundError, ValidationError,
+  ConflictError, NotFoundError,
   type GroupChange, type ListRevisionsOptions, type PutResult, type Revision, type RevisionOp,
   type RevisionSummary, type Store, type StoredGroup, type WriteOptions,
 } from "./types.js";
@@ -178,25 +176,16 @@ export class EtcdStore implements Store {
 
   // ---- writes ----
 
-  validate(input: unknown): { ok: true; value: LaneGroup } | { ok: false; errors: FieldError[] } {
-    const parsed = parseLaneGroup(input);
-    if (!parsed.ok) return parsed;
-    const errors = crossErrors(this.list().filter((g) => g.name !== parsed.value.name).map((g) => g.lanegroup), parsed.value);
-    return errors.length ? { ok: false, errors } : parsed;
+  validate(input: unknown): Validation {
+    return validateAmong(this.list(), input);
   }
 
   put(input: unknown, opts: WriteOptions): Promise<PutResult> {
     return this.write(() => {
-      const v = this.validate(input);
-      if (!v.ok) throw new ValidationError(v.errors);
-      const group = v.value;
-      const before = this.get(group.name);
-      checkExpected(group.name, before?.revision ?? 0, opts.expectedRevision);
-      const op: RevisionOp = before ? "replace" : "create";
-      const patch = before ? diff(before.lanegroup, group) : [{ op: "add" as const, path: "", value: group }];
+      const { group, created, change } = putChange(this.list(), input, opts.expectedRevision);
       return {
-        row: { actor: opts.actor, op, grp: group.name, diff: [{ group: group.name, action: op, patch }], wrote: { [group.name]: group } },
-        result: (n: number): PutResult => ({ revision: n, created: !before, group: { name: group.name, revision: n, lanegroup: group } }),
+        row: { actor: opts.actor, op: change.action, grp: group.name, diff: [change], wrote: { [group.name]: group } },
+        result: (n: number): PutResult => ({ revision: n, created, group: { name: group.name, revision: n, lanegroup: group } }),
       };
     });
   }

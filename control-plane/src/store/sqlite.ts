@@ -13,12 +13,10 @@
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
-import type { FieldError } from "../model/errors.js";
-import { parseLaneGroup, type LaneGroup } from "../model/lanegroup.js";
-import { checkExpected, crossErrors, rollbackPlan } from "./checks.js";
-import { diff } from "./diff.js";
+import type { LaneGroup } from "../model/lanegroup.js";
+import { checkExpected, putChange, rollbackPlan, validateAmong, type Validation } from "./checks.js";
 import {
-  ConflictError, NotFoundError, ValidationError,
+  ConflictError, NotFoundError,
   type GroupChange, type ListRevisionsOptions, type PutResult, type Revision, type RevisionOp,
   type RevisionSummary, type Store, type StoredGroup, type WriteOptions,
 } from "./types.js";
@@ -138,26 +136,16 @@ export class SqliteStore implements Store {
 
   // ---- writes ----
 
-  validate(input: unknown): { ok: true; value: LaneGroup } | { ok: false; errors: FieldError[] } {
-    const parsed = parseLaneGroup(input);
-    if (!parsed.ok) return parsed;
-    const others = this.list().filter((g) => g.name !== parsed.value.name).map((g) => g.lanegroup);
-    const errors = crossErrors(others, parsed.value);
-    return errors.length ? { ok: false, errors } : parsed;
+  validate(input: unknown): Validation {
+    return validateAmong(this.list(), input);
   }
 
   put(input: unknown, opts: WriteOptions): PutResult {
     const result = this.write(() => {
-      const v = this.validate(input);
-      if (!v.ok) throw new ValidationError(v.errors);
-      const group = v.value;
-      const before = this.get(group.name);
-      checkExpected(group.name, before?.revision ?? 0, opts.expectedRevision);
-      const op: RevisionOp = before ? "replace" : "create";
-      const patch = before ? diff(before.lanegroup, group) : [{ op: "add" as const, path: "", value: group }];
-      const n = this.append(opts.actor, op, group.name, undefined, [{ group: group.name, action: op, patch }]);
+      const { group, created, change } = putChange(this.list(), input, opts.expectedRevision);
+      const n = this.append(opts.actor, change.action, group.name, undefined, [change]);
       this.setGroup(n, group.name, group);
-      return { revision: n, created: !before, group: { name: group.name, revision: n, lanegroup: group } };
+      return { revision: n, created, group: { name: group.name, revision: n, lanegroup: group } };
     });
     return result;
   }
