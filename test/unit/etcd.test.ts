@@ -39,7 +39,7 @@ async function replica(): Promise<Replica> {
   return r;
 }
 
-async function until<T>(f: () => Promise<T | undefined | false>, ms = 10_000): Promise<T> {
+async function until<T>(f: () => Promise<T | undefined | false>, ms = 20_000): Promise<T> {
   const end = Date.now() + ms;
   for (;;) {
     const v = await f();
