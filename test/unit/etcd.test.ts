@@ -90,6 +90,27 @@ describe("etcd store with replicas", () => {
     expect(dup.body.errors[0].message).toMatch(/svc3/);
   });
 
+  it("a rollback on one replica is one new revision on both, restoring the target's content", async () => {
+    const target = (await a.call("GET", "/v1/revisions?limit=1")).body.revisions[0].revision;
+    const before = (await a.call("GET", "/v1/lanegroups/mock")).body.lanegroup;
+    expect((await a.call("PUT", "/v1/lanegroups/mock", { ...before, traceHeader: "x-b3-traceid" })).status).toBe(200);
+    await until(async () => (await b.call("GET", "/v1/lanegroups/mock")).body.lanegroup.traceHeader === "x-b3-traceid");
+
+    const rb = await b.call("POST", "/v1/rollback", { revision: target }, { "x-graylane-actor": "bob" });
+    expect(rb.status).toBe(200);
+    expect(rb.body).toEqual({ revision: target + 2, target, groups: ["mock"] });
+    for (const r of [a, b]) {
+      const g = await until(async () => { const x = await r.call("GET", "/v1/lanegroups/mock"); return x.body.revision === target + 2 && x; });
+      expect(g.body.lanegroup).toEqual(before);
+      const rev = (await r.call("GET", `/v1/revisions/${target + 2}`)).body;
+      expect(rev).toMatchObject({ revision: target + 2, op: "rollback", actor: "bob", target, groups: ["mock"] });
+    }
+    // Every other group is untouched, and a stale rollback target is refused (404) without a write.
+    expect((await a.call("GET", "/v1/lanegroups/g3")).status).toBe(200);
+    expect((await b.call("POST", "/v1/rollback", { revision: 10_000 })).status).toBe(404);
+    expect((await a.call("GET", "/v1/revisions?limit=1")).body.revisions[0].revision).toBe(target + 2);
+  });
+
   it("a write on one replica reaches a filter connected to the other", async () => {
     // The real filter.wasm (in the Node host), subscribed to replica B over gRPC.
     const bridge = grpcBridge({ cp: `127.0.0.1:${b.grpcPort}` });
