@@ -99,16 +99,9 @@ export async function startServer(opts: ServerOptions = {}): Promise<RunningServ
   }
 }
 
-const KEEP_ALIVE_MS = 65_000;
-
 function listen(app: express.Express, host: string, port: number, tls?: { cert: Buffer; key: Buffer }): Promise<Server> {
   return new Promise((resolve, reject) => {
     const server: Server = tls ? createHttpsServer({ cert: tls.cert, key: tls.key }, app) : createHttpServer(app);
-    // Keep idle connections longer than clients and proxies usually do (Node closes them after 5 s):
-    // a server closing an idle connection just as a client reuses it fails that request with a
-    // reset. Headers must time out after keep-alive. close() still drops idle connections at once.
-    server.keepAliveTimeout = KEEP_ALIVE_MS;
-    server.headersTimeout = KEEP_ALIVE_MS + 1000;
     server.listen(port, host);
     server.once("listening", () => resolve(server));
     server.once("error", reject);
