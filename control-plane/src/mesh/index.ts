@@ -141,7 +141,7 @@ const RETRY_POLICY = { retry_on: "connect-failure,refused-stream,reset-before-re
 /**
  * `graylane.service`: the destination the filter decides for. `graylane.lane`: the lane this route
  * sends to; when it equals the filter's decided route the filter skips clear_route_cache (Envoy
- * would re-match the same route), which is most of the filter's cost per request.
+ * would re-match the same route).
  */
 function serviceMetadata(service: string, lane?: string) {
   return { filter_metadata: { graylane: lane === undefined ? { service } : { service, lane } } };
