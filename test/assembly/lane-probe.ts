@@ -1,5 +1,5 @@
 // Test-only entry: exports pure functions of filter/assembly/lane so unit tests can call them
-// directly (compiled by test/unit/lane-probe.test.ts; never shipped).
+// directly (built by make into filter/build/test/, tested by test/unit/lane-probe.test.ts; never shipped).
 import { murmur3 } from "../../filter/assembly/lane/murmur3";
 import { classifyUserAgent } from "../../filter/assembly/lane/useragent";
 

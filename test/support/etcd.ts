@@ -13,7 +13,7 @@ export interface RunningEtcd {
 
 export function etcdBin(): string {
   const bin = process.env.ETCD_BIN ?? "/usr/bin/etcd";
-  if (!existsSync(bin)) throw new Error(`${bin} not found: install Debian's etcd-server (apt-get install etcd-server; .ci/run does) or set ETCD_BIN`);
+  if (!existsSync(bin)) throw new Error(`${bin} not found: install Debian's etcd-server (make test installs etcd-server) or set ETCD_BIN`);
   return bin;
 }
 

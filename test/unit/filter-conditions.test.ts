@@ -1,7 +1,7 @@
 // Every condition type of the Istio-style match schema, with a match and a miss, through the real
 // filter.wasm: lane "hit" when the block holds, else base.
 import { describe, expect, it } from "vitest";
-import { newFilter, routeTo, type Headers } from "./support/filter.js";
+import { newFilter, routeTo, type Headers } from "../support/filter.js";
 
 async function laneFor(match: unknown[], headers: Headers): Promise<string | undefined> {
   const f = await newFilter({ groups: [{

@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { fromBinary } from "@bufbuild/protobuf";
 import { TrafficReportSchema, Direction, DecisionSource } from "../../control-plane/src/generated/graylane/v1/traffic_pb.js";
 import { ManualClock, SharedData } from "../../control-plane/src/wasmhost/index.js";
-import { mockGroup, newFilter, routeTo } from "./support/filter.js";
+import { mockGroup, newFilter, routeTo } from "../support/filter.js";
 
 describe("counters", () => {
   it("counts per lane, route, source and status class with latency buckets, cumulatively", async () => {

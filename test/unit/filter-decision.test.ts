@@ -2,8 +2,8 @@
 // through the real filter.wasm.
 import { describe, expect, it } from "vitest";
 import { SharedData } from "../../control-plane/src/wasmhost/index.js";
-import { base64, compileGroups, newFilter, routeTo, mockGroup } from "./support/filter.js";
-import { decidedBy, shopGroup } from "./support/lanes.js";
+import { base64, compileGroups, newFilter, routeTo, mockGroup } from "../support/filter.js";
+import { decidedBy, shopGroup } from "../support/lanes.js";
 
 const toWeb = routeTo("web");
 const toApi = routeTo("api");

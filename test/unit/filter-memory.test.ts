@@ -2,7 +2,7 @@
 // than its slots, however many distinct traces pass.
 import { describe, expect, it } from "vitest";
 import { SharedData } from "../../control-plane/src/wasmhost/index.js";
-import { mockGroup, newFilter } from "./support/filter.js";
+import { mockGroup, newFilter } from "../support/filter.js";
 
 describe("memory", () => {
   it("after 1,000,000 requests with distinct trace ids linear memory is no larger than after 10,000", async () => {

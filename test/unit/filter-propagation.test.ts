@@ -3,7 +3,7 @@
 // only what a real app would forward.
 import { describe, expect, it } from "vitest";
 import { SharedData } from "../../control-plane/src/wasmhost/index.js";
-import { base64, compileGroups, mockGroup, newFilter, routeTo, type Filter } from "./support/filter.js";
+import { base64, compileGroups, mockGroup, newFilter, routeTo, type Filter } from "../support/filter.js";
 
 interface Sidecar { inbound: Filter; outbound: Filter }
 

@@ -1,8 +1,8 @@
 // Bad input never traps and lands on base; bad RuleSets and configurations are refused whole and
 // the last good rules keep routing.
 import { describe, expect, it } from "vitest";
-import { base64, compileGroups, mockGroup, newFilter, routeTo } from "./support/filter.js";
-import { shopGroup } from "./support/lanes.js";
+import { base64, compileGroups, mockGroup, newFilter, routeTo } from "../support/filter.js";
+import { shopGroup } from "../support/lanes.js";
 
 const toMocka = routeTo("mocka");
 

@@ -5,7 +5,7 @@ import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { RuleRequestSchema, RuleResponseSchema } from "../../control-plane/src/generated/graylane/v1/discovery_pb.js";
 import { RuleSetSchema } from "../../control-plane/src/generated/graylane/v1/rules_pb.js";
 import { ManualClock } from "../../control-plane/src/wasmhost/index.js";
-import { base64, compileGroups, mockGroup, newFilter, routeTo } from "./support/filter.js";
+import { base64, compileGroups, mockGroup, newFilter, routeTo } from "../support/filter.js";
 
 type Stream = { service: string; serviceName: string; method: string; sent: Uint8Array[]; send(m: Uint8Array): void; close(status?: number): void };
 

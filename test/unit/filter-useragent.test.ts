@@ -2,7 +2,7 @@
 // OS (or browser) class, base for everything else.
 import { describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
-import { newFilter, routeTo, type Filter } from "./support/filter.js";
+import { newFilter, routeTo, type Filter } from "../support/filter.js";
 
 interface Row { ua: string; os: string; browser: string }
 const rows: Row[] = JSON.parse(readFileSync("test/fixtures/user-agents.json", "utf8"));

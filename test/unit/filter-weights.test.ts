@@ -2,7 +2,7 @@
 // generated cookie for anonymous users, all through the real filter.
 import { describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
-import { newFilter, routeTo, type Filter } from "./support/filter.js";
+import { newFilter, routeTo, type Filter } from "../support/filter.js";
 
 const vectors = JSON.parse(readFileSync("test/fixtures/hash.json", "utf8")) as {
   buckets: Array<{ salt: string; key: string; bucket: number }>;

@@ -29,10 +29,10 @@ import { expect, it } from "vitest";
 import { compileRuleSet } from "../../control-plane/src/compile/index.js";
 import { parseLaneGroup, type LaneGroup } from "../../control-plane/src/model/lanegroup.js";
 import { loadFilterModule, ManualClock, SharedData, WasmVm, type HttpStream, type Metric } from "../../control-plane/src/wasmhost/index.js";
-import { WASM_PATH } from "./support/filter.js";
+import { WASM_PATH } from "../support/filter.js";
 import {
   destination, type Destination, type FuzzRequest, groupsArb, laneIndex, requestArb, routeOf, View, vocabulary,
-} from "./support/fuzz.js";
+} from "../support/fuzz.js";
 
 const CASES = Number(process.env.FUZZ_RUNS || 100_000);
 const SEED = Number(process.env.FUZZ_SEED || 20_261_123);

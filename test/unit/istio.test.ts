@@ -19,9 +19,9 @@ import {
 } from "../../control-plane/src/mesh/istio.js";
 import { sha256Digest, wasmImageLayout } from "../../control-plane/src/mesh/oci.js";
 import { main } from "../../control-plane/src/cli/main.js";
-import { mockGroup, newFilter, WASM_PATH } from "./support/filter.js";
-import { shopGroup } from "./support/lanes.js";
-import { TestServer } from "./support/api.js";
+import { mockGroup, newFilter, WASM_PATH } from "../support/filter.js";
+import { shopGroup } from "../support/lanes.js";
+import { TestServer } from "../support/api.js";
 
 const group = (input: unknown): LaneGroup => {
   const r = parseLaneGroup(input);

@@ -1,11 +1,7 @@
 // The Node proxy-wasm host (control-plane/src/wasmhost) against a real module: a small
-// AssemblyScript probe plugin (test/fixtures/probe-plugin/probe.ts) compiled here, which reports
+// AssemblyScript probe plugin (test/fixtures/probe-plugin/probe.ts, built by make), which reports
 // what the host gave it as "x-probe-*" request headers.
 import { beforeAll, describe, expect, it } from "vitest";
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { createHostFunctions } from "../../control-plane/src/wasmhost/host-functions.js";
 import {
   type FilterModule, GrpcCall, HOST_FUNCTIONS, GrpcStream, HeaderMap, LogLevel, ManualClock, MetricType, SharedData, Stats,
@@ -13,7 +9,8 @@ import {
   loadFilterModule, serializePairs,
 } from "../../control-plane/src/wasmhost/index.js";
 
-const PROBE = "test/fixtures/probe-plugin/probe.ts";
+// Built by make (test-wasm) from test/fixtures/probe-plugin/probe.ts.
+const PROBE_WASM = "filter/build/test/probe.wasm";
 const SERVICE_PATH = "xds.route_metadata.filter_metadata.graylane.service";
 const utf8 = (s: string) => new TextEncoder().encode(s);
 const text = (b: Uint8Array) => new TextDecoder().decode(b);
@@ -22,20 +19,7 @@ const INVALID_UTF8 = new Uint8Array([0xff, 0xfe, 0xc3, 0x28, 0xa0, 0xa1, 0xe2, 0
 let mod: FilterModule;
 
 beforeAll(async () => {
-  const dir = mkdtempSync(join(tmpdir(), "wasmhost-probe-"));
-  // An empty asconfig: asc would otherwise pick up the project's asconfig.json and compile its
-  // entries (the lane filter) into the probe as well.
-  writeFileSync(join(dir, "asconfig.json"), "{}");
-  const out = join(dir, "probe.wasm");
-  execFileSync("node_modules/.bin/asc", [
-    PROBE, "--config", join(dir, "asconfig.json"), "-o", out, "--runtime", "stub", "--exportStart", "_initialize",
-    "--use", "abort=test/fixtures/probe-plugin/probe/probeAbort",
-  ], { stdio: "pipe" });
-  try {
-    mod = await loadFilterModule(out);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  mod = await loadFilterModule(PROBE_WASM);
 });
 
 const clock0 = 1_700_000_000_000_000_000n;

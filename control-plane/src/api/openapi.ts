@@ -1,5 +1,5 @@
 // GET /openapi.json: the REST API described by hand (OpenAPI 3.1, JSON Schema 2020-12), so the
-// document is a contract rather than a dump of the code. test/unit/api.test.ts checks every express
+// document is a contract rather than a dump of the code. test/integration/api.test.ts checks every express
 // route is in it and every path in it is served.
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
 const json = (schema: unknown, description: string) => ({ description, content: { "application/json": { schema } } });

@@ -3,7 +3,7 @@
 // stats show in the admin endpoint. The full multi-hop demo topology comes with issue #5.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
-import { base64, compileGroups } from "./support/filter.js";
+import { base64, compileGroups } from "../support/filter.js";
 import { edgeConfig, envoyBin, startEdgeEnvoy, validate, type EdgeEnvoy } from "../support/envoy.js";
 
 const group = JSON.parse(readFileSync("demo/lanegroup.json", "utf8"));

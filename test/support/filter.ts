@@ -1,7 +1,7 @@
 // Test support: the real filter.wasm in the Node proxy-wasm host, driven like a sidecar or gateway.
-import { loadFilterModule, ManualClock, SharedData, WasmVm } from "../../../control-plane/src/wasmhost/index.js";
-import { compileRuleSet } from "../../../control-plane/src/compile/index.js";
-import { parseLaneGroup } from "../../../control-plane/src/model/lanegroup.js";
+import { loadFilterModule, ManualClock, SharedData, WasmVm } from "../../control-plane/src/wasmhost/index.js";
+import { compileRuleSet } from "../../control-plane/src/compile/index.js";
+import { parseLaneGroup } from "../../control-plane/src/model/lanegroup.js";
 
 export const WASM_PATH = "filter/build/filter.wasm";
 

@@ -9,7 +9,7 @@ import { stringify } from "yaml";
 import { controlPlaneExtension } from "../../control-plane/src/cli/control-plane.js";
 import { main } from "../../control-plane/src/cli/main.js";
 import { parseSteps, render } from "../../control-plane/src/cli/release-command.js";
-import { TestServer } from "./support/api.js";
+import { TestServer } from "../support/api.js";
 
 const demoGroup = JSON.parse(readFileSync("demo/lanegroup.json", "utf8"));
 let t: TestServer;

@@ -1,7 +1,7 @@
 // A tiny in-memory RuleSource for tests of the rule push and traffic summaries: lane groups parsed
 // with parseLaneGroup, a revision counter, and listeners called after each "commit".
-import type { RuleSource } from "../../../control-plane/src/contracts.js";
-import { parseLaneGroup, type LaneGroup } from "../../../control-plane/src/model/lanegroup.js";
+import type { RuleSource } from "../../control-plane/src/contracts.js";
+import { parseLaneGroup, type LaneGroup } from "../../control-plane/src/model/lanegroup.js";
 
 export class MemoryRuleSource implements RuleSource {
   revision = 0;

@@ -13,8 +13,8 @@ import { RealClock } from "../../control-plane/src/wasmhost/clock.js";
 import { grpcBridge } from "../../control-plane/src/wasmhost/index.js";
 import { startGrpcServer } from "../../control-plane/src/xds/index.js";
 import { freePorts } from "../../demo/stack.js";
-import { mockGroup, newFilter, routeTo } from "./support/filter.js";
-import { MemoryRuleSource } from "./support/rulesource.js";
+import { mockGroup, newFilter, routeTo } from "../support/filter.js";
+import { MemoryRuleSource } from "../support/rulesource.js";
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => { for (const c of cleanups.splice(0).reverse()) await c(); });

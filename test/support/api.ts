@@ -3,7 +3,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startServer, type RunningServer, type ServerOptions } from "../../../control-plane/src/cli/server.js";
+import { startServer, type RunningServer, type ServerOptions } from "../../control-plane/src/cli/server.js";
 
 export interface Reply {
   status: number;

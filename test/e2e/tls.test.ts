@@ -21,7 +21,7 @@ import { RealClock } from "../../control-plane/src/wasmhost/clock.js";
 import { grpcBridge } from "../../control-plane/src/wasmhost/index.js";
 import { parseGrpcService } from "../../control-plane/src/wasmhost/grpc.js";
 import { GraylaneClient } from "../../control-plane/src/xds/index.js";
-import { mockGroup, newFilter, routeTo } from "./support/filter.js";
+import { mockGroup, newFilter, routeTo } from "../support/filter.js";
 import { resolve } from "node:path";
 import { gatewayConfig, type Topology } from "../../control-plane/src/mesh/index.js";
 import { envoyBin, startEnvoy, type RunningEnvoy } from "../../control-plane/src/mesh/envoy-process.js";

@@ -14,9 +14,9 @@ import { RealClock } from "../../control-plane/src/wasmhost/clock.js";
 import { grpcBridge, WasmVm } from "../../control-plane/src/wasmhost/index.js";
 import { parseGrpcService } from "../../control-plane/src/wasmhost/grpc.js";
 import { startGrpcServer } from "../../control-plane/src/xds/index.js";
-import { mockGroup, newFilter, routeTo, type Filter } from "./support/filter.js";
-import { MemoryRuleSource } from "./support/rulesource.js";
-import { TestServer } from "./support/api.js";
+import { mockGroup, newFilter, routeTo, type Filter } from "../support/filter.js";
+import { MemoryRuleSource } from "../support/rulesource.js";
+import { TestServer } from "../support/api.js";
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => { for (const c of cleanups.splice(0).reverse()) await c(); });

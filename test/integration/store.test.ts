@@ -7,7 +7,7 @@ import { join } from "node:path";
 import {
   ConflictError, diff, NotFoundError, openStore, SqliteStore, ValidationError, type PatchOp,
 } from "../../control-plane/src/store/index.js";
-import { mockGroup } from "./support/filter.js";
+import { mockGroup } from "../support/filter.js";
 
 let dir: string;
 let file: string;

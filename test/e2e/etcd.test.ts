@@ -13,7 +13,7 @@ import { EtcdStore } from "../../control-plane/src/store/index.js";
 import { GraylaneClient } from "../../control-plane/src/xds/index.js";
 import { RealClock } from "../../control-plane/src/wasmhost/clock.js";
 import { grpcBridge } from "../../control-plane/src/wasmhost/index.js";
-import { newFilter, routeTo } from "./support/filter.js";
+import { newFilter, routeTo } from "../support/filter.js";
 import { startEtcd, type RunningEtcd } from "../support/etcd.js";
 
 const demoGroup = JSON.parse(readFileSync("demo/lanegroup.json", "utf8"));

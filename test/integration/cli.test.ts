@@ -10,9 +10,9 @@ import { createServer, type AddressInfo } from "node:net";
 import { join } from "node:path";
 import { parse as parseYaml, stringify as toYaml } from "yaml";
 import { main } from "../../control-plane/src/cli/main.js";
-import { mockGroup } from "./support/filter.js";
-import { shopGroup } from "./support/lanes.js";
-import { TestServer } from "./support/api.js";
+import { mockGroup } from "../support/filter.js";
+import { shopGroup } from "../support/lanes.js";
+import { TestServer } from "../support/api.js";
 
 let t: TestServer;
 

@@ -2,7 +2,7 @@
 // adversarial requests, and the oracle's view of a request (how the filter finds headers, hosts,
 // path prefixes and the baggage lane member), written from DESIGN.md and the README, byte for byte.
 import fc from "fast-check";
-import { BROWSER_CLASSES, OS_CLASSES } from "../../../control-plane/src/model/lanegroup.js";
+import { BROWSER_CLASSES, OS_CLASSES } from "../../control-plane/src/model/lanegroup.js";
 
 // ---------------------------------------------------------------- lane groups
 

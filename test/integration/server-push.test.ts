@@ -8,7 +8,7 @@ import { RuleRequestSchema, type RuleRequest, type RuleResponse } from "../../co
 import { GraylaneClient } from "../../control-plane/src/xds/index.js";
 import { startServer, type RunningServer } from "../../control-plane/src/cli/server.js";
 import { controlPlaneExtension } from "../../control-plane/src/cli/control-plane.js";
-import { mockGroup } from "./support/filter.js";
+import { mockGroup } from "../support/filter.js";
 
 const SUBSCRIBERS = 200;
 const CHANGES = 20;

@@ -11,7 +11,7 @@ import { main } from "../../control-plane/src/cli/main.js";
 import { startServer } from "../../control-plane/src/cli/server.js";
 import { hashToken, newToken, Tokens } from "../../control-plane/src/auth/tokens.js";
 import { isLoopback } from "../../control-plane/src/api/auth.js";
-import { TestServer } from "./support/api.js";
+import { TestServer } from "../support/api.js";
 
 const demoGroup = JSON.parse(readFileSync("demo/lanegroup.json", "utf8"));
 const viewer = newToken("vera", "viewer");

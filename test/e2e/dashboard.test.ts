@@ -105,7 +105,7 @@ beforeEach(() => {
 
 beforeAll(async () => {
   if (!existsSync(CHROMIUM)) {
-    missingBrowser = new Error(`dashboard test: no Chromium at ${CHROMIUM}. Install it (Debian: apt-get install -y chromium; .ci/run does this) or set CHROMIUM_BIN to a Chromium/Chrome binary.`);
+    missingBrowser = new Error(`dashboard test: no Chromium at ${CHROMIUM}. Install it (make test installs Debian's chromium) or set CHROMIUM_BIN to a Chromium/Chrome binary.`);
     return;
   }
   const ext = controlPlaneExtension({ port: 0 });

@@ -6,8 +6,8 @@ import { startGrpcServer } from "../../control-plane/src/xds/index.js";
 import { TrafficIngest } from "../../control-plane/src/traffic/index.js";
 import { grpcBridge, WasmVm } from "../../control-plane/src/wasmhost/index.js";
 import { RealClock } from "../../control-plane/src/wasmhost/clock.js";
-import { MemoryRuleSource } from "./support/rulesource.js";
-import { mockGroup, newFilter, routeTo, type Filter } from "./support/filter.js";
+import { MemoryRuleSource } from "../support/rulesource.js";
+import { mockGroup, newFilter, routeTo, type Filter } from "../support/filter.js";
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => { for (const c of cleanups.splice(0).reverse()) await c(); });

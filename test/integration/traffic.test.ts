@@ -15,7 +15,7 @@ import {
 } from "../../control-plane/src/generated/graylane/v1/traffic_pb.js";
 import { TrafficIngest, quantile } from "../../control-plane/src/traffic/index.js";
 import { GraylaneClient, startGrpcServer } from "../../control-plane/src/xds/index.js";
-import { MemoryRuleSource, mockGroup } from "./support/rulesource.js";
+import { MemoryRuleSource, mockGroup } from "../support/rulesource.js";
 
 const BOUNDS = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000];
 

@@ -6,9 +6,9 @@ import { Counter, Registry } from "prom-client";
 import type { RuleStatusSource, TrafficSource } from "../../control-plane/src/contracts.js";
 import { createApi, parseDuration } from "../../control-plane/src/api/index.js";
 import { SqliteStore } from "../../control-plane/src/store/index.js";
-import { mockGroup } from "./support/filter.js";
-import { shopGroup } from "./support/lanes.js";
-import { TestServer } from "./support/api.js";
+import { mockGroup } from "../support/filter.js";
+import { shopGroup } from "../support/lanes.js";
+import { TestServer } from "../support/api.js";
 
 const g = (extra: Record<string, unknown> = {}) => ({ name: "bad", services: [{ name: "svc-a" }, { name: "svc-b" }], ...extra });
 const lane = (extra: Record<string, unknown> = {}) => g({ lanes: [{ name: "c", ...extra }] });

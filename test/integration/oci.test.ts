@@ -11,7 +11,7 @@ import {
   OCI_INDEX_MEDIA_TYPE, OCI_MANIFEST_MEDIA_TYPE, REF_NAME_ANNOTATION, WASM_CONFIG_MEDIA_TYPE, WASM_LAYER_MEDIA_TYPE,
   wasmImageLayout, type Descriptor,
 } from "../../control-plane/src/mesh/oci.js";
-import { WASM_PATH } from "./support/filter.js";
+import { WASM_PATH } from "../support/filter.js";
 
 let dir: string;
 let out: string;

@@ -13,7 +13,7 @@ import {
 import { RuleSetSchema } from "../../control-plane/src/generated/graylane/v1/rules_pb.js";
 import { GraylaneClient, STREAM_RULES_PATH, encodeRuleResponse, startGrpcServer, type GrpcServerHandle, type RuleServerEvent } from "../../control-plane/src/xds/index.js";
 import { compileRuleSet } from "../../control-plane/src/compile/index.js";
-import { MemoryRuleSource, mockGroup } from "./support/rulesource.js";
+import { MemoryRuleSource, mockGroup } from "../support/rulesource.js";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
