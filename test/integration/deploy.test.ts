@@ -8,10 +8,10 @@ import { createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseAllDocuments } from "yaml";
-import { Gateway } from "@kubernetes-models/istio/networking.istio.io/v1/Gateway";
 import { DEFAULT_CONTROL_PLANE, istioCluster, istioObjects, type IstioObject } from "../../control-plane/src/mesh/istio.js";
 import { DEFAULT_WASM_URL } from "../../control-plane/src/cli/mesh-command.js";
 import { parseLaneGroup, type LaneGroup } from "../../control-plane/src/model/lanegroup.js";
+import { validateIstio } from "../support/istio-schemas.js";
 
 type Obj = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> }; [k: string]: any };
 
@@ -125,7 +125,7 @@ describe("deploy/demo/mock-apps.yaml", () => {
       expect(mounts).toEqual({ "graylane-filter": { mountPath: dir, readOnly: true } });
     }
     const gateway = find(objs, "Gateway", "graylane-gateway");
-    new Gateway(gateway as never).validate();
+    validateIstio(gateway as never);
     const ingress = generated.find((o) => o.kind === "VirtualService" && o.spec?.gateways) as Extract<IstioObject, { kind: "VirtualService" }>;
     expect(ingress.spec?.gateways).toEqual([gateway.metadata.name]);
     expect(ingress.metadata?.namespace).toBe(gateway.metadata.namespace);
