@@ -15,10 +15,11 @@ export function validateIstio(obj: { apiVersion?: string; kind?: string; metadat
   const key = `${obj.apiVersion}/${obj.kind}`;
   const schema = schemas[key];
   if (!schema) throw new Error(`no Istio CRD schema for ${key} (have ${Object.keys(schemas).join(", ")})`);
-  if (typeof obj.metadata?.name !== "string" || obj.metadata.name === "") throw new Error(`${key}: metadata.name is required`);
+  const name = obj.metadata?.name;
+  if (typeof name !== "string" || name === "") throw new Error(`${key}: metadata.name is required`);
   let check = compiled.get(key);
   if (!check) compiled.set(key, (check = ajv.compile(schema)));
   if (!check(obj)) {
-    throw new Error(`${key} ${obj.metadata.name}: ${check.errors!.map((e) => `${e.instancePath || "/"} ${e.message}`).join("; ")}`);
+    throw new Error(`${key} ${name}: ${check.errors!.map((e) => `${e.instancePath || "/"} ${e.message}`).join("; ")}`);
   }
 }

@@ -13,17 +13,13 @@
 // lane has the service, else its fallback chain down to base — so a service's header matches are its
 // own lanes, and base is the default route. `routePatches` gives the same routes as blocks to insert
 // into VirtualServices the user already has.
-import type { IWasmPlugin } from "@kubernetes-models/istio/extensions.istio.io/v1alpha1/WasmPlugin";
-import type { IDestinationRule } from "@kubernetes-models/istio/networking.istio.io/v1/DestinationRule";
-import type { IVirtualService } from "@kubernetes-models/istio/networking.istio.io/v1/VirtualService";
+import type { DestinationRule, HttpRoute, IstioObject, VirtualService, WasmPlugin } from "./istio-types.js";
 import { compileRuleSet } from "../compile/index.js";
 import type { LaneGroup } from "../model/lanegroup.js";
 
 export type WasmPhase = "AUTHN" | "AUTHZ" | "STATS" | "UNSPECIFIED_PHASE";
 export type FailStrategy = "FAIL_OPEN" | "FAIL_CLOSE" | "FAIL_RELOAD";
-export type HttpRoute = NonNullable<NonNullable<IVirtualService["spec"]>["http"]>[number];
-type V1beta1<T extends { apiVersion: string }> = Omit<T, "apiVersion"> & { apiVersion: "networking.istio.io/v1beta1" };
-export type IstioObject = IWasmPlugin | IDestinationRule | IVirtualService | V1beta1<IDestinationRule> | V1beta1<IVirtualService>;
+export type { HttpRoute, IstioObject } from "./istio-types.js";
 
 export const DEFAULT_LANE_LABEL_KEY = "graylane.io/lane";
 export const DEFAULT_PHASE: WasmPhase = "STATS";
@@ -121,7 +117,7 @@ function inScope(service: string, o: IstioOptions): boolean {
 }
 
 function wasmPlugin(name: string, namespace: string, selector: Record<string, string>, pluginConfig: Record<string, unknown>,
-  o: IstioOptions, group?: string): IWasmPlugin {
+  o: IstioOptions, group?: string): WasmPlugin {
   const w = o.wasm;
   return {
     apiVersion: "extensions.istio.io/v1alpha1",
@@ -149,11 +145,11 @@ export function initialRuleSet(groups: LaneGroup[]): string {
 }
 
 /** The WasmPlugins: one per service, then the ingress gateway's. */
-export function wasmPlugins(groups: LaneGroup[], o: IstioOptions): IWasmPlugin[] {
+export function wasmPlugins(groups: LaneGroup[], o: IstioOptions): WasmPlugin[] {
   const ns = o.namespace ?? "default";
   const cluster = controlPlaneCluster(o);
   const ruleSet = initialRuleSet(o.ruleSetGroups ?? groups);
-  const out: IWasmPlugin[] = [];
+  const out: WasmPlugin[] = [];
   for (const g of groups) {
     for (const s of g.services) {
       if (!inScope(s.name, o)) continue;
@@ -172,7 +168,7 @@ export function wasmPlugins(groups: LaneGroup[], o: IstioOptions): IWasmPlugin[]
   return out;
 }
 
-export function destinationRule(g: LaneGroup, service: string, o: IstioOptions): IDestinationRule {
+export function destinationRule(g: LaneGroup, service: string, o: IstioOptions): DestinationRule {
   return {
     apiVersion: "networking.istio.io/v1",
     kind: "DestinationRule",
@@ -203,7 +199,7 @@ function baseRoute(g: LaneGroup, service: string, o: IstioOptions, name: string,
   };
 }
 
-export function virtualService(g: LaneGroup, service: string, o: IstioOptions): IVirtualService {
+export function virtualService(g: LaneGroup, service: string, o: IstioOptions): VirtualService {
   const host = serviceHost(service, o);
   return {
     apiVersion: "networking.istio.io/v1",
@@ -231,7 +227,7 @@ function ingressRoutes(g: LaneGroup, o: IstioOptions, withBase: boolean, namePre
 }
 
 /** The VirtualService bound to the ingress gateway, or undefined when no service has paths. */
-export function ingressVirtualService(g: LaneGroup, o: IstioOptions): IVirtualService | undefined {
+export function ingressVirtualService(g: LaneGroup, o: IstioOptions): VirtualService | undefined {
   if (o.gateway === false) return undefined;
   const gw = o.gateway ?? DEFAULT_GATEWAY;
   const http = ingressRoutes(g, o, true);
