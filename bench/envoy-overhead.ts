@@ -78,14 +78,21 @@ function envoy_on_request(handle)
 end
 `;
 
+/** BENCH_COMPARE_WASM=PATH adds another build of the filter (e.g. the one before a change) beside (b). */
+const COMPARE_WASM = process.env.BENCH_COMPARE_WASM ? resolve(process.env.BENCH_COMPARE_WASM) : undefined;
+
 export function specs(noopPath: string, ruleSetB64: string): ConfigSpec[] {
   const plugin = (extra: Record<string, unknown>) => JSON.stringify({ ruleSet: ruleSetB64, traceMemory: { slots: 65536, ttlSeconds: 60 }, ...extra });
+  const compare: ConfigSpec[] = COMPARE_WASM
+    ? [{ id: "b-compare", name: `Graylane (outbound sidecar), ${COMPARE_WASM}`, filters: [wasmFilter("graylane", COMPARE_WASM, "graylane-compare", plugin({}))], direction: "OUTBOUND" }]
+    : [];
   return [
     { id: "a", name: "no filter", filters: [], direction: "OUTBOUND" },
     { id: "b", name: "Graylane (outbound sidecar)", filters: [wasmFilter("graylane", WASM, "graylane", plugin({}))], direction: "OUTBOUND" },
     { id: "b-inbound", name: "Graylane (inbound sidecar, trace memory written)", filters: [wasmFilter("graylane", WASM, "graylane", plugin({ service: "shop0-web" }))], direction: "INBOUND" },
     { id: "c", name: "no-op Wasm filter", filters: [wasmFilter("noop", noopPath, "noop", "{}")], direction: "OUTBOUND" },
     { id: "d", name: "Lua filter (override → route header)", filters: [{ name: "envoy.filters.http.lua", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua", default_source_code: { inline_string: LUA } } }], direction: "OUTBOUND" },
+    ...compare,
   ];
 }
 
@@ -329,6 +336,14 @@ export async function runEnvoyOverhead(opts: OverheadOptions = DEFAULTS) {
       },
     }));
     const by = (id: string) => configs.find((c) => c.id === id)!;
+    // The other build against (b), paired per round: positive = the other build costs more.
+    const pairedToB = (f: (x: Sample) => number) => median(through.get("b-compare")!.map((x, r) => f(x) - f(through.get("b")![r])));
+    const compared = COMPARE_WASM ? {
+      wasm: COMPARE_WASM,
+      cpuUsPerRequestOverB: round(pairedToB((x) => x.cpuUsPerRequest), 2),
+      rpsRatioToB: round(median(through.get("b-compare")!.map((x, r) => x.rps / through.get("b")![r].rps)), 3),
+    } : undefined;
+    if (compared) log(`envoy-overhead: ${compared.wasm} against (b): ${compared.cpuUsPerRequestOverB} µs CPU per request, ${compared.rpsRatioToB} × its req/s (paired medians)`);
     const targets = {
       throughputAtLeast95PercentOfA: { value: by("b").throughput.ratioToA, met: by("b").throughput.ratioToA >= 0.95 },
       p99AddedAtMost20us: { value: by("b").latency.p99DeltaUs, met: by("b").latency.p99DeltaUs <= 20 },
@@ -348,6 +363,7 @@ export async function runEnvoyOverhead(opts: OverheadOptions = DEFAULTS) {
       configs,
       targets,
       graylaneEnvoyStats: wasmStats,
+      compared,
     };
   } finally {
     await Promise.all([...envoys.values()].map((e) => e.stop()));
