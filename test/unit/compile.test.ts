@@ -119,6 +119,50 @@ describe("compileRuleSet", () => {
   });
 });
 
+describe("regex: a leading (?i)", () => {
+  const m = (p: string, v: string) => dfaMatches(compileRegex(p), new TextEncoder().encode(v));
+
+  it("makes the whole pattern case-insensitive by ASCII case folding, agreeing with JS RegExp's i flag", () => {
+    const p = "(?i).*(iphone|ipad)[ ;].*";
+    for (const v of ["Mozilla/5.0 (iPhone; CPU)", "x IPAD;", "iphone;", "IPHONE ", "android;", "iphone"]) {
+      expect(m(p, v), v).toBe(/^(?:.*(iphone|ipad)[ ;].*)$/i.test(v));
+    }
+    expect(m("(?i)^abc$", "AbC")).toBe(true);
+    expect(m("(?i)[a-c]+", "ABCabc")).toBe(true);
+    expect(m("(?i)[^a]", "A")).toBe(false);
+    expect(m("abc", "ABC")).toBe(false); // without it, case still matters
+  });
+
+  it("folds no ASCII letter onto a non-ASCII byte, and no non-ASCII byte onto a letter", () => {
+    // "K" (KELVIN SIGN, UTF-8 e2 84 aa) is not "k"; "ſ" (c5 bf) is not "s".
+    expect(m("(?i)k", "\u212a")).toBe(false);
+    expect(m("(?i)s", "\u017f")).toBe(false);
+    expect(m("(?i)..", "\u017f")).toBe(true); // two bytes, as without the flag
+  });
+
+  for (const [p, msg] of [
+    ["(?i:abc)", /flag group \(\?i:…\) at 0 is not supported: the only inline flag supported is a leading \(\?i\)/],
+    ["(?is)abc", /flag group \(\?is\) at 0 is not supported/],
+    ["(?s).", /flag group \(\?s\) at 0 is not supported/],
+    ["(?-i)a", /flag group \(\?-i\) at 0/],
+    ["a(?i)bc", /flag group \(\?i\) at 1 is not supported: \(\?i\) is only supported at the start of the pattern/],
+    ["(?i)x(?m)y", /flag group \(\?m\) at 5/],
+  ] as const) {
+    it(`refuses ${p}, naming the flag`, () => {
+      expect(() => compileRegex(p)).toThrow(msg);
+    });
+  }
+
+  it("leaves what is not a flag group alone: classes, escapes, (?:, named groups", () => {
+    expect(m("[(?i)]x", "?x")).toBe(true);
+    expect(m("(?:ab)+", "abab")).toBe(true);
+    expect(m("(?<n>a)b", "ab")).toBe(true);
+    // An escaped "(" opens no group: "\(?i)" is "(" optional, then "i)" — a syntax error, not a flag.
+    expect(() => compileRegex("\\(?i)")).toThrow(/invalid syntax/);
+    expect(() => compileRegex("\\\\(?i)")).toThrow(/flag group \(\?i\) at 2/);
+  });
+});
+
 describe("regex → byte DFA", () => {
   const bytesOf = (s: string) => [...new TextEncoder().encode(s)];
   const patterns = ["1[0-9]{3}", "(foo|bar)+baz", "[a-z]+@example\\.com", ".*chrome.*", "v[0-9]+(\\.[0-9]+)*", "[^/]+/x",

@@ -23,6 +23,8 @@ const cases: Case[] = [
   ["header prefix miss", { headers: { "x-env": { prefix: "stag" } } }, { "x-env": "prod" }, "base"],
   ["header regex full match", { headers: { "x-ver": { regex: "v[0-9]+(\\.[0-9]+)*" } } }, { "x-ver": "v1.22.3" }, "hit"],
   ["header regex is not a substring search", { headers: { "x-ver": { regex: "v[0-9]+" } } }, { "x-ver": "xv1" }, "base"],
+  ["header regex with a leading (?i) ignores case", { headers: { "user-agent": { regex: "(?i).*iphone.*" } } }, { "user-agent": "Mozilla/5.0 (IPhone)" }, "hit"],
+  ["header regex without (?i) keeps case", { headers: { "user-agent": { regex: ".*iphone.*" } } }, { "user-agent": "Mozilla/5.0 (IPhone)" }, "base"],
   ["header present", { headers: { "x-debug": { present: true } } }, { "x-debug": "" }, "hit"],
   ["header present miss", { headers: { "x-debug": { present: true } } }, { other: "1" }, "base"],
   ["header absent", { headers: { "x-debug": { absent: true } } }, { other: "1" }, "hit"],

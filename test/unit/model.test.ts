@@ -61,6 +61,7 @@ describe("lane group model", () => {
     ["unknown os", base({ lanes: [{ name: "c", match: [{ os: ["BeOS"] }] }] }), "/lanes/0/match/0/os/0", /./],
     ["bad regex", base({ lanes: [{ name: "c", match: [{ cookies: { uid: { regex: "(a" } } }] }] }), "/lanes/0/match/0/cookies/uid/regex", /regex "\(a": invalid syntax/],
     ["regex with backreference", base({ lanes: [{ name: "c", match: [{ uri: { regex: "(a+)\\1" } }] }] }), "/lanes/0/match/0/uri/regex", /backreference/],
+    ["regex with a flag group other than a leading (?i)", base({ lanes: [{ name: "c", match: [{ headers: { "user-agent": { regex: "(?is).*iphone.*" } } }] }] }), "/lanes/0/match/0/headers/user-agent/regex", /flag group \(\?is\) at 0 is not supported/],
     ["duplicate host", base({ services: [{ name: "a" }, { name: "b", hosts: ["A"] }] }), "/services/1/hosts/0", /already a host of service a/],
     ["sticky key with both", base({ stickyKey: { header: "x", cookie: "y" } }), "/stickyKey", /exactly one of header, cookie/],
   ];

@@ -5,6 +5,10 @@
 //   and stripped (they add nothing to a full match); every other assertion is refused.
 // - Syntax: JavaScript RegExp without flags and without Annex B leniency (so `\Z`, `\p{L}`, a lone
 //   `]` or `{` are syntax errors instead of silently meaning a letter); backreferences are refused.
+//   One inline flag, as Istio (RE2) users write it: a leading `(?i)` makes the whole pattern
+//   case-insensitive (ASCII case folding: JavaScript's `i` without `u` never folds a non-ASCII
+//   character onto an ASCII one). Any other flag group — `(?i:…)`, `(?s)`, `(?is)`, `(?i)` later in
+//   the pattern — is refused by name.
 // - The alphabet is bytes 0x00–0xFF. The pattern must be ASCII: a non-ASCII character, literal or
 //   escaped (`\xe9`, `\u00e9`), is refused. A character set matches an input byte 0x80–0xFF when it
 //   contains U+0080 — that is `.`, negated classes and `\S` `\W` `\D` match every non-ASCII byte;
@@ -79,15 +83,44 @@ function toByteSet(cs: CharSet): CharSet {
   return CharSet.empty(BYTE_MAX).union(ranges);
 }
 
+const CASE_INSENSITIVE = "(?i)";
+
+/**
+ * The first inline flag group (`(?flags)` or `(?flags:`) outside a character class and not escaped,
+ * e.g. "(?is)" at 3; lookarounds `(?=` `(?!` `(?<=` `(?<!`, named groups `(?<n>` and `(?:` are not flags.
+ */
+function flagGroup(s: string): { text: string; at: number } | undefined {
+  let inClass = false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i];
+    if (c === "\\") { i++; continue; }
+    if (inClass) { if (c === "]") inClass = false; continue; }
+    if (c === "[") { inClass = true; continue; }
+    if (c !== "(" || s[i + 1] !== "?") continue;
+    const m = /^\(\?[a-zA-Z]+(?:-[a-zA-Z]*)?[:)]/.exec(s.slice(i)) ?? /^\(\?-[a-zA-Z]+[:)]/.exec(s.slice(i));
+    if (m) return { text: m[0], at: i };
+  }
+  return undefined;
+}
+
 function parse(source: string): Expression {
   for (let i = 0; i < source.length; i++) {
     const c = source.charCodeAt(i);
     if (c > 0x7f) throw new RegexError(source, `non-ASCII character ${JSON.stringify(source[i])} at ${i} (patterns are ASCII; match non-ASCII input with . or negated classes)`);
   }
-  const body = stripAnchors(source);
+  const ignoreCase = source.startsWith(CASE_INSENSITIVE);
+  const rest = ignoreCase ? source.slice(CASE_INSENSITIVE.length) : source;
+  const flag = flagGroup(rest);
+  if (flag) {
+    const at = flag.at + (ignoreCase ? CASE_INSENSITIVE.length : 0);
+    const why = flag.text === CASE_INSENSITIVE ? "(?i) is only supported at the start of the pattern"
+      : "the only inline flag supported is a leading (?i) (case-insensitive)";
+    throw new RegexError(source, `flag group ${flag.text.replace(/:$/, ":…)")} at ${at} is not supported: ${why}`);
+  }
+  const body = stripAnchors(rest);
   let parser: JS.Parser;
   try {
-    parser = JS.Parser.fromLiteral({ source: body, flags: "" }, { strict: true });
+    parser = JS.Parser.fromLiteral({ source: body, flags: ignoreCase ? "i" : "" }, { strict: true });
   } catch (e) {
     throw new RegexError(source, `invalid syntax: ${(e as Error).message.replace(/^Invalid regular expression: \/.*\/[a-z]*: /s, "")}`);
   }
