@@ -10,6 +10,7 @@ import {
 import { parseLaneGroup, validateLaneGroups, type LaneGroup, type MatchBlock, type StringMatch, type UriMatch } from "../model/lanegroup.js";
 import type { FieldError } from "../model/errors.js";
 import { compileRegex, DEFAULT_STATE_CAP } from "./regex.js";
+import { configuredSplit } from "./shares.js";
 
 export class CompileError extends Error {
   constructor(public readonly errors: FieldError[]) {
@@ -77,16 +78,11 @@ function conditions(block: MatchBlock, dfas: DfaTable): Condition[] {
 function group(g: LaneGroup, dfas: DfaTable): Group {
   const laneIndex = new Map<string, number>([[g.baseLane, 0], ...g.lanes.map((l, i) => [l.name, i + 1] as [string, number])]);
   const base = { name: g.baseLane, services: g.services.map((s) => s.name), fallback: 0, match: [], bucketStart: 0, bucketEnd: 0 } as unknown as Lane;
-  let bucket = 0;
-  const lanes = g.lanes.map((l) => {
-    const units = Math.round(l.weight * 100);
-    const lane = {
-      name: l.name, services: [...l.services], fallback: laneIndex.get(l.fallback) ?? 0,
-      match: l.match.map((b) => ({ conditions: conditions(b, dfas) })), bucketStart: bucket, bucketEnd: bucket + units,
-    } as unknown as Lane;
-    bucket += units;
-    return lane;
-  });
+  const split = configuredSplit(g).lanes;
+  const lanes = g.lanes.map((l, i) => ({
+    name: l.name, services: [...l.services], fallback: laneIndex.get(l.fallback) ?? 0,
+    match: l.match.map((b) => ({ conditions: conditions(b, dfas) })), bucketStart: split[i]!.bucketStart, bucketEnd: split[i]!.bucketEnd,
+  }) as unknown as Lane);
   const sk = g.stickyKey;
   return {
     name: g.name,

@@ -3,6 +3,7 @@ import express, { type Request, type Response, type Router } from "express";
 import { actorOf } from "../api/app.js";
 import { fail } from "../api/errors.js";
 import type { PathItems } from "../api/openapi.js";
+import { weightShare } from "../compile/shares.js";
 import type { TrafficSource } from "../contracts.js";
 import type { LeaderRoute } from "../replicas/leader.js";
 import type { Store } from "../store/types.js";
@@ -81,7 +82,7 @@ export function observed(release: Release, deps: ReleaseRouteDeps) {
     windowMs: OBSERVE_WINDOW_MS,
     requests,
     observedShare: total > 0 ? requests / total : 0,
-    configuredShare: release.weight / 100,
+    configuredShare: weightShare(release.weight),
     errorRate: requests > 0 ? errors / requests : 0,
     p99Ms: p99s.length ? Math.max(...p99s) : null,
   };

@@ -18,6 +18,7 @@
 import type { Database } from "better-sqlite3";
 import type { RuleSource, TrafficRow, TrafficSource, TrafficSummary } from "../contracts.js";
 import { Direction, type TrafficReport } from "../generated/graylane/v1/traffic_pb.js";
+import { configuredShares } from "../compile/shares.js";
 import { quantile, type Histogram } from "./histogram.js";
 
 export interface TrafficIngestOptions {
@@ -411,14 +412,7 @@ export class TrafficIngest implements TrafficSource {
     if (g) {
       services = g.services.map((s) => s.name);
       lanes = [g.baseLane, ...g.lanes.map((l) => l.name)];
-      // Weights are percentages with two decimals: sum in hundredths to stay exact.
-      let used = 0;
-      for (const l of g.lanes) {
-        const w = Math.round(l.weight * 100);
-        shares[l.name] = w / 10_000;
-        used += w;
-      }
-      shares[g.baseLane] = Math.max(0, 10_000 - used) / 10_000;
+      shares = configuredShares(g);
     }
     const override = this.opts.configuredShares?.(group);
     if (override) {
