@@ -68,6 +68,43 @@ describe("/v1/releases", () => {
     const doc = (await t.call("GET", "/openapi.json")).body;
     expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(["/v1/releases", "/v1/releases/{name}", "/v1/releases/{name}/{op}"]));
     expect(doc.paths["/v1/releases/{name}/{op}"].parameters[1].schema.enum).toEqual(["approve", "pause", "resume", "abort", "promote", "finish", "undo"]);
+    const release = doc.paths["/v1/releases/{name}"].get.responses[200].content["application/json"].schema.properties.release;
+    expect(release.required).toContain("allowedOperations");
+    expect(release.properties.allowedOperations.items.enum).toEqual(["approve", "pause", "resume", "abort", "promote", "finish", "undo"]);
+  });
+
+  it("serves each release with the operations its state allows, in every answer", async () => {
+    const ops = async (name: string) => (await t.call("GET", `/v1/releases/${name}`)).body.release.allowedOperations;
+    const listed = async (name: string) => (await t.call("GET", "/v1/releases")).body.releases.find((r: { name: string }) => r.name === name).allowedOperations;
+    const operate = async (name: string, op: string) => {
+      const r = await t.call("POST", `/v1/releases/${name}/${op}`);
+      expect(r.status, `${op}: ${JSON.stringify(r.body)}`).toBe(200);
+      return r.body.release.allowedOperations;
+    };
+
+    const created = await t.call("POST", "/v1/releases", { name: "o1", group: "mock", lane: "canary", steps: [{ setWeight: 10 }, { pause: {} }, { setWeight: 50 }] });
+    expect(created.body.release).toMatchObject({ status: "paused", pause: { reason: "approval" }, allowedOperations: ["approve", "pause", "abort", "promote"] });
+    expect(await ops("o1")).toEqual(["approve", "pause", "abort", "promote"]);
+    expect(await operate("o1", "pause")).toEqual(["resume", "abort", "promote"]);
+    expect(await listed("o1")).toEqual(["resume", "abort", "promote"]);
+    expect((await t.call("POST", "/v1/releases/o1/approve")).status).toBe(409); // not offered, and refused
+    expect(await operate("o1", "resume")).toEqual(["approve", "pause", "abort", "promote"]);
+    expect(await operate("o1", "promote")).toEqual(["abort", "finish", "undo"]);
+    expect(await operate("o1", "finish")).toEqual(["undo"]);
+    expect(await listed("o1")).toEqual(["undo"]);
+    expect(await operate("o1", "undo")).toEqual([]);
+    expect((await t.call("POST", "/v1/releases/o1/undo")).status).toBe(409);
+
+    // Progressing (an analysis step measuring), then aborted.
+    await t.call("POST", "/v1/releases", { name: "o2", group: "mock", lane: "canary", steps: [{ setWeight: 10 }, { analysis: { interval: "1h" } }] });
+    expect((await t.call("GET", "/v1/releases/o2")).body.release).toMatchObject({ status: "progressing", allowedOperations: ["pause", "abort", "promote"] });
+    expect(await operate("o2", "abort")).toEqual(["undo"]);
+
+    // Paused until a confirm webhook says yes: approving is not the way on.
+    const confirm = await t.call("POST", "/v1/releases", { name: "o3", group: "mock", lane: "canary", webhooks: { confirm: [{ url: "http://127.0.0.1:9/nobody", timeout: "200ms", retry: "1h" }] } });
+    expect(confirm.body.release).toMatchObject({ status: "paused", pause: { reason: "confirm" }, allowedOperations: ["pause", "abort", "promote"] });
+    expect(await operate("o3", "abort")).toEqual(["undo"]);
+    expect(await weight()).toBe(0);
   });
 
   it("a restarted control plane resumes a timed pause and finishes the release", async () => {

@@ -11,6 +11,7 @@ import type { FieldError } from "../model/errors.js";
 import type { LaneGroup } from "../model/lanegroup.js";
 import type { TrafficTotal } from "../traffic/ingest.js";
 import { between, judge, prometheusValue, snapshot, type ExternalValues } from "./analysis.js";
+import { refusal, type Operation } from "./operations.js";
 import type { ReleaseStore } from "./release-store.js";
 import { describeStep, parseRelease, stepAnalysis, type AnalysisSpec, type ConfirmHook } from "./spec.js";
 import { parseDuration } from "../api/duration.js";
@@ -19,8 +20,7 @@ import {
   type AnalysisRun, type LaneSetting, type Release, type ReleaseStatus,
 } from "./state.js";
 
-export const OPERATIONS = ["approve", "pause", "resume", "abort", "promote", "finish", "undo"] as const;
-export type Operation = (typeof OPERATIONS)[number];
+export { OPERATIONS, type Operation } from "./operations.js";
 
 export interface EngineOptions {
   store: Store;
@@ -137,13 +137,11 @@ export class ReleaseEngine {
     return this.locked(name, async () => {
       const r = this.opts.releases.get(name);
       if (!r) throw new ReleaseError(404, [{ path: "", message: `release ${name} does not exist` }]);
-      const refuse = (why: string): never => { throw new ReleaseError(409, [{ path: "", message: `cannot ${op} release ${name}: ${why}` }]); };
+      const why = refusal(r, op);
+      if (why !== undefined) throw new ReleaseError(409, [{ path: "", message: `cannot ${op} release ${name}: ${why}` }]);
       switch (op) {
         case "approve": {
-          if (r.status !== "paused") refuse(`it is ${r.status}, not paused`);
           const reason = r.pause!.reason;
-          if (reason === "manual") refuse("it was paused by hand: resume it");
-          if (reason === "confirm") refuse("it waits for its confirm webhook");
           r.pause = undefined;
           r.status = "progressing";
           r.currentStep++;
@@ -151,7 +149,6 @@ export class ReleaseEngine {
           break;
         }
         case "pause":
-          if (!RUNNING.has(r.status)) refuse(`it is ${r.status}`);
           if (r.pause?.reason === "manual") return r;
           r.pause = { reason: "manual", held: r.pause && { reason: r.pause.reason, until: r.pause.until, untilMs: r.pause.untilMs } };
           r.status = "paused";
@@ -159,7 +156,6 @@ export class ReleaseEngine {
           this.event(r, "paused", r.message);
           break;
         case "resume":
-          if (r.pause?.reason !== "manual") refuse(r.status === "paused" ? `it waits for ${r.pause?.reason}: approve it` : `it is ${r.status}`);
           if (r.pause!.held) {
             r.pause = { ...r.pause!.held };
           } else {
@@ -169,11 +165,9 @@ export class ReleaseEngine {
           this.event(r, "resumed", `resumed by ${actor}`);
           break;
         case "abort":
-          if (!ACTIVE.has(r.status)) refuse(`it is already ${r.status}`);
           await this.rollBack(r, "aborted", `aborted by ${actor}`);
           break;
         case "promote":
-          if (!RUNNING.has(r.status)) refuse(`it is ${r.status}`);
           await this.setLane(r, { weight: 100 });
           r.pause = undefined;
           r.currentStep = r.steps.length;
@@ -182,7 +176,6 @@ export class ReleaseEngine {
           this.event(r, "promoted", r.message);
           break;
         case "finish": {
-          if (r.status !== "promoted") refuse(`only a promoted release can finish; it is ${r.status}`);
           r.finishedRevision = await this.setLane(r, { weight: 0, match: [] });
           r.status = "finished";
           r.finishedAt = new Date(this.now()).toISOString();
@@ -191,7 +184,6 @@ export class ReleaseEngine {
           break;
         }
         case "undo": {
-          if (r.status === "undone") refuse("it is already undone");
           const prev = this.previousFinished(r);
           const target = prev ? this.laneAt(r, prev.finishedRevision!) ?? r.initial : r.initial;
           await this.setLane(r, target);

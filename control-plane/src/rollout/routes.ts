@@ -8,6 +8,7 @@ import type { TrafficSource } from "../contracts.js";
 import type { LeaderRoute } from "../replicas/leader.js";
 import type { Store } from "../store/types.js";
 import { OPERATIONS, type Operation, type ReleaseEngine } from "./engine.js";
+import { releaseView } from "./operations.js";
 import type { Release, ReleaseStatus } from "./state.js";
 
 const STATUSES: ReleaseStatus[] = ["progressing", "paused", "promoted", "finished", "aborted", "failed", "undone"];
@@ -44,26 +45,26 @@ export function releaseRoutes(engine: ReleaseEngine, deps: ReleaseRouteDeps): Ro
     const status = typeof req.query.status === "string" ? req.query.status.split(",") : undefined;
     const bad = status?.find((s) => !STATUSES.includes(s as ReleaseStatus));
     if (bad !== undefined) throw fail(400, `status ${bad}: want one of ${STATUSES.join(", ")}`, "/status");
-    res.json({ releases: engine.list({ group, status: status as ReleaseStatus[] | undefined }) });
+    res.json({ releases: engine.list({ group, status: status as ReleaseStatus[] | undefined }).map(releaseView) });
   });
 
   r.post("/v1/releases", async (req, res) => {
     if (await forwarded(req, res)) return;
     const release = await engine.create(req.body, actorOf(req));
-    res.status(201).location(`/v1/releases/${release.name}`).json({ release });
+    res.status(201).location(`/v1/releases/${release.name}`).json({ release: releaseView(release) });
   });
 
   r.get("/v1/releases/:name", (req, res) => {
     const release = engine.get(req.params.name);
     if (!release) throw fail(404, `release ${req.params.name} does not exist`);
-    res.json({ release, traffic: observed(release, deps) });
+    res.json({ release: releaseView(release), traffic: observed(release, deps) });
   });
 
   r.post("/v1/releases/:name/:op", async (req, res) => {
     const op = req.params.op as Operation;
     if (!OPERATIONS.includes(op)) throw fail(404, `no operation ${req.params.op}: want one of ${OPERATIONS.join(", ")}`);
     if (await forwarded(req, res)) return;
-    res.json({ release: await engine.operate(req.params.name, op, actorOf(req)) });
+    res.json({ release: releaseView(await engine.operate(req.params.name, op, actorOf(req))) });
   });
   return r;
 }
@@ -95,7 +96,7 @@ const actorHeader = { name: "X-Graylane-Actor", in: "header", required: false, d
 const releaseSchema = {
   type: "object",
   description: "A release: its spec (steps, analysis, webhooks) and its state (status, currentStep, weight, pause, analysisRun, events)",
-  required: ["name", "group", "lane", "strategy", "steps", "status", "currentStep", "weight", "message", "events"],
+  required: ["name", "group", "lane", "strategy", "steps", "status", "currentStep", "weight", "message", "events", "allowedOperations"],
   properties: {
     name: { type: "string" }, group: { type: "string" }, lane: { type: "string" },
     strategy: { enum: ["canary", "blueGreen"] },
@@ -103,6 +104,7 @@ const releaseSchema = {
     status: { enum: STATUSES },
     currentStep: { type: "integer" }, weight: { type: "number" }, message: { type: "string" },
     events: { type: "array", items: { type: "object", properties: { at: { type: "string" }, type: { type: "string" }, message: { type: "string" } } } },
+    allowedOperations: { type: "array", uniqueItems: true, items: { enum: [...OPERATIONS] }, description: "The operations this release's state offers (POST /v1/releases/{name}/{op}); the engine answers 409 to the others, except undo of a running release and a second pause, which it accepts without offering them" },
   },
 };
 const releaseInput = {
