@@ -260,6 +260,7 @@ describe("dashboard in a real browser", () => {
     expect(await page.locator(`${card} ${testid("release-step-0")}`).getAttribute("class")).toBe("done");
     expect(await page.locator(`${card} ${testid("release-step-2")}`).textContent()).toBe("set weight 50%");
     await expect.poll(attr(testid("lane-mock-canary"), "data-weight"), UI).toBe("10");
+    expect(await page.locator(testid("lane-mock-base")).getAttribute("data-weight")).toBe("90");
     const button = (op: string) => page.locator(`${card} ${testid(`release-${op}`)}`);
     const enabled = async () => {
       const out: string[] = [];
@@ -283,10 +284,40 @@ describe("dashboard in a real browser", () => {
     expect(await page.locator(`${card} ${testid("release-step-3")}`).getAttribute("class")).toBe("current");
     expect(await page.locator(`${card} ${testid("release-error")}`).count()).toBe(0);
     await expect.poll(attr(testid("lane-mock-canary"), "data-weight"), UI).toBe("50");
+    expect(await page.locator(testid("lane-mock-base")).getAttribute("data-weight")).toBe("50");
     const after = await call("GET", `/v1/releases/${RELEASE}`);
     expect(after.status).toBe(200);
     const release = after.body.release ?? after.body;
     expect(release).toMatchObject({ name: RELEASE, weight: 50, currentStep: 3, status: "paused" });
+  });
+
+  it("shows the configured shares and enables the release buttons the API serves, not its own idea of them", async () => {
+    // The real answers, with configuredShares and allowedOperations replaced by ones that no
+    // weight or status would give: what the page shows can only come from those fields.
+    const groups = (await call("GET", "/v1/lanegroups")).body;
+    groups.lanegroups[0].configuredShares = { base: 0.25, canary: 0.75 };
+    const releases = (await call("GET", "/v1/releases")).body;
+    const release = releases.releases.find((r: { name: string }) => r.name === RELEASE);
+    expect(release).toMatchObject({ status: "paused", allowedOperations: ["approve", "pause", "abort", "promote"] });
+    release.allowedOperations = ["finish", "undo"];
+    const p = await browser!.newPage();
+    try {
+      await p.route("**/v1/lanegroups", (route) => route.fulfill({ status: 200, contentType: "application/json", body: JSON.stringify(groups) }));
+      await p.route("**/v1/releases", (route) => route.fulfill({ status: 200, contentType: "application/json", body: JSON.stringify(releases) }));
+      await p.goto(server.url + "/");
+      const card = testid(`release-${RELEASE}`);
+      await p.locator(card).waitFor(UI);
+      expect(await p.locator(card).getAttribute("data-status")).toBe("paused");
+      const enabled: string[] = [];
+      for (const op of ["approve", "pause", "resume", "promote", "finish", "abort", "undo"]) if (await p.locator(`${card} ${testid(`release-${op}`)}`).isEnabled()) enabled.push(op);
+      expect(enabled).toEqual(["finish", "undo"]);
+      await p.locator(testid("lane-mock-canary")).waitFor(UI);
+      expect(await p.locator(testid("lane-mock-canary")).getAttribute("data-weight")).toBe("75");
+      expect(await p.locator(testid("lane-mock-base")).getAttribute("data-weight")).toBe("25");
+      expect(await p.locator(testid("lane-traffic-mock-canary")).textContent()).toContain("configured 75%");
+    } finally {
+      await p.close();
+    }
   });
 
   it("saves a screenshot, and the page raised no error", async () => {

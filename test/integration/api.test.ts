@@ -109,6 +109,15 @@ describe("lane groups", () => {
     expect(list.body.lanegroups.map((x: any) => [x.lanegroup.name, x.revision])).toEqual([["mock", 3], ["shop", 2]]);
   });
 
+  it("the list carries each group's configured share per lane (base gets what the weights leave)", async () => {
+    const weighted = { name: "weighted", services: [{ name: "svc-w" }], baseLane: "stable", lanes: [{ name: "a", weight: 12.34 }, { name: "b" }, { name: "c", weight: 0.07 }] };
+    expect((await t.call("PUT", "/v1/lanegroups/weighted", weighted)).status).toBe(201);
+    const item = (await t.call("GET", "/v1/lanegroups")).body.lanegroups.find((x: any) => x.lanegroup.name === "weighted");
+    expect(item.configuredShares).toEqual({ stable: 0.8759, a: 0.1234, b: 0, c: 0.0007 });
+    expect((await t.call("GET", "/v1/lanegroups/weighted")).body).not.toHaveProperty("configuredShares"); // the resource itself is unchanged
+    expect((await t.call("DELETE", "/v1/lanegroups/weighted")).status).toBe(200);
+  });
+
   it(`refuses ${BAD.length} bad lane groups with 400 and the JSON path, changing nothing`, async () => {
     expect(BAD.length).toBeGreaterThanOrEqual(25);
     const before = await state();

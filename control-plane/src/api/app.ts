@@ -6,6 +6,7 @@ import express, { type Request, type Router } from "express";
 import { Registry } from "prom-client";
 import { z } from "zod";
 import type { RuleServerStatus, RuleStatusSource, TrafficSource, TrafficSummary } from "../contracts.js";
+import { configuredShares } from "../compile/shares.js";
 import { dashboardRouter } from "../dashboard/index.js";
 import { pointer, type FieldError } from "../model/errors.js";
 import type { Expected, Store } from "../store/types.js";
@@ -135,7 +136,8 @@ export function createApi(opts: ApiOptions): ApiApp {
 
   app.get("/v1/lanegroups", (_req, res) => {
     const { revision } = store.current();
-    res.json({ revision, lanegroups: store.list().map((g) => ({ revision: g.revision, lanegroup: g.lanegroup })) });
+    // Each with its configured share per lane (compile/shares.ts), so the dashboard never recomputes it.
+    res.json({ revision, lanegroups: store.list().map((g) => ({ revision: g.revision, lanegroup: g.lanegroup, configuredShares: configuredShares(g.lanegroup) })) });
   });
 
   app.get("/v1/lanegroups/:name", (req, res) => {

@@ -130,7 +130,7 @@ async function load() {
   let failures = 0;
 
   if (groups.status === "fulfilled") {
-    state.groups = (groups.value.lanegroups || []).map((g) => ({ revision: g.revision, group: g.lanegroup }));
+    state.groups = (groups.value.lanegroups || []).map((g) => ({ revision: g.revision, group: g.lanegroup, shares: g.configuredShares || {} }));
     state.groupsError = null;
   } else { state.groupsError = groups.reason.message; failures++; }
 
@@ -169,7 +169,7 @@ async function load() {
       } else state.trafficErrors[name] = s.reason.message;
     });
     state.traffic = traffic;
-    for (const g of state.groups) record(g.group, traffic[g.group.name], now);
+    for (const g of state.groups) record(g.group, g.shares, traffic[g.group.name], now);
     prune(now, new Set(names));
   }
 
@@ -182,16 +182,14 @@ async function load() {
 // Lane groups: helpers
 
 const baseLane = (g) => g.baseLane || "base";
-const weightOf = (lane) => (typeof lane.weight === "number" ? lane.weight : 0);
-const round2 = (n) => Math.round(n * 100) / 100;
+/** A lane's configured share as the API serves it (GET /v1/lanegroups: `configuredShares`), in percent. */
+const configuredPct = (shares, lane) => (shares && Object.hasOwn(shares, lane) ? Math.round(shares[lane] * 10000) / 100 : 0);
 
-/** [{name, weight, services, fallback, match, base}] with the base lane first. */
-function lanesOf(g) {
-  const lanes = g.lanes || [];
-  const used = lanes.reduce((a, l) => a + weightOf(l), 0);
+/** [{name, weight, services, fallback, match, base}] with the base lane first; weight: the configured share in percent. */
+function lanesOf(g, shares) {
   return [
-    { name: baseLane(g), weight: round2(Math.max(0, 100 - used)), services: (g.services || []).map((s) => s.name), base: true },
-    ...lanes.map((l) => ({ name: l.name, weight: weightOf(l), services: l.services || [], fallback: l.fallback || baseLane(g), match: l.match })),
+    { name: baseLane(g), weight: configuredPct(shares, baseLane(g)), services: (g.services || []).map((s) => s.name), base: true },
+    ...(g.lanes || []).map((l) => ({ name: l.name, weight: configuredPct(shares, l.name), services: l.services || [], fallback: l.fallback || baseLane(g), match: l.match })),
   ];
 }
 
@@ -234,8 +232,8 @@ function push(points, t, v) {
   if (typeof v === "number" && Number.isFinite(v)) points.push({ t, v });
 }
 
-function record(group, summary, now) {
-  const lanes = lanesOf(group);
+function record(group, shares, summary, now) {
+  const lanes = lanesOf(group, shares);
   const rows = summary ? summary.services || [] : [];
   const totals = new Map();
   for (const r of rows) totals.set(r.service, (totals.get(r.service) || 0) + r.requests);
@@ -362,14 +360,14 @@ function renderGroups() {
     if (!state.groups) return state.groupsError ? errorBox(state.groupsError) : html`<p class="muted">loading…</p>`;
     const err = state.groupsError ? errorBox(state.groupsError) : "";
     if (state.groups.length === 0) return html`${err}<p class="muted" data-testid="groups-empty">no lane groups yet: <code>graylane apply -f demo/lanegroup.json</code></p>`;
-    return html`${err}${state.groups.map(({ revision, group: g }) => html`
+    return html`${err}${state.groups.map(({ revision, group: g, shares }) => html`
       <div class="group card" data-testid="group-${g.name}" data-group="${g.name}">
         <h3>${g.name} <span class="muted small">revision ${revision}</span></h3>
         <div class="kv"><span class="k">services</span> ${(g.services || []).map((s) => html`<span class="svc" title="${["hosts: " + (s.hosts || [s.name]).join(", "), s.paths && s.paths.length ? "paths: " + s.paths.join(", ") : ""].filter(Boolean).join("\n")}">${s.name}${s.paths && s.paths.length ? html`<span class="muted"> ${s.paths.join(" ")}</span>` : ""}</span>`)}</div>
         <div class="kv"><span class="k">headers</span> lane <code>${g.laneHeader}</code> · route <code>${g.routeHeader}</code>${g.overrideHeader ? html` · override <code>${g.overrideHeader}</code> (${g.overrideTrust || "any"})` : ""} · trace <code>${g.traceHeader}</code>${g.stickyKey ? html` · sticky ${g.stickyKey.header ? html`header <code>${g.stickyKey.header}</code>` : html`cookie <code>${g.stickyKey.cookie}</code>`}` : ""}</div>
         <table class="lanes">
           <thead><tr><th>lane</th><th>weight</th><th>match</th><th>services</th><th>fallback</th></tr></thead>
-          <tbody>${lanesOf(g).map((l) => html`
+          <tbody>${lanesOf(g, shares).map((l) => html`
             <tr data-testid="lane-${g.name}-${l.name}" data-weight="${l.weight}">
               <td class="lane-name">${l.name}${l.base ? html` <span class="badge">base</span>` : ""}</td>
               <td class="num">${l.weight}%${bar(l.weight)}</td>
@@ -425,14 +423,14 @@ function renderTraffic() {
   setPanel("traffic", String(now), () => {
     if (!state.groups) return html`<p class="muted">loading…</p>`;
     if (state.groups.length === 0) return html`<p class="muted">no lane groups</p>`;
-    return html`${state.groups.map(({ group: g }) => {
+    return html`${state.groups.map(({ group: g, shares }) => {
       const summary = state.traffic[g.name];
       const rows = summary ? summary.services || [] : [];
       const edge = summary ? summary.edge || [] : [];
       const terr = state.trafficErrors[g.name];
       // One color per series name across the group's charts.
       const names = new Set();
-      for (const lane of lanesOf(g)) for (const n of historyOf(g.name, lane.name).series.keys()) names.add(n);
+      for (const lane of lanesOf(g, shares)) for (const n of historyOf(g.name, lane.name).series.keys()) names.add(n);
       const seriesNames = [...names].sort((a, b) => (a === "edge") - (b === "edge") || a.localeCompare(b));
       return html`<div class="traffic-group" data-testid="traffic-${g.name}">
         <h3>${g.name} ${summary ? html`<span class="muted small">${rows.reduce((a, r) => a + r.requests, 0)} inbound requests, ${edge.reduce((a, e) => a + e.requests, 0)} at the edge in the last ${Math.round(summary.windowMs / 1000)} s</span>` : ""}</h3>
@@ -441,7 +439,7 @@ function renderTraffic() {
           <span class="legend-item"><svg class="swatch" viewBox="0 0 16 6"><line class="line configured" x1="0" x2="16" y1="3" y2="3"/></svg>configured</span>
           ${seriesNames.map((n, i) => html`<span class="legend-item"><svg class="swatch" viewBox="0 0 16 6"><line class="line s${i % 8}" x1="0" x2="16" y1="3" y2="3"/></svg>${n === "edge" ? "edge decisions" : n}</span>`)}
         </div>
-        <div class="lane-charts">${lanesOf(g).map((lane) => {
+        <div class="lane-charts">${lanesOf(g, shares).map((lane) => {
           const laneRows = rows.filter((r) => r.lane === lane.name);
           const e = edge.find((x) => x.lane === lane.name);
           return html`<div class="lane-traffic card" data-testid="lane-traffic-${g.name}-${lane.name}">
@@ -463,18 +461,18 @@ function renderTraffic() {
 
 // ---- releases ----
 
-// When each operation is allowed (the engine refuses the others with 409, whose message is shown).
-const RUNNING = new Set(["progressing", "paused"]);
-const ACTIVE = new Set(["progressing", "paused", "promoted"]);
-const pausedFor = (r) => (r.status === "paused" && r.pause ? r.pause.reason : undefined);
+// The buttons; which are enabled is the release's `allowedOperations`, as the API serves it (the
+// engine refuses the others with 409, whose message is shown).
+const ACTIVE = new Set(["progressing", "paused", "promoted"]); // sorts active releases first
+const allowed = (r, op) => Array.isArray(r.allowedOperations) && r.allowedOperations.includes(op);
 const OPS = [
-  { op: "approve", label: "Approve", when: (r) => r.status === "paused" && pausedFor(r) !== "manual" && pausedFor(r) !== "confirm" },
-  { op: "pause", label: "Pause", when: (r) => RUNNING.has(r.status) && pausedFor(r) !== "manual" },
-  { op: "resume", label: "Resume", when: (r) => pausedFor(r) === "manual" },
-  { op: "promote", label: "Promote", when: (r) => RUNNING.has(r.status), confirm: (r) => `Promote release ${r.name}: lane ${r.lane} to 100% now, skipping its remaining steps?` },
-  { op: "finish", label: "Finish", when: (r) => r.status === "promoted", confirm: (r) => `Finish release ${r.name}? Lane ${r.lane} goes back to 0% with no match: do it once the base instances run the new version.` },
-  { op: "abort", label: "Abort", when: (r) => ACTIVE.has(r.status), confirm: (r) => `Abort release ${r.name}? Lane ${r.lane} goes back to 0% and its match to what it was before.` },
-  { op: "undo", label: "Undo", when: (r) => r.status !== "undone" && !RUNNING.has(r.status), confirm: (r) => `Undo release ${r.name}? Lane ${r.lane} goes back to how the previous finished release left it.` },
+  { op: "approve", label: "Approve" },
+  { op: "pause", label: "Pause" },
+  { op: "resume", label: "Resume" },
+  { op: "promote", label: "Promote", confirm: (r) => `Promote release ${r.name}: lane ${r.lane} to 100% now, skipping its remaining steps?` },
+  { op: "finish", label: "Finish", confirm: (r) => `Finish release ${r.name}? Lane ${r.lane} goes back to 0% with no match: do it once the base instances run the new version.` },
+  { op: "abort", label: "Abort", confirm: (r) => `Abort release ${r.name}? Lane ${r.lane} goes back to 0% and its match to what it was before.` },
+  { op: "undo", label: "Undo", confirm: (r) => `Undo release ${r.name}? Lane ${r.lane} goes back to how the previous finished release left it.` },
 ];
 
 function stepText(s) {
@@ -537,7 +535,7 @@ function releaseCard(r) {
     ${r.message ? html`<div class="message" data-testid="release-message">${r.message}</div>` : ""}
     <ol class="steps">${steps.map((s, i) => html`<li data-testid="release-step-${i}" class="${i < r.currentStep || done ? "done" : i === r.currentStep ? "current" : "todo"}">${stepText(s)}</li>`)}</ol>
     ${analysisView(r)}
-    <div class="actions">${OPS.map((o) => html`<button type="button" data-action="release-op" data-op="${o.op}" data-release="${r.name}" data-testid="release-${o.op}"${!o.when(r) || busy ? html` disabled` : ""}>${busy === o.op ? `${o.label}…` : o.label}</button>`)}</div>
+    <div class="actions">${OPS.map((o) => html`<button type="button" data-action="release-op" data-op="${o.op}" data-release="${r.name}" data-testid="release-${o.op}"${!allowed(r, o.op) || busy ? html` disabled` : ""}>${busy === o.op ? `${o.label}…` : o.label}</button>`)}</div>
     ${note && note.error ? html`<p class="error" data-testid="release-error">${note.error}</p>` : ""}
     ${note && note.ok ? html`<p class="ok small" data-testid="release-ok">${note.ok}</p>` : ""}
     <div class="muted small">created ${fmtTime(r.createdAt)}${r.createdBy ? ` by ${r.createdBy}` : ""} · updated ${fmtTime(r.updatedAt)}</div>
