@@ -1,6 +1,10 @@
-// GET /openapi.json: the REST API described by hand (OpenAPI 3.1, JSON Schema 2020-12), so the
-// document is a contract rather than a dump of the code. test/integration/api.test.ts checks every express
-// route is in it and every path in it is served.
+// GET /openapi.json: the REST API (OpenAPI 3.1, JSON Schema 2020-12). Paths and answers are written
+// here, so the document is a contract rather than a dump of the code; the lane group's schemas come
+// from its zod schemas (api/json-schema.ts), so they say exactly what the API checks and answers.
+// test/integration/api.test.ts checks every express route is in it and every path in it is served.
+import { laneGroupComponents } from "../model/lanegroup.js";
+import { componentSchemas } from "./json-schema.js";
+
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
 const json = (schema: unknown, description: string) => ({ description, content: { "application/json": { schema } } });
 const errors = (description: string) => json(ref("Errors"), description);
@@ -8,15 +12,6 @@ const nameParam = { name: "name", in: "path", required: true, description: "Lane
 const actorHeader = { name: "X-Graylane-Actor", in: "header", required: false, description: 'Who makes the change, recorded in the revision (default "anonymous")', schema: { type: "string" } };
 const ifMatch = { name: "If-Match", in: "header", required: false, description: 'The group\'s ETag (its revision, quoted or bare) or "*"; 412 when it differs', schema: { type: "string" } };
 const etag = { ETag: { description: "The revision that last wrote the group, quoted", schema: { type: "string" } } };
-
-const NAME = { type: "string", pattern: "^[a-z][a-z0-9-]{0,62}$", description: "1-63 lowercase letters, digits or hyphens, starting with a letter" };
-const TOKEN = { type: "string", pattern: "^[!#$%&'*+\\-.^_`|~0-9A-Za-z]+$", description: "An HTTP header name (RFC 7230 token)" };
-
-const stringMatch = {
-  description: "Exactly one of exact, prefix, regex (full match, RE2 subset), present, absent",
-  type: "object", additionalProperties: false, minProperties: 1, maxProperties: 1,
-  properties: { exact: { type: "string" }, prefix: { type: "string" }, regex: { type: "string" }, present: { const: true }, absent: { const: true } },
-};
 
 const schemas = {
   Errors: {
@@ -26,60 +21,9 @@ const schemas = {
       message: { type: "string" },
     } } } },
   },
-  StringMatch: stringMatch,
-  MatchBlock: {
-    description: "All conditions of a block must hold; a lane matches when any of its blocks holds",
-    type: "object", additionalProperties: false, minProperties: 1,
-    properties: {
-      headers: { type: "object", additionalProperties: ref("StringMatch") },
-      cookies: { type: "object", additionalProperties: ref("StringMatch") },
-      queryParams: { type: "object", additionalProperties: ref("StringMatch") },
-      uri: { type: "object", additionalProperties: false, properties: { exact: { type: "string" }, prefix: { type: "string" }, regex: { type: "string" } } },
-      method: { type: "array", minItems: 1, items: TOKEN },
-      os: { type: "array", minItems: 1, items: { enum: ["iOS", "Android", "Windows", "macOS", "Linux"] } },
-      browser: { type: "array", minItems: 1, items: { enum: ["Chrome", "Edge", "Firefox", "Safari", "IE"] } },
-    },
-  },
-  Lane: {
-    type: "object", additionalProperties: false, required: ["name"],
-    properties: {
-      name: NAME,
-      services: { type: "array", items: NAME, default: [], description: "Services with an instance in this lane" },
-      fallback: { ...NAME, description: "Lane to route to where this lane has no instance (default: the base lane)" },
-      weight: { type: "number", minimum: 0, maximum: 100, multipleOf: 0.01, default: 0, description: "Percent of sticky keys; all weights add up to at most 100" },
-      match: { type: "array", items: ref("MatchBlock") },
-    },
-  },
-  Service: {
-    type: "object", additionalProperties: false, required: ["name"],
-    properties: {
-      name: NAME,
-      hosts: { type: "array", items: { type: "string" }, description: "Default: the service's name; unique across all lane groups" },
-      paths: { type: "array", items: { type: "string", pattern: "^/" }, default: [], description: "Path prefixes that select the service at the edge" },
-    },
-  },
-  LaneGroup: {
-    description: "A lane group (DESIGN.md). Responses carry every default filled in.",
-    type: "object", additionalProperties: false, required: ["name", "services"],
-    properties: {
-      name: NAME,
-      services: { type: "array", minItems: 1, items: ref("Service") },
-      baseLane: { ...NAME, default: "base" },
-      laneHeader: { ...TOKEN, default: "x-graylane-lane" },
-      routeHeader: { ...TOKEN, default: "x-graylane-route" },
-      overrideHeader: { ...TOKEN, description: "Overrides are off unless set" },
-      overrideTrust: { enum: ["any", "internal", "signed"], default: "any" },
-      trustIncoming: { type: "boolean", default: false },
-      traceHeader: { ...TOKEN, default: "x-request-id" },
-      stickySalt: { type: "string", description: "Default: the group's name" },
-      stickyKey: {
-        type: "object", additionalProperties: false, description: "Exactly one of header, cookie",
-        properties: { header: TOKEN, cookie: { type: "string" }, generate: { type: "boolean" }, maxAgeSeconds: { type: "integer", minimum: 1 } },
-      },
-      lanes: { type: "array", items: ref("Lane"), default: [] },
-      namespaces: { type: "array", minItems: 1, items: { type: "string", pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$" }, description: "Filters whose identity is scoped to a namespace receive this group only if it is listed; absent: every filter" },
-    },
-  },
+  // The lane group from its zod schemas (model/lanegroup.ts): LaneGroupInput (with LaneInput and
+  // ServiceInput) as a PUT body, LaneGroup (Lane, Service) as answered, every default filled in.
+  ...componentSchemas([laneGroupComponents.input, "input"], [laneGroupComponents.output, "output"]),
   StoredLaneGroup: {
     type: "object", required: ["revision", "lanegroup"],
     properties: { revision: { type: "integer", description: "The revision that last wrote the group (its ETag)" }, lanegroup: ref("LaneGroup") },
@@ -171,7 +115,13 @@ const paths: PathItems = {
     get: {
       operationId: "listLaneGroups", summary: "Every lane group",
       responses: { 200: json({ type: "object", required: ["revision", "lanegroups"], properties: {
-        revision: { type: "integer", description: "Latest store revision" }, lanegroups: { type: "array", items: ref("StoredLaneGroup") },
+        revision: { type: "integer", description: "Latest store revision" },
+        lanegroups: { type: "array", items: { allOf: [ref("StoredLaneGroup"), { type: "object", required: ["configuredShares"], properties: {
+          configuredShares: {
+            type: "object", additionalProperties: { type: "number", minimum: 0, maximum: 1 },
+            description: "Configured share of the group's traffic per lane, 0..1: each lane's weight, the base lane what the weights leave",
+          },
+        } }] } },
       } }, "The groups, sorted by name") },
     },
   },
@@ -184,7 +134,7 @@ const paths: PathItems = {
     put: {
       operationId: "putLaneGroup", summary: "Create or replace a lane group (a new revision)",
       parameters: [ifMatch, { name: "If-None-Match", in: "header", required: false, description: '"*": create only', schema: { type: "string" } }, actorHeader],
-      requestBody: { required: true, content: { "application/json": { schema: ref("LaneGroup") } } },
+      requestBody: { required: true, content: { "application/json": { schema: ref("LaneGroupInput") } } },
       responses: {
         200: { ...json(ref("StoredLaneGroup"), "Replaced"), headers: etag },
         201: { ...json(ref("StoredLaneGroup"), "Created"), headers: etag },

@@ -1,5 +1,10 @@
 // The lane group resource (DESIGN.md): zod schema, defaults, and every rule checked before anything
 // is stored or compiled. All problems are reported at once, each with its JSON Pointer.
+//
+// The schemas are the one description of the resource: `LaneGroupInput` is what a user writes
+// (PUT's body, defaults optional) and `LaneGroupSchema` what parseLaneGroup answers and the API
+// serves (every default filled in); the LaneGroup type is the latter's z.output, and /openapi.json
+// derives both of its lane group schemas from them with z.toJSONSchema (api/openapi.ts).
 import { z } from "zod";
 import { compileRegex, DEFAULT_STATE_CAP, RegexError } from "../compile/regex.js";
 import { pointer, type FieldError } from "./errors.js";
@@ -33,13 +38,15 @@ const StringMatch = z.strictObject({
   regex: regex.optional(),
   present: z.literal(true).optional(),
   absent: z.literal(true).optional(),
-}).refine((m) => present(m) === 1, "must have exactly one of exact, prefix, regex, present, absent");
+}).refine((m) => present(m) === 1, "must have exactly one of exact, prefix, regex, present, absent")
+  .meta({ description: "Exactly one of exact, prefix, regex (full match, JavaScript syntax, the subset docs/decisions.md lists), present, absent", minProperties: 1, maxProperties: 1 });
 
 const UriMatch = z.strictObject({
   exact: z.string().optional(),
   prefix: z.string().optional(),
   regex: regex.optional(),
-}).refine((m) => present(m) === 1, "must have exactly one of exact, prefix, regex");
+}).refine((m) => present(m) === 1, "must have exactly one of exact, prefix, regex")
+  .meta({ description: "Exactly one of exact, prefix, regex", minProperties: 1, maxProperties: 1 });
 
 export const OS_CLASSES = ["iOS", "Android", "Windows", "macOS", "Linux"] as const;
 export const BROWSER_CLASSES = ["Chrome", "Edge", "Firefox", "Safari", "IE"] as const;
@@ -59,21 +66,28 @@ const MatchBlock = z.strictObject({
   method: z.array(z.string().regex(TOKEN, "must be an HTTP method")).min(1).optional(),
   os: z.array(z.enum(OS_CLASSES)).min(1).optional(),
   browser: z.array(z.enum(BROWSER_CLASSES)).min(1).optional(),
-}).refine((b) => present(b) > 0, "a match block needs at least one condition");
+}).refine((b) => present(b) > 0, "a match block needs at least one condition")
+  .meta({ description: "All conditions of a block must hold; a lane matches when any of its blocks holds", minProperties: 1 });
+
+const laneServices = z.array(name).meta({ description: "Services with an instance in this lane" });
+const fallback = name.meta({ description: "Lane to route to where this lane has no instance (default: the base lane)" });
+const WEIGHT = "Percent of sticky keys; all weights add up to at most 100";
 
 const Lane = z.strictObject({
   name,
-  services: z.array(name).default([]),
-  fallback: name.optional(),
+  services: laneServices.default([]),
+  fallback: fallback.optional(),
   weight: z.number().min(0, "must be from 0 to 100").max(100, "must be from 0 to 100")
-    .refine((w) => Math.abs(w * 100 - Math.round(w * 100)) < 1e-6, "at most two decimals").default(0),
+    .refine((w) => Math.abs(w * 100 - Math.round(w * 100)) < 1e-6, "at most two decimals").default(0)
+    .meta({ description: `${WEIGHT}, with at most two decimals`, multipleOf: 0.01 }),
   match: z.array(MatchBlock).optional(),
 });
 
+const HOSTS = "Default: the service's name; unique across all lane groups";
 const Service = z.strictObject({
   name,
-  hosts: z.array(z.string().regex(HOST, "must be a host name or IP address without port")).optional(),
-  paths: z.array(z.string().startsWith("/", "must start with /")).default([]),
+  hosts: z.array(z.string().regex(HOST, "must be a host name or IP address without port")).optional().meta({ description: HOSTS }),
+  paths: z.array(z.string().startsWith("/", "must start with /")).default([]).meta({ description: "Path prefixes that select the service at the edge" }),
 });
 
 const StickyKey = z.strictObject({
@@ -82,7 +96,10 @@ const StickyKey = z.strictObject({
   generate: z.boolean().optional(),
   maxAgeSeconds: z.number().int().positive().max(0xffff_ffff).optional(),
 }).refine((k) => (k.header === undefined) !== (k.cookie === undefined), "must have exactly one of header, cookie")
-  .refine((k) => !k.generate || k.cookie !== undefined, "generate needs a cookie");
+  .refine((k) => !k.generate || k.cookie !== undefined, "generate needs a cookie")
+  .meta({ description: "Exactly one of header, cookie; generate (with a cookie) sets a generated id as that cookie when a request has none" });
+
+const stickySalt = z.string().min(1).meta({ description: "Default: the group's name" });
 
 const Group = z.strictObject({
   name,
@@ -90,38 +107,51 @@ const Group = z.strictObject({
   baseLane: name.default("base"),
   laneHeader: headerName.default("x-graylane-lane"),
   routeHeader: headerName.default("x-graylane-route"),
-  overrideHeader: headerName.optional(),
+  overrideHeader: headerName.optional().meta({ description: "Overrides are off unless set" }),
   overrideTrust: z.enum(["any", "internal", "signed"]).default("any"),
   trustIncoming: z.boolean().default(false),
   traceHeader: headerName.default("x-request-id"),
-  stickySalt: z.string().min(1).optional(),
+  stickySalt: stickySalt.optional(),
   stickyKey: StickyKey.optional(),
   lanes: z.array(Lane).default([]),
   /** Namespaces whose filters receive this group when their identity is namespace-scoped; none: all. */
-  namespaces: z.array(z.string().regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, "must be a Kubernetes namespace name")).min(1).optional(),
+  namespaces: z.array(z.string().regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, "must be a Kubernetes namespace name")).min(1).optional()
+    .meta({ description: "Filters whose identity is scoped to a namespace receive this group only if it is listed; absent: every filter" }),
+}).meta({ description: "A lane group as written (DESIGN.md): omitted fields take their defaults" });
+
+// The group as parseLaneGroup answers it, stored and served: the input's shape with every default
+// filled in. Only its type and JSON Schema are used (parsing goes through Group above).
+const StoredLane = Lane.extend({
+  services: laneServices,
+  fallback,
+  weight: z.number().min(0).max(100).meta({ description: WEIGHT }),
+  match: z.array(MatchBlock),
 });
+// A defaulted host is the service's name, which need not be a host name (it may end with a hyphen).
+const StoredService = Service.extend({ hosts: z.array(z.string()).meta({ description: HOSTS }) });
+const StoredGroup = Group.extend({
+  services: z.array(StoredService).min(1),
+  stickySalt,
+  lanes: z.array(StoredLane),
+}).meta({ description: "A lane group as stored and served (DESIGN.md): every default filled in" });
+
+/** The lane group as users write it (PUT's body): its zod schema, for its JSON Schema (io "input"). */
+export const LaneGroupInput = Group;
+/** The lane group as stored and served, every default filled in (io "output"). */
+export const LaneGroupSchema = StoredGroup;
+/** The parts with a name of their own in /openapi.json, request side (io "input") and response side (io "output"). */
+export const laneGroupComponents = {
+  input: { LaneGroupInput: Group, LaneInput: Lane, ServiceInput: Service, MatchBlock, StringMatch, UriMatch, StickyKey },
+  output: { LaneGroup: StoredGroup, Lane: StoredLane, Service: StoredService, MatchBlock, StringMatch, UriMatch, StickyKey },
+};
 
 export type StringMatch = z.infer<typeof StringMatch>;
 export type UriMatch = z.infer<typeof UriMatch>;
 export type MatchBlock = z.infer<typeof MatchBlock>;
 export type OsClass = (typeof OS_CLASSES)[number];
 export type BrowserClass = (typeof BROWSER_CLASSES)[number];
-
-export interface LaneGroup {
-  name: string;
-  services: Array<{ name: string; hosts: string[]; paths: string[] }>;
-  baseLane: string;
-  laneHeader: string;
-  routeHeader: string;
-  overrideHeader?: string;
-  overrideTrust: "any" | "internal" | "signed";
-  trustIncoming: boolean;
-  traceHeader: string;
-  stickySalt: string;
-  stickyKey?: { header?: string; cookie?: string; generate?: boolean; maxAgeSeconds?: number };
-  lanes: Array<{ name: string; services: string[]; fallback: string; weight: number; match: MatchBlock[] }>;
-  namespaces?: string[];
-}
+/** A lane group as parseLaneGroup answers it: every default filled in. */
+export type LaneGroup = z.output<typeof StoredGroup>;
 
 export type ParseResult = { ok: true; value: LaneGroup } | { ok: false; errors: FieldError[] };
 
