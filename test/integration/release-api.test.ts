@@ -10,6 +10,7 @@ import { controlPlaneExtension } from "../../control-plane/src/cli/control-plane
 import { main } from "../../control-plane/src/cli/main.js";
 import { parseSteps, render } from "../../control-plane/src/cli/release-command.js";
 import { TestServer } from "../support/api.js";
+import { Ajv2020 } from "ajv/dist/2020.js";
 
 const demoGroup = JSON.parse(readFileSync("demo/lanegroup.json", "utf8"));
 let t: TestServer;
@@ -73,17 +74,28 @@ describe("/v1/releases", () => {
     expect(release.properties.allowedOperations.items.enum).toEqual(["approve", "pause", "resume", "abort", "promote", "finish", "undo"]);
   });
 
-  it("serves each release with the operations its state allows, in every answer", async () => {
-    const ops = async (name: string) => (await t.call("GET", `/v1/releases/${name}`)).body.release.allowedOperations;
-    const listed = async (name: string) => (await t.call("GET", "/v1/releases")).body.releases.find((r: { name: string }) => r.name === name).allowedOperations;
+  it("serves each release with the operations its state allows, in every answer, which fits the OpenAPI schema", async () => {
+    // Every release answered below, in each state, is checked against the documented schema too.
+    const doc = (await t.call("GET", "/openapi.json")).body;
+    const fits = new Ajv2020({ strict: false, allErrors: true }).compile(doc.paths["/v1/releases/{name}"].get.responses[200].content["application/json"].schema);
+    const checked = (body: unknown) => {
+      expect(fits(body), JSON.stringify(fits.errors)).toBe(true);
+      return body as { release: { allowedOperations: string[] } };
+    };
+    const ops = async (name: string) => checked((await t.call("GET", `/v1/releases/${name}`)).body).release.allowedOperations;
+    const listed = async (name: string) => {
+      const releases = (await t.call("GET", "/v1/releases")).body.releases as Array<{ name: string; allowedOperations: string[] }>;
+      for (const release of releases) checked({ release });
+      return releases.find((r) => r.name === name)!.allowedOperations;
+    };
     const operate = async (name: string, op: string) => {
       const r = await t.call("POST", `/v1/releases/${name}/${op}`);
       expect(r.status, `${op}: ${JSON.stringify(r.body)}`).toBe(200);
-      return r.body.release.allowedOperations;
+      return checked(r.body).release.allowedOperations;
     };
 
     const created = await t.call("POST", "/v1/releases", { name: "o1", group: "mock", lane: "canary", steps: [{ setWeight: 10 }, { pause: {} }, { setWeight: 50 }] });
-    expect(created.body.release).toMatchObject({ status: "paused", pause: { reason: "approval" }, allowedOperations: ["approve", "pause", "abort", "promote"] });
+    expect(checked(created.body).release).toMatchObject({ status: "paused", pause: { reason: "approval" }, allowedOperations: ["approve", "pause", "abort", "promote"] });
     expect(await ops("o1")).toEqual(["approve", "pause", "abort", "promote"]);
     expect(await operate("o1", "pause")).toEqual(["resume", "abort", "promote"]);
     expect(await listed("o1")).toEqual(["resume", "abort", "promote"]);
@@ -97,14 +109,20 @@ describe("/v1/releases", () => {
 
     // Progressing (an analysis step measuring), then aborted.
     await t.call("POST", "/v1/releases", { name: "o2", group: "mock", lane: "canary", steps: [{ setWeight: 10 }, { analysis: { interval: "1h" } }] });
-    expect((await t.call("GET", "/v1/releases/o2")).body.release).toMatchObject({ status: "progressing", allowedOperations: ["pause", "abort", "promote"] });
+    expect(checked((await t.call("GET", "/v1/releases/o2")).body).release).toMatchObject({ status: "progressing", analysisRun: { step: 1 }, allowedOperations: ["pause", "abort", "promote"] });
     expect(await operate("o2", "abort")).toEqual(["undo"]);
 
     // Paused until a confirm webhook says yes: approving is not the way on.
     const confirm = await t.call("POST", "/v1/releases", { name: "o3", group: "mock", lane: "canary", webhooks: { confirm: [{ url: "http://127.0.0.1:9/nobody", timeout: "200ms", retry: "1h" }] } });
-    expect(confirm.body.release).toMatchObject({ status: "paused", pause: { reason: "confirm" }, allowedOperations: ["pause", "abort", "promote"] });
+    expect(checked(confirm.body).release).toMatchObject({ status: "paused", pause: { reason: "confirm" }, allowedOperations: ["pause", "abort", "promote"] });
     expect(await operate("o3", "abort")).toEqual(["undo"]);
     expect(await weight()).toBe(0);
+    expect(await listed("o3")).toEqual(["undo"]); // and every release so far fits the schema
+    // The schema is no blank cheque: a release missing a field, or with one it does not have, does not fit.
+    const one = (await t.call("GET", "/v1/releases/o1")).body;
+    expect(fits({ release: { ...one.release, allowedOperations: undefined } })).toBe(false);
+    expect(fits({ release: { ...one.release, colour: "red" } })).toBe(false);
+    expect(fits({ release: { ...one.release, status: "sleeping" } })).toBe(false);
   });
 
   it("a restarted control plane resumes a timed pause and finishes the release", async () => {

@@ -10,6 +10,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { create } from "@bufbuild/protobuf";
 import { DecisionSource, Direction, TrafficReportSchema } from "../../control-plane/src/generated/graylane/v1/traffic_pb.js";
 import { ReleaseEngine, SqliteReleaseStore, parseRelease, type Release } from "../../control-plane/src/rollout/index.js";
+import { ReleaseSchema } from "../../control-plane/src/rollout/state.js";
 import { SqliteStore } from "../../control-plane/src/store/index.js";
 import { TrafficIngest } from "../../control-plane/src/traffic/index.js";
 
@@ -67,7 +68,16 @@ function world(path?: string, clock = { now: Date.parse("2026-11-23T12:00:00Z") 
   const store = new SqliteStore(path, { now: () => new Date(clock.now) });
   if (!store.get("mock")) store.put(demoGroup, { actor: "test" });
   const ingest = new TrafficIngest({ db: store.database, rules: store, now: () => clock.now });
-  const engine = new ReleaseEngine({ store, releases: new SqliteReleaseStore(store.database), traffic: ingest, now: () => clock.now });
+  // Every release the engine stores, in every state these tests reach, has the shape the API documents
+  // (rollout/state.ts's schema, from which the Release type and the OpenAPI schema derive).
+  const releases = new SqliteReleaseStore(store.database);
+  const save = releases.save.bind(releases);
+  releases.save = (r: Release) => {
+    const fits = ReleaseSchema.safeParse(JSON.parse(JSON.stringify(r)));
+    if (!fits.success) throw new Error(`release ${r.name} (${r.status}) breaks its schema: ${JSON.stringify(fits.error.issues)}`);
+    return save(r);
+  };
+  const engine = new ReleaseEngine({ store, releases, traffic: ingest, now: () => clock.now });
   let closed = false;
   const close = async () => { if (closed) return; closed = true; await engine.stop(); store.close(); };
   cleanups.push(close);

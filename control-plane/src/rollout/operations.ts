@@ -1,7 +1,8 @@
 // Which operations a release's state allows, written once: the state machine's guards (the engine
 // refuses every other operation with 409 and the reason below) and the operations a user is offered,
 // served as `allowedOperations` with each release (the dashboard's buttons follow that field).
-import { ACTIVE, RUNNING, type Release } from "./state.js";
+import { z } from "zod";
+import { ACTIVE, ReleaseSchema, RUNNING, type Release } from "./state.js";
 
 export const OPERATIONS = ["approve", "pause", "resume", "abort", "promote", "finish", "undo"] as const;
 export type Operation = (typeof OPERATIONS)[number];
@@ -48,3 +49,11 @@ export function allowedOperations(r: ReleaseState): Operation[] {
 export function releaseView<R extends ReleaseState>(r: R): R & { allowedOperations: Operation[] } {
   return { ...r, allowedOperations: allowedOperations(r) };
 }
+
+/** The release as the REST API serves it, for its OpenAPI schema (api/json-schema.ts). */
+export const ReleaseViewSchema = ReleaseSchema.extend({
+  allowedOperations: z.array(z.enum(OPERATIONS)).meta({
+    uniqueItems: true,
+    description: "The operations this release's state offers (POST /v1/releases/{name}/{op}); the engine answers 409 to the others, except undo of a running release and a second pause, which it accepts without offering them",
+  }),
+}).meta({ description: "A release: its spec (steps, analysis, webhooks), its state (status, currentStep, weight, pause, analysis runs, events) and the operations that state offers" });

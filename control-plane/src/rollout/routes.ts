@@ -2,16 +2,17 @@
 import express, { type Request, type Response, type Router } from "express";
 import { actorOf } from "../api/app.js";
 import { fail } from "../api/errors.js";
+import { jsonSchema } from "../api/json-schema.js";
 import type { PathItems } from "../api/openapi.js";
 import { weightShare } from "../compile/shares.js";
 import type { TrafficSource } from "../contracts.js";
 import type { LeaderRoute } from "../replicas/leader.js";
 import type { Store } from "../store/types.js";
 import { OPERATIONS, type Operation, type ReleaseEngine } from "./engine.js";
-import { releaseView } from "./operations.js";
-import type { Release, ReleaseStatus } from "./state.js";
+import { releaseView, ReleaseViewSchema } from "./operations.js";
+import { ReleaseInput } from "./spec.js";
+import { STATUSES, type Release, type ReleaseStatus } from "./state.js";
 
-const STATUSES: ReleaseStatus[] = ["progressing", "paused", "promoted", "finished", "aborted", "failed", "undone"];
 const OBSERVE_WINDOW_MS = 30_000;
 
 export interface ReleaseRouteDeps {
@@ -93,30 +94,9 @@ const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
 const json = (schema: unknown, description: string) => ({ description, content: { "application/json": { schema } } });
 const errors = (description: string) => json(ref("Errors"), description);
 const actorHeader = { name: "X-Graylane-Actor", in: "header", required: false, description: "Who acts, recorded in the release's events", schema: { type: "string" } };
-const releaseSchema = {
-  type: "object",
-  description: "A release: its spec (steps, analysis, webhooks) and its state (status, currentStep, weight, pause, analysisRun, events)",
-  required: ["name", "group", "lane", "strategy", "steps", "status", "currentStep", "weight", "message", "events", "allowedOperations"],
-  properties: {
-    name: { type: "string" }, group: { type: "string" }, lane: { type: "string" },
-    strategy: { enum: ["canary", "blueGreen"] },
-    steps: { type: "array", items: { type: "object" } },
-    status: { enum: STATUSES },
-    currentStep: { type: "integer" }, weight: { type: "number" }, message: { type: "string" },
-    events: { type: "array", items: { type: "object", properties: { at: { type: "string" }, type: { type: "string" }, message: { type: "string" } } } },
-    allowedOperations: { type: "array", uniqueItems: true, items: { enum: [...OPERATIONS] }, description: "The operations this release's state offers (POST /v1/releases/{name}/{op}); the engine answers 409 to the others, except undo of a running release and a second pause, which it accepts without offering them" },
-  },
-};
-const releaseInput = {
-  type: "object", required: ["name", "group", "lane"], additionalProperties: false,
-  properties: {
-    name: { type: "string" }, group: { type: "string" }, lane: { type: "string" },
-    strategy: { enum: ["canary", "blueGreen"], default: "canary" },
-    steps: { type: "array", items: { type: "object", description: "One of {setWeight: N}, {setMatch: [match blocks]}, {pause: {duration?}}, {analysis: {...}}" } },
-    analysis: { type: "object" },
-    webhooks: { type: "object", properties: { confirm: { type: "array" }, events: { type: "array", items: { type: "string" } } } },
-  },
-};
+// From the zod schemas: a release as answered (rollout/operations.ts) and as written (rollout/spec.ts).
+const releaseSchema = jsonSchema(ReleaseViewSchema, "output");
+const releaseInput = jsonSchema(ReleaseInput, "input");
 const one = json({ type: "object", required: ["release"], properties: { release: releaseSchema } }, "The release");
 
 export const releaseOpenApi: PathItems = {

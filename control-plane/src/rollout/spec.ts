@@ -1,5 +1,6 @@
 // The release resource as users write it (POST /v1/releases), with Argo Rollouts' step vocabulary
-// and Flagger's analysis knobs, and the defaults that fill in what is left out.
+// and Flagger's analysis knobs, and the defaults that fill in what is left out. ReleaseInput is the
+// one description of the request: the step types derive from it, and so does its OpenAPI schema.
 import { z } from "zod";
 import { parseDuration } from "../api/duration.js";
 import { pointer, type FieldError } from "../model/errors.js";
@@ -8,8 +9,10 @@ const NAME = /^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const name = z.string().regex(NAME, "must be 1-63 lowercase letters, digits and hyphens, starting with a letter and not ending with a hyphen");
 
 /** "250ms", "5s", "1m30s", "1h"; a bare number is seconds. */
-const duration = z.string().refine((s) => parseDuration(s) !== undefined, "must be a duration such as 250ms, 30s, 5m or 1h");
-const url = z.string().refine((s) => { try { const u = new URL(s); return u.protocol === "http:" || u.protocol === "https:"; } catch { return false; } }, "must be an http(s) URL");
+const duration = z.string().refine((s) => parseDuration(s) !== undefined, "must be a duration such as 250ms, 30s, 5m or 1h")
+  .meta({ description: "A duration such as 250ms, 30s, 5m, 1h or 1h30m (a bare number: seconds)" });
+const url = z.string().refine((s) => { try { const u = new URL(s); return u.protocol === "http:" || u.protocol === "https:"; } catch { return false; } }, "must be an http(s) URL")
+  .meta({ description: "An http(s) URL" });
 
 const Metric = z.discriminatedUnion("name", [
   z.strictObject({
@@ -59,17 +62,22 @@ const Analysis = z.strictObject({
   background: z.boolean().optional(),
 });
 
-const Step = z.union([
+const AnalysisStep = z.strictObject(AnalysisFields);
+
+export const Step = z.union([
   z.strictObject({ setWeight: z.number().min(0).max(100).refine((w) => Math.abs(w * 100 - Math.round(w * 100)) < 1e-6, "at most two decimals") }),
   // Conditions are checked against the lane group at creation (same rules as PUT of the group).
-  z.strictObject({ setMatch: z.array(z.unknown()) }),
-  z.strictObject({ pause: z.strictObject({ duration: duration.optional() }) }),
-  z.strictObject({ analysis: z.strictObject(AnalysisFields) }),
+  z.strictObject({ setMatch: z.array(z.unknown()).meta({ description: "Match blocks, as a lane's match (checked against the lane group when the release is created)" }) }),
+  z.strictObject({ pause: z.strictObject({ duration: duration.optional() }).meta({ description: "Without a duration: until approved" }) }),
+  z.strictObject({ analysis: AnalysisStep.meta({ description: "Overrides of the release's analysis settings for this step" }) }),
 ], { error: "a step is one of setWeight, setMatch, pause, analysis" });
+
+/** A confirm gate: POSTed before the listed steps; `timeout` per call (default 10s), asked again after `retry` (default 5s). */
+export const ConfirmHookSchema = z.strictObject({ url, beforeSteps: z.array(z.number().int().min(0)).optional(), timeout: duration.optional(), retry: duration.optional() });
 
 const Webhooks = z.strictObject({
   /** Before the listed steps (all steps when omitted) POST the release to `url`; 2xx goes on, anything else waits and asks again. */
-  confirm: z.array(z.strictObject({ url, beforeSteps: z.array(z.number().int().min(0)).optional(), timeout: duration.optional(), retry: duration.optional() })).optional(),
+  confirm: z.array(ConfirmHookSchema).optional(),
   /** Every event of the release is POSTed to these URLs (best effort). */
   events: z.array(url).optional(),
 });
@@ -84,27 +92,24 @@ export const ReleaseInput = z.strictObject({
   webhooks: Webhooks.optional(),
 });
 
-export type MetricSpec = z.infer<typeof Metric>;
-export type StepSpec =
-  | { setWeight: number }
-  | { setMatch: unknown[] }
-  | { pause: { duration?: string } }
-  | { analysis: AnalysisOverrides };
-export type AnalysisOverrides = Partial<Omit<AnalysisSpec, "background" | "intervalMs" | "deadlineMs">> & { interval?: string; deadline?: string };
+/** Analysis settings with every default filled in and durations in ms (as a release holds them). */
+export const AnalysisSpecSchema = z.strictObject({
+  interval: z.string(),
+  intervalMs: z.number(),
+  count: z.number().int(),
+  failureLimit: z.number().int(),
+  minRequests: z.number().int(),
+  deadline: z.string(),
+  deadlineMs: z.number(),
+  onInconclusive: z.enum(["abort", "pause"]),
+  background: z.boolean(),
+  metrics: z.array(Metric),
+});
 
-/** Analysis settings with every default filled in and durations in ms. */
-export interface AnalysisSpec {
-  interval: string;
-  intervalMs: number;
-  count: number;
-  failureLimit: number;
-  minRequests: number;
-  deadline: string;
-  deadlineMs: number;
-  onInconclusive: "abort" | "pause";
-  background: boolean;
-  metrics: MetricSpec[];
-}
+export type MetricSpec = z.infer<typeof Metric>;
+export type StepSpec = z.output<typeof Step>;
+export type AnalysisOverrides = z.output<typeof AnalysisStep>;
+export type AnalysisSpec = z.output<typeof AnalysisSpecSchema>;
 
 export interface ReleaseSpec {
   name: string;
@@ -116,8 +121,7 @@ export interface ReleaseSpec {
   webhooks: { confirm: ConfirmHook[]; events: string[] };
 }
 
-/** A confirm gate: POSTed before the listed steps; `timeout` per call (default 10s), asked again after `retry` (default 5s). */
-export interface ConfirmHook { url: string; beforeSteps?: number[]; timeout?: string; retry?: string }
+export type ConfirmHook = z.output<typeof ConfirmHookSchema>;
 
 export const DEFAULT_ANALYSIS: Omit<AnalysisSpec, "intervalMs" | "deadlineMs"> = {
   interval: "1m",
