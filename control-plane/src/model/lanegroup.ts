@@ -39,7 +39,7 @@ const StringMatch = z.strictObject({
   present: z.literal(true).optional(),
   absent: z.literal(true).optional(),
 }).refine((m) => present(m) === 1, "must have exactly one of exact, prefix, regex, present, absent")
-  .meta({ description: "Exactly one of exact, prefix, regex (full match, JavaScript syntax, the subset docs/decisions.md lists), present, absent", minProperties: 1, maxProperties: 1 });
+  .meta({ description: "Exactly one of exact, prefix, regex (full match, JavaScript RegExp syntax, the subset docs/decisions.md lists, plus a leading (?i)), present, absent", minProperties: 1, maxProperties: 1 });
 
 const UriMatch = z.strictObject({
   exact: z.string().optional(),
