@@ -18,7 +18,7 @@ import type { AddressInfo } from "node:net";
 import { resolve } from "node:path";
 import { startServer, type RunningServer } from "../control-plane/src/cli/server.js";
 import { controlPlaneExtension } from "../control-plane/src/cli/control-plane.js";
-import { instanceId, sidecarConfig, type Topology } from "../control-plane/src/mesh/index.js";
+import { instanceId, sidecarConfig, type Topology } from "../control-plane/src/mesh/envoy-config.js";
 import { envoyBin, startEnvoy, type RunningEnvoy } from "../control-plane/src/mesh/envoy-process.js";
 import { openStore, type Store } from "../control-plane/src/store/index.js";
 import { freePorts, httpGet, isMain, QUICK, sleep, writeResult } from "./support/common.js";

@@ -16,7 +16,7 @@ import type { AddressInfo } from "node:net";
 import { resolve } from "node:path";
 import { startServer, type RunningServer } from "../control-plane/src/cli/server.js";
 import { controlPlaneExtension } from "../control-plane/src/cli/control-plane.js";
-import { sidecarConfig, type Topology } from "../control-plane/src/mesh/index.js";
+import { sidecarConfig, type Topology } from "../control-plane/src/mesh/envoy-config.js";
 import { envoyBin, startEnvoy, type RunningEnvoy } from "../control-plane/src/mesh/envoy-process.js";
 import { openStore, type Store } from "../control-plane/src/store/index.js";
 import type { GrpcServerHandle } from "../control-plane/src/xds/index.js";

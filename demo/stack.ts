@@ -6,7 +6,7 @@ import { resolve } from "node:path";
 import { startServer, type RunningServer } from "../control-plane/src/cli/server.js";
 import { controlPlaneExtension } from "../control-plane/src/cli/control-plane.js";
 import { compileRuleSet } from "../control-plane/src/compile/index.js";
-import { gatewayConfig, meshConfigs, type Topology } from "../control-plane/src/mesh/index.js";
+import { gatewayConfig, meshConfigs, type Topology } from "../control-plane/src/mesh/envoy-config.js";
 import { envoyBin, startEnvoy, type RunningEnvoy } from "../control-plane/src/mesh/envoy-process.js";
 
 export { envoyBin, type RunningEnvoy };

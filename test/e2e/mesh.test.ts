@@ -2,7 +2,7 @@
 // (with filter.wasm loaded on V8), and the routes carry what the filter needs.
 import { describe, expect, it } from "vitest";
 import { resolve } from "node:path";
-import { gatewayConfig, meshConfigs, sidecarConfig, type Topology } from "../../control-plane/src/mesh/index.js";
+import { gatewayConfig, meshConfigs, sidecarConfig, type Topology } from "../../control-plane/src/mesh/envoy-config.js";
 import { envoyBin, validate } from "../support/envoy.js";
 
 let port = 20000;

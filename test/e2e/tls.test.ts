@@ -23,7 +23,7 @@ import { parseGrpcService } from "../../control-plane/src/wasmhost/grpc.js";
 import { GraylaneClient } from "../../control-plane/src/xds/index.js";
 import { mockGroup, newFilter, routeTo } from "../support/filter.js";
 import { resolve } from "node:path";
-import { gatewayConfig, type Topology } from "../../control-plane/src/mesh/index.js";
+import { gatewayConfig, type Topology } from "../../control-plane/src/mesh/envoy-config.js";
 import { envoyBin, startEnvoy, type RunningEnvoy } from "../../control-plane/src/mesh/envoy-process.js";
 
 let dir: string;

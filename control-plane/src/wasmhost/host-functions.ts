@@ -17,21 +17,63 @@
 //  - a pointer outside linear memory → InvalidMemoryAccess (and a host log line).
 import { BufferType, LogLevel, MapType, MetricType, WasmResult } from "./abi.js";
 import { binaryKey, type Bytes, concat, fromUtf8, toBytes, utf8 } from "./bytes.js";
+import type { Clock } from "./clock.js";
+import type { ContextTable } from "./contexts.js";
 import { GrpcCall, GrpcStream } from "./grpc.js";
+import type { GrpcTable } from "./grpc-table.js";
 import { deserializePairs, HeaderMap } from "./header-map.js";
-import { HttpStream } from "./http-stream.js";
-import { MemoryAccessError } from "./memory.js";
-import { wirePropertyKey } from "./properties.js";
-import { Stats } from "./stats.js";
-import type { WasmVm } from "./vm.js";
+import { type GuestMemory, MemoryAccessError } from "./memory.js";
+import { type PropertyStore, wirePropertyKey } from "./properties.js";
+import type { SharedData } from "./shared-data.js";
+import { type MetricIds, Stats } from "./stats.js";
+import type { VmLog } from "./vm-log.js";
+
+/** Buffers and maps that exist only while one callback runs (the VM sets and clears them). */
+export interface CallbackBuffers {
+  pluginConfig?: Bytes;
+  grpcReceive?: Bytes;
+  grpcInitialMetadata?: HeaderMap;
+  grpcTrailingMetadata?: HeaderMap;
+  callData?: Bytes;
+}
+
+/**
+ * What the host functions work on: the parts of one VM, each as the small type it is, never the VM
+ * itself. The VM builds one; nothing in it is read before the first host call.
+ */
+export interface HostEnv {
+  /** The module's memory; throws MemoryAccessError before instantiation completes. */
+  memory(): GuestMemory;
+  readonly contexts: ContextTable;
+  readonly callback: CallbackBuffers;
+  readonly log: VmLog;
+  readonly clock: Clock;
+  readonly vmConfig: Bytes;
+  /** VM-level properties (a stream's own shadow them). */
+  readonly properties: PropertyStore;
+  /** Shared data, in the space of `vmId`. */
+  readonly shared: Pick<SharedData, "getRaw" | "setRaw">;
+  readonly vmId: string;
+  readonly stats: Stats;
+  readonly metricIds: MetricIds;
+  readonly grpc: GrpcTable;
+  /** The foreign function `name` (bound to its VM), or undefined. */
+  foreignFunction(name: string): ((args: Bytes) => Bytes | string | void) | undefined;
+  /** Every proxy_call_foreign_function, in order (also those naming no function). */
+  readonly foreignCalls: Array<{ name: string; args: Bytes }>;
+  setTickPeriod(ms: number): void;
+  /** proxy_done: the root context finished its pending work. */
+  done(): void;
+}
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type HostFunction = (...args: any[]) => number;
 
 const { Ok, NotFound, BadArgument, SerializationFailure, InvalidMemoryAccess, Unimplemented, InternalFailure } = WasmResult;
 
-export function createHostFunctions(vm: WasmVm): Record<string, HostFunction> {
-  const stream = (): HttpStream | undefined => (vm._current instanceof HttpStream ? vm._current : undefined);
+export function createHostFunctions(env: HostEnv): Record<string, HostFunction> {
+  const stream = () => env.contexts.stream;
+  const mem = () => env.memory();
 
   function headerMap(type: number): HeaderMap | undefined {
     switch (type) {
@@ -39,8 +81,8 @@ export function createHostFunctions(vm: WasmVm): Record<string, HostFunction> {
       case MapType.RequestTrailers: return stream()?.requestTrailerMap;
       case MapType.ResponseHeaders: return stream()?.responseHeaderMap;
       case MapType.ResponseTrailers: return stream()?.responseTrailerMap;
-      case MapType.GrpcReceiveInitialMetadata: return vm._cb.grpcInitialMetadata;
-      case MapType.GrpcReceiveTrailingMetadata: return vm._cb.grpcTrailingMetadata;
+      case MapType.GrpcReceiveInitialMetadata: return env.callback.grpcInitialMetadata;
+      case MapType.GrpcReceiveTrailingMetadata: return env.callback.grpcTrailingMetadata;
       default: return undefined; // HTTP calls are not implemented
     }
   }
@@ -49,16 +91,16 @@ export function createHostFunctions(vm: WasmVm): Record<string, HostFunction> {
     switch (type) {
       case BufferType.HttpRequestBody: return stream()?.requestBody;
       case BufferType.HttpResponseBody: return stream()?.responseBody;
-      case BufferType.GrpcReceiveBuffer: return vm._cb.grpcReceive;
-      case BufferType.VmConfiguration: return vm.vmConfig;
-      case BufferType.PluginConfiguration: return vm._cb.pluginConfig;
-      case BufferType.CallData: return vm._cb.callData;
+      case BufferType.GrpcReceiveBuffer: return env.callback.grpcReceive;
+      case BufferType.VmConfiguration: return env.vmConfig;
+      case BufferType.PluginConfiguration: return env.callback.pluginConfig;
+      case BufferType.CallData: return env.callback.callData;
       default: return undefined;
     }
   }
 
   function property(key: string): Bytes | undefined {
-    return stream()?.properties.getWire(key) ?? vm.properties.getWire(key);
+    return stream()?.properties.getWire(key) ?? env.properties.getWire(key);
   }
 
   const warnedPaths = new Set<string>();
@@ -67,22 +109,22 @@ export function createHostFunctions(vm: WasmVm): Record<string, HostFunction> {
     // ---- logging, time, ticks ----
 
     proxy_log(level: number, ptr: number, size: number): number {
-      vm._log(level, fromUtf8(vm._mem.view(ptr, size)));
+      env.log.module(level, fromUtf8(mem().view(ptr, size)));
       return Ok;
     },
 
     proxy_get_log_level(retPtr: number): number {
-      vm._mem.writeU32(retPtr, vm.logLevel);
+      mem().writeU32(retPtr, env.log.level);
       return Ok;
     },
 
     proxy_get_current_time_nanoseconds(retPtr: number): number {
-      vm._mem.writeU64(retPtr, vm.clock.nowNs());
+      mem().writeU64(retPtr, env.clock.nowNs());
       return Ok;
     },
 
     proxy_set_tick_period_milliseconds(ms: number): number {
-      vm.tickPeriodMs = ms >>> 0;
+      env.setTickPeriod(ms >>> 0);
       return Ok;
     },
 
@@ -94,15 +136,15 @@ export function createHostFunctions(vm: WasmVm): Record<string, HostFunction> {
       const from = start >>> 0;
       if (from > b.length) return BadArgument;
       const to = Math.min(b.length, from + (maxSize >>> 0));
-      vm._mem.returnBytes(retPtrPtr, retSizePtr, b.subarray(from, to));
+      mem().returnBytes(retPtrPtr, retSizePtr, b.subarray(from, to));
       return Ok;
     },
 
     proxy_get_buffer_status(type: number, retLenPtr: number, retFlagsPtr: number): number {
       const b = buffer(type);
       if (!b) return NotFound;
-      vm._mem.writeU32(retLenPtr, b.length);
-      vm._mem.writeU32(retFlagsPtr, 0);
+      mem().writeU32(retLenPtr, b.length);
+      mem().writeU32(retFlagsPtr, 0);
       return Ok;
     },
 
@@ -112,7 +154,7 @@ export function createHostFunctions(vm: WasmVm): Record<string, HostFunction> {
       const cur = type === BufferType.HttpRequestBody ? s.requestBody : s.responseBody;
       const from = Math.min(start >>> 0, cur.length);
       const to = Math.min(cur.length, from + (size >>> 0));
-      const next = concat([cur.subarray(0, from), vm._mem.read(dataPtr, dataSize), cur.subarray(to)]);
+      const next = concat([cur.subarray(0, from), mem().read(dataPtr, dataSize), cur.subarray(to)]);
       if (type === BufferType.HttpRequestBody) s.requestBody = next;
       else s.responseBody = next;
       return Ok;
@@ -123,14 +165,14 @@ export function createHostFunctions(vm: WasmVm): Record<string, HostFunction> {
     proxy_get_header_map_pairs(type: number, retPtrPtr: number, retSizePtr: number): number {
       const m = headerMap(type);
       if (!m) return BadArgument;
-      vm._mem.returnBytes(retPtrPtr, retSizePtr, m.serialize());
+      mem().returnBytes(retPtrPtr, retSizePtr, m.serialize());
       return Ok;
     },
 
     proxy_set_header_map_pairs(type: number, ptr: number, size: number): number {
       const m = headerMap(type);
       if (!m) return BadArgument;
-      const pairs = deserializePairs(vm._mem.view(ptr, size));
+      const pairs = deserializePairs(mem().view(ptr, size));
       if (!pairs) return SerializationFailure;
       m.setAll(pairs);
       return Ok;
@@ -139,77 +181,77 @@ export function createHostFunctions(vm: WasmVm): Record<string, HostFunction> {
     proxy_get_header_map_value(type: number, keyPtr: number, keySize: number, retPtrPtr: number, retSizePtr: number): number {
       const m = headerMap(type);
       if (!m) return BadArgument;
-      const v = m.get(vm._mem.view(keyPtr, keySize));
+      const v = m.get(mem().view(keyPtr, keySize));
       if (v === undefined) return NotFound;
-      vm._mem.returnBytes(retPtrPtr, retSizePtr, v);
+      mem().returnBytes(retPtrPtr, retSizePtr, v);
       return Ok;
     },
 
     proxy_add_header_map_value(type: number, keyPtr: number, keySize: number, valPtr: number, valSize: number): number {
       const m = headerMap(type);
       if (!m) return BadArgument;
-      m.add(vm._mem.read(keyPtr, keySize), vm._mem.read(valPtr, valSize));
+      m.add(mem().read(keyPtr, keySize), mem().read(valPtr, valSize));
       return Ok;
     },
 
     proxy_replace_header_map_value(type: number, keyPtr: number, keySize: number, valPtr: number, valSize: number): number {
       const m = headerMap(type);
       if (!m) return BadArgument;
-      m.replace(vm._mem.read(keyPtr, keySize), vm._mem.read(valPtr, valSize));
+      m.replace(mem().read(keyPtr, keySize), mem().read(valPtr, valSize));
       return Ok;
     },
 
     proxy_remove_header_map_value(type: number, keyPtr: number, keySize: number): number {
       const m = headerMap(type);
       if (!m) return BadArgument;
-      m.remove(vm._mem.view(keyPtr, keySize));
+      m.remove(mem().view(keyPtr, keySize));
       return Ok;
     },
 
     proxy_get_header_map_size(type: number, retPtr: number): number {
       const m = headerMap(type);
       if (!m) return BadArgument;
-      vm._mem.writeU32(retPtr, m.byteSize());
+      mem().writeU32(retPtr, m.byteSize());
       return Ok;
     },
 
     // ---- properties ----
 
     proxy_get_property(pathPtr: number, pathSize: number, retPtrPtr: number, retSizePtr: number): number {
-      const path = vm._mem.view(pathPtr, pathSize);
+      const path = mem().view(pathPtr, pathSize);
       const key = wirePropertyKey(path);
       const v = property(key);
       if (v === undefined) {
         // A common SDK-usage bug Envoy answers with a silent NotFound: say why, once per path.
         if (!key.includes("\0") && key.includes(".") && !warnedPaths.has(key)) {
           warnedPaths.add(key);
-          vm._hostLog(LogLevel.Warn, `property path "${fromUtf8(path)}" has no 0x00 separators; Envoy will not find it either`);
+          env.log.host(LogLevel.Warn, `property path "${fromUtf8(path)}" has no 0x00 separators; Envoy will not find it either`);
         }
         return NotFound;
       }
-      vm._mem.returnBytes(retPtrPtr, retSizePtr, v);
+      mem().returnBytes(retPtrPtr, retSizePtr, v);
       return Ok;
     },
 
     proxy_set_property(pathPtr: number, pathSize: number, valPtr: number, valSize: number): number {
-      const key = wirePropertyKey(vm._mem.view(pathPtr, pathSize));
-      (stream()?.properties ?? vm.properties).setWire(key, vm._mem.read(valPtr, valSize));
+      const key = wirePropertyKey(mem().view(pathPtr, pathSize));
+      (stream()?.properties ?? env.properties).setWire(key, mem().read(valPtr, valSize));
       return Ok;
     },
 
     // ---- shared data and queues ----
 
     proxy_get_shared_data(keyPtr: number, keySize: number, retValPtrPtr: number, retValSizePtr: number, retCasPtr: number): number {
-      const e = vm.shared.getRaw(vm.vmId, binaryKey(vm._mem.view(keyPtr, keySize)));
+      const e = env.shared.getRaw(env.vmId, binaryKey(mem().view(keyPtr, keySize)));
       if (!e) return NotFound;
-      vm._mem.writeU32(retCasPtr, e.cas); // before allocating, so a bad pointer leaks nothing
-      vm._mem.returnBytes(retValPtrPtr, retValSizePtr, e.value);
+      mem().writeU32(retCasPtr, e.cas); // before allocating, so a bad pointer leaks nothing
+      mem().returnBytes(retValPtrPtr, retValSizePtr, e.value);
       return Ok;
     },
 
     proxy_set_shared_data(keyPtr: number, keySize: number, valPtr: number, valSize: number, cas: number): number {
-      const key = binaryKey(vm._mem.view(keyPtr, keySize));
-      return vm.shared.setRaw(vm.vmId, key, vm._mem.read(valPtr, valSize), cas >>> 0);
+      const key = binaryKey(mem().view(keyPtr, keySize));
+      return env.shared.setRaw(env.vmId, key, mem().read(valPtr, valSize), cas >>> 0);
     },
 
     proxy_register_shared_queue: () => Unimplemented,
@@ -221,43 +263,43 @@ export function createHostFunctions(vm: WasmVm): Record<string, HostFunction> {
 
     proxy_define_metric(type: number, namePtr: number, nameSize: number, retIdPtr: number): number {
       if (type !== MetricType.Counter && type !== MetricType.Gauge && type !== MetricType.Histogram) return BadArgument;
-      const m = vm.stats.define(fromUtf8(vm._mem.view(namePtr, nameSize)), type);
+      const m = env.stats.define(fromUtf8(mem().view(namePtr, nameSize)), type);
       if (!m) return BadArgument; // the name exists with another type
-      vm._mem.writeU32(retIdPtr, vm._metricId(m));
+      mem().writeU32(retIdPtr, env.metricIds.idOf(m));
       return Ok;
     },
 
     proxy_increment_metric(id: number, offset: bigint): number {
-      const m = vm._metricById(id >>> 0);
+      const m = env.metricIds.get(id >>> 0);
       return m ? Stats.increment(m, BigInt(offset)) : NotFound;
     },
 
     proxy_record_metric(id: number, value: bigint): number {
-      const m = vm._metricById(id >>> 0);
+      const m = env.metricIds.get(id >>> 0);
       return m ? Stats.record(m, BigInt(value)) : NotFound;
     },
 
     proxy_get_metric(id: number, retValuePtr: number): number {
-      const m = vm._metricById(id >>> 0);
+      const m = env.metricIds.get(id >>> 0);
       if (!m) return NotFound;
       if (m.type === MetricType.Histogram) return BadArgument;
-      vm._mem.writeU64(retValuePtr, m.value);
+      mem().writeU64(retValuePtr, m.value);
       return Ok;
     },
 
     // ---- foreign functions ----
 
     proxy_call_foreign_function(namePtr: number, nameSize: number, argsPtr: number, argsSize: number, retPtrPtr: number, retSizePtr: number): number {
-      const name = fromUtf8(vm._mem.view(namePtr, nameSize));
-      const args = vm._mem.read(argsPtr, argsSize);
-      vm.foreignCalls.push({ name, args });
-      const f = Object.prototype.hasOwnProperty.call(vm._foreign, name) ? vm._foreign[name] : undefined;
+      const name = fromUtf8(mem().view(namePtr, nameSize));
+      const args = mem().read(argsPtr, argsSize);
+      env.foreignCalls.push({ name, args });
+      const f = env.foreignFunction(name);
       if (!f) return NotFound;
-      const out = f(args, vm);
+      const out = f(args);
       // As proxy-wasm-cpp-host does (Envoy's clear_route_cache): a function without a result writes
       // nothing to the result slots; the module must not read stale ones.
       const bytes = out === undefined ? undefined : toBytes(out);
-      if (bytes && bytes.length > 0) vm._mem.returnBytes(retPtrPtr, retSizePtr, bytes);
+      if (bytes && bytes.length > 0) mem().returnBytes(retPtrPtr, retSizePtr, bytes);
       return Ok;
     },
 
@@ -283,13 +325,13 @@ export function createHostFunctions(vm: WasmVm): Record<string, HostFunction> {
     ): number {
       const s = stream();
       if (!s) return BadArgument;
-      const pairs = deserializePairs(vm._mem.view(headersPtr, headersSize));
+      const pairs = deserializePairs(mem().view(headersPtr, headersSize));
       if (!pairs) return SerializationFailure;
       const headerMap = HeaderMap.fromPairs(pairs);
       s.localResponse = {
         status: status >>> 0,
-        details: fromUtf8(vm._mem.view(detailsPtr, detailsSize)),
-        body: vm._mem.read(bodyPtr, bodySize),
+        details: fromUtf8(mem().view(detailsPtr, detailsSize)),
+        body: mem().read(bodyPtr, bodySize),
         headers: headerMap.toStringPairs(),
         headerMap,
         grpcStatus: grpcStatus | 0,
@@ -300,28 +342,26 @@ export function createHostFunctions(vm: WasmVm): Record<string, HostFunction> {
     // ---- contexts ----
 
     proxy_set_effective_context(contextId: number): number {
-      const ctx = vm._contexts.get(contextId >>> 0);
-      if (!ctx) return BadArgument;
-      vm._current = ctx; // until the current export returns (_invoke restores it)
-      return Ok;
+      // Until the current export returns (the VM restores the previous context).
+      return env.contexts.setEffective(contextId >>> 0) ? Ok : BadArgument;
     },
 
     proxy_done(): number {
-      vm._done();
+      env.done();
       return Ok;
     },
 
     /** Status of the last gRPC callback: code (u32) and message (returned bytes). */
     proxy_get_status(retCodePtr: number, retMsgPtrPtr: number, retMsgSizePtr: number): number {
-      vm._mem.writeU32(retCodePtr, vm._status.code);
-      vm._mem.returnBytes(retMsgPtrPtr, retMsgSizePtr, utf8(vm._status.message));
+      mem().writeU32(retCodePtr, env.grpc.status.code);
+      mem().returnBytes(retMsgPtrPtr, retMsgSizePtr, utf8(env.grpc.status.message));
       return Ok;
     },
 
     // ---- HTTP and gRPC callouts ----
 
     proxy_http_call(): number {
-      vm._hostLog(LogLevel.Warn, "proxy_http_call is not implemented: Unimplemented");
+      env.log.host(LogLevel.Warn, "proxy_http_call is not implemented: Unimplemented");
       return Unimplemented;
     },
 
@@ -330,22 +370,22 @@ export function createHostFunctions(vm: WasmVm): Record<string, HostFunction> {
       methodPtr: number, methodSize: number, mdPtr: number, mdSize: number,
       msgPtr: number, msgSize: number, timeoutMs: number, retTokenPtr: number,
     ): number {
-      const ctx = vm._current;
+      const ctx = env.contexts.current;
       if (!ctx) return InternalFailure;
       const initialMetadata = readMetadata(mdPtr, mdSize);
       if (!initialMetadata) return SerializationFailure;
-      vm._mem.readU32(retTokenPtr); // bounds check before anything is registered
+      mem().readU32(retTokenPtr); // bounds check before anything is registered
       const call = new GrpcCall(
         {
-          token: vm._nextGrpcToken(), contextId: ctx.id,
-          service: vm._mem.read(servicePtr, serviceSize), serviceName: vm._mem.read(serviceNamePtr, serviceNameSize),
-          method: vm._mem.read(methodPtr, methodSize), initialMetadata,
-          message: vm._mem.read(msgPtr, msgSize), timeoutMs: timeoutMs >>> 0, nowNs: vm.clock.nowNs(),
+          token: env.grpc.nextToken(), contextId: ctx.id,
+          service: mem().read(servicePtr, serviceSize), serviceName: mem().read(serviceNamePtr, serviceNameSize),
+          method: mem().read(methodPtr, methodSize), initialMetadata,
+          message: mem().read(msgPtr, msgSize), timeoutMs: timeoutMs >>> 0, nowNs: env.clock.nowNs(),
         },
-        vm,
+        env.grpc.dispatch,
       );
-      vm._mem.writeU32(retTokenPtr, call.token);
-      vm._startGrpcCall(call);
+      mem().writeU32(retTokenPtr, call.token);
+      env.grpc.startCall(call);
       return Ok;
     },
 
@@ -353,29 +393,29 @@ export function createHostFunctions(vm: WasmVm): Record<string, HostFunction> {
       servicePtr: number, serviceSize: number, serviceNamePtr: number, serviceNameSize: number,
       methodPtr: number, methodSize: number, mdPtr: number, mdSize: number, retTokenPtr: number,
     ): number {
-      const ctx = vm._current;
+      const ctx = env.contexts.current;
       if (!ctx) return InternalFailure;
       const initialMetadata = readMetadata(mdPtr, mdSize);
       if (!initialMetadata) return SerializationFailure;
-      vm._mem.readU32(retTokenPtr);
+      mem().readU32(retTokenPtr);
       const stream = new GrpcStream(
         {
-          token: vm._nextGrpcToken(), contextId: ctx.id,
-          service: vm._mem.read(servicePtr, serviceSize), serviceName: vm._mem.read(serviceNamePtr, serviceNameSize),
-          method: vm._mem.read(methodPtr, methodSize), initialMetadata,
+          token: env.grpc.nextToken(), contextId: ctx.id,
+          service: mem().read(servicePtr, serviceSize), serviceName: mem().read(serviceNamePtr, serviceNameSize),
+          method: mem().read(methodPtr, methodSize), initialMetadata,
         },
-        vm,
+        env.grpc.dispatch,
       );
-      vm._mem.writeU32(retTokenPtr, stream.token);
-      vm._startGrpcStream(stream);
+      mem().writeU32(retTokenPtr, stream.token);
+      env.grpc.startStream(stream);
       return Ok;
     },
 
     proxy_grpc_send(token: number, msgPtr: number, msgSize: number, endStream: number): number {
-      const t = vm._grpcLive.get(token >>> 0);
+      const t = env.grpc.get(token >>> 0);
       if (!t) return NotFound;
       if (!(t instanceof GrpcStream) || t.closedByFilter) return BadArgument;
-      const msg = vm._mem.read(msgPtr, msgSize);
+      const msg = mem().read(msgPtr, msgSize);
       t.sent.push(msg);
       if (endStream !== 0) t.closedByFilter = true;
       t.onSend?.(msg, endStream !== 0);
@@ -383,21 +423,21 @@ export function createHostFunctions(vm: WasmVm): Record<string, HostFunction> {
     },
 
     proxy_grpc_cancel(token: number): number {
-      const t = vm._grpcLive.get(token >>> 0);
+      const t = env.grpc.get(token >>> 0);
       if (!t) return NotFound;
       if (t instanceof GrpcCall) t.markCancelled();
       else t.cancelled = true;
-      vm.grpcForget(t.token);
+      env.grpc.forget(t.token);
       return Ok;
     },
 
     /** Calls: same as cancel (Envoy). Streams: the module half-closes; it can still receive. */
     proxy_grpc_close(token: number): number {
-      const t = vm._grpcLive.get(token >>> 0);
+      const t = env.grpc.get(token >>> 0);
       if (!t) return NotFound;
       if (t instanceof GrpcCall) {
         t.markCancelled();
-        vm.grpcForget(t.token);
+        env.grpc.forget(t.token);
       } else {
         t.closedByFilter = true;
       }
@@ -406,12 +446,12 @@ export function createHostFunctions(vm: WasmVm): Record<string, HostFunction> {
   };
 
   function readMetadata(ptr: number, size: number): HeaderMap | undefined {
-    const pairs = deserializePairs(vm._mem.view(ptr, size));
+    const pairs = deserializePairs(mem().view(ptr, size));
     return pairs ? HeaderMap.fromPairs(pairs) : undefined;
   }
 
   // Pointer errors become InvalidMemoryAccess; anything else (a trap inside
-  // proxy_on_memory_allocate, an exception from a handler) propagates to _invoke.
+  // proxy_on_memory_allocate, an exception from a handler) propagates to the VM, which fails the call.
   const wrapped: Record<string, HostFunction> = {};
   for (const [name, f] of Object.entries(fns)) {
     wrapped[name] = (...args) => {
@@ -419,7 +459,7 @@ export function createHostFunctions(vm: WasmVm): Record<string, HostFunction> {
         return f(...args);
       } catch (e) {
         if (e instanceof MemoryAccessError) {
-          vm._hostLog(LogLevel.Warn, `${name}: ${e.message}`);
+          env.log.host(LogLevel.Warn, `${name}: ${e.message}`);
           return InvalidMemoryAccess;
         }
         throw e;

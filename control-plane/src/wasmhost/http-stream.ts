@@ -10,7 +10,14 @@ import { FilterAction } from "./abi.js";
 import { type Bytes, concat, fromUtf8, toBytes } from "./bytes.js";
 import { HeaderMap, type HeaderInput } from "./header-map.js";
 import { PropertyStore, type PropertyRecord, type PropertyValue } from "./properties.js";
-import type { WasmVm } from "./vm.js";
+
+/** @internal What a stream needs from its VM (the VM implements it; a stream never sees the VM). */
+export interface StreamHost {
+  /** Calls export `name` with `ctx` as the effective context; undefined when the module lacks it. */
+  invoke(name: string, ctx: HttpStream, args: number[]): number | bigint | undefined;
+  /** The context is deleted: the VM no longer knows its id. */
+  forgetContext(id: number): void;
+}
 
 export interface LocalResponse {
   status: number;
@@ -53,7 +60,7 @@ export class HttpStream {
 
   /** @internal use vm.newHttpStream() */
   constructor(
-    readonly vm: WasmVm,
+    private readonly host: StreamHost,
     readonly id: number,
     opts: HttpStreamOptions = {},
   ) {
@@ -100,19 +107,19 @@ export class HttpStream {
   /** End of the stream: proxy_on_done, proxy_on_log, proxy_on_delete, once each. */
   complete(): void {
     if (this.completed) return;
-    this.vm._invoke("proxy_on_done", this, [this.id]);
-    this.vm._invoke("proxy_on_log", this, [this.id]);
+    this.host.invoke("proxy_on_done", this, [this.id]);
+    this.host.invoke("proxy_on_log", this, [this.id]);
     this.completed = true;
     try {
-      this.vm._invoke("proxy_on_delete", this, [this.id]);
+      this.host.invoke("proxy_on_delete", this, [this.id]);
     } finally {
-      this.vm._forgetContext(this.id);
+      this.host.forgetContext(this.id);
     }
   }
 
   private call(name: string, a: number, b?: number): number {
     if (this.completed) throw new Error(`HTTP stream ${this.id} is already complete; ${name} refused`);
-    const r = this.vm._invoke(name, this, b === undefined ? [this.id, a] : [this.id, a, b]);
+    const r = this.host.invoke(name, this, b === undefined ? [this.id, a] : [this.id, a, b]);
     return r === undefined ? FilterAction.Continue : Number(r);
   }
 

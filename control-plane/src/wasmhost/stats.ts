@@ -57,3 +57,23 @@ export class Stats {
     return WasmResult.Ok;
   }
 }
+
+/** The ids one VM hands its module for metrics: from 1, one id per metric for the VM's life. */
+export class MetricIds {
+  private readonly ids = new Map<Metric, number>();
+  private readonly byIndex: Metric[] = [];
+
+  idOf(m: Metric): number {
+    let id = this.ids.get(m);
+    if (id === undefined) {
+      this.byIndex.push(m);
+      id = this.byIndex.length;
+      this.ids.set(m, id);
+    }
+    return id;
+  }
+
+  get(id: number): Metric | undefined {
+    return id >= 1 ? this.byIndex[id - 1] : undefined;
+  }
+}

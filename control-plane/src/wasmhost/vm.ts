@@ -1,27 +1,30 @@
 // One instance of a proxy-wasm module with its root context: what Envoy runs per worker thread.
 //
 // Threading model: a WasmVm is single-threaded and non-re-entrant, like Envoy's. Every call into
-// the module goes through _invoke(), which sets the effective context, turns traps into
+// the module goes through invoke(), which sets the effective context, turns traps into
 // WasmTrapError (marking the VM failed for good) and, once the outermost call returns, runs the
 // callbacks that were requested while the module was busy (gRPC answers given from a handler).
+//
+// The host functions, HTTP streams and gRPC objects never see the VM: each gets the narrow
+// interface it needs (HostEnv, StreamHost, GrpcDispatch), built here from the VM's parts.
 import { GrpcStatus, LogLevel } from "./abi.js";
 import { type Bytes, EMPTY, toBytes } from "./bytes.js";
 import { type Clock, RealClock } from "./clock.js";
+import { type Context, ContextTable, RootContext } from "./contexts.js";
 import { VmFailedError, WasmTrapError } from "./errors.js";
 import { GrpcCall, type GrpcDispatch, type GrpcHandler, GrpcStream } from "./grpc.js";
-import type { HeaderMap } from "./header-map.js";
-import { createHostFunctions } from "./host-functions.js";
-import { HttpStream, type HttpStreamOptions } from "./http-stream.js";
+import { GrpcTable } from "./grpc-table.js";
+import { type CallbackBuffers, createHostFunctions, type HostEnv } from "./host-functions.js";
+import { HttpStream, type HttpStreamOptions, type StreamHost } from "./http-stream.js";
 import { GuestMemory, MemoryAccessError } from "./memory.js";
 import { compileFilterModule, type FilterModule } from "./module.js";
 import { PropertyStore, type PropertyRecord, type PropertyValue } from "./properties.js";
 import { SharedData } from "./shared-data.js";
-import { type Metric, Stats } from "./stats.js";
+import { type Metric, MetricIds, Stats } from "./stats.js";
+import { type LogEntry, VmLog } from "./vm-log.js";
 
-export interface LogEntry {
-  level: number;
-  message: string;
-}
+export { type Context, RootContext } from "./contexts.js";
+export type { LogEntry } from "./vm-log.js";
 
 /** A foreign function the module may call by name; returns the bytes handed back (none by default). */
 export type ForeignFunction = (args: Bytes, vm: WasmVm) => Bytes | string | void;
@@ -49,26 +52,9 @@ export interface VmOptions {
   onLog?: (entry: LogEntry) => void;
 }
 
-/** The root context (the plugin's configuration context). */
-export class RootContext {
-  readonly kind = "root";
-  constructor(readonly id: number) {}
-}
-
-export type Context = RootContext | HttpStream;
-
-/** Buffers and maps that exist only while one callback runs. */
-interface CallbackState {
-  pluginConfig?: Bytes;
-  grpcReceive?: Bytes;
-  grpcInitialMetadata?: HeaderMap;
-  grpcTrailingMetadata?: HeaderMap;
-  callData?: Bytes;
-}
-
 type ExportFn = (...args: Array<number | bigint>) => number | bigint | undefined;
 
-export class WasmVm implements GrpcDispatch {
+export class WasmVm {
   readonly vmId: string;
   readonly clock: Clock;
   readonly shared: SharedData;
@@ -77,12 +63,12 @@ export class WasmVm implements GrpcDispatch {
   readonly properties: PropertyStore;
   readonly vmConfig: Bytes;
   readonly logLevel: number;
-  readonly logs: LogEntry[] = [];
+  readonly logs: LogEntry[];
   readonly foreignCalls: Array<{ name: string; args: Bytes }> = [];
   /** Every unary call the module started, in order. */
-  readonly grpcCalls: GrpcCall[] = [];
+  readonly grpcCalls: GrpcCall[];
   /** Every stream the module opened, in order. */
-  readonly grpcStreams: GrpcStream[] = [];
+  readonly grpcStreams: GrpcStream[];
   /** Import names the module declares that this host does not implement (stubbed: Unimplemented). */
   readonly stubbedImports: string[] = [];
   /** The last proxy_set_tick_period_milliseconds (0: no tick requested). */
@@ -93,29 +79,18 @@ export class WasmVm implements GrpcDispatch {
   instance!: WebAssembly.Instance;
   exports!: WebAssembly.Exports;
 
-  /** @internal */ _memory: GuestMemory | undefined;
-  /** @internal */ _current: Context | undefined;
-  /** @internal */ _cb: CallbackState = {};
-  /** @internal proxy_get_status: the status of the last gRPC callback */
-  _status: { code: number; message: string } = { code: 0, message: "" };
-  /** @internal */ readonly _contexts = new Map<number, Context>();
-  /** @internal live gRPC calls/streams by token */
-  readonly _grpcLive = new Map<number, GrpcCall | GrpcStream>();
-  /** @internal */ readonly _grpcHandler: GrpcHandler | undefined;
-  /** @internal */ readonly _foreign: Readonly<Record<string, ForeignFunction>>;
-
-  private readonly maxLogs: number;
-  private readonly onLog: ((e: LogEntry) => void) | undefined;
+  private memory: GuestMemory | undefined;
+  private readonly contexts = new ContextTable();
+  private readonly callback: CallbackBuffers = {};
+  private readonly log: VmLog;
+  private readonly grpc: GrpcTable;
+  private readonly metricIds = new MetricIds();
+  private readonly foreign: Readonly<Record<string, ForeignFunction>>;
   private root: RootContext | undefined;
   private vmStarted = false;
-  private nextContextId = 1;
-  private nextGrpcToken = 1;
-  private readonly metricIds = new Map<Metric, number>();
-  private readonly metricsById: Metric[] = [];
   private failure: Error | undefined;
   private depth = 0;
   private readonly deferred: Array<() => void> = [];
-  private criticalDuringCall: string[] = [];
   private readonly fns = new Map<string, ExportFn | null>();
 
   private constructor(readonly module: FilterModule, opts: VmOptions) {
@@ -125,11 +100,13 @@ export class WasmVm implements GrpcDispatch {
     this.stats = opts.stats ?? new Stats();
     this.vmConfig = opts.vmConfig === undefined ? EMPTY : toBytes(opts.vmConfig);
     this.logLevel = opts.logLevel ?? LogLevel.Trace;
-    this.maxLogs = Math.max(1, opts.maxLogs ?? 10_000);
-    this.onLog = opts.onLog;
+    this.log = new VmLog(this.logLevel, Math.max(1, opts.maxLogs ?? 10_000), opts.onLog);
+    this.logs = this.log.entries;
     this.properties = new PropertyStore({ plugin_vm_id: this.vmId, ...(opts.properties ?? {}) });
-    this._foreign = opts.foreignFunctions ?? {};
-    this._grpcHandler = opts.grpc;
+    this.foreign = opts.foreignFunctions ?? {};
+    this.grpc = new GrpcTable(this.dispatch, opts.grpc);
+    this.grpcCalls = this.grpc.calls;
+    this.grpcStreams = this.grpc.streams;
   }
 
   /**
@@ -149,7 +126,7 @@ export class WasmVm implements GrpcDispatch {
       throw new Error("not a proxy-wasm 0.2.1 module: it does not export proxy_abi_version_0_2_1");
     }
     const vm = new WasmVm(fm, opts);
-    const host = createHostFunctions(vm);
+    const host = createHostFunctions(vm.hostEnv());
     const imports: Record<string, Record<string, WebAssembly.ImportValue>> = { env: {} };
     for (const imp of fm.imports) {
       if (imp.module !== "env") {
@@ -165,7 +142,7 @@ export class WasmVm implements GrpcDispatch {
         const name = `${imp.module}.${imp.name}`;
         vm.stubbedImports.push(name);
         ns[imp.name] = () => {
-          vm._hostLog(LogLevel.Warn, `module called ${name}, which this host does not implement: Unimplemented`);
+          vm.log.host(LogLevel.Warn, `module called ${name}, which this host does not implement: Unimplemented`);
           return 12; // WasmResult.Unimplemented
         };
       }
@@ -175,9 +152,9 @@ export class WasmVm implements GrpcDispatch {
     const memory = vm.exports.memory;
     if (!(memory instanceof WebAssembly.Memory)) throw new Error("module does not export its memory as `memory`");
     const alloc = vm.fn("proxy_on_memory_allocate");
-    vm._memory = new GuestMemory(memory, alloc ? (n) => Number(alloc(n)) : undefined);
-    for (const name of vm.stubbedImports) vm._hostLog(LogLevel.Debug, `${name} is not implemented; calls return Unimplemented`);
-    vm._invoke("_initialize", undefined, []);
+    vm.memory = new GuestMemory(memory, alloc ? (n) => Number(alloc(n)) : undefined);
+    for (const name of vm.stubbedImports) vm.log.host(LogLevel.Debug, `${name} is not implemented; calls return Unimplemented`);
+    vm.invoke("_initialize", undefined, []);
     return vm;
   }
 
@@ -207,12 +184,12 @@ export class WasmVm implements GrpcDispatch {
     const root = this.ensureRoot();
     if (!this.vmStarted) return false;
     const config = toBytes(pluginConfig);
-    this._cb.pluginConfig = config;
+    this.callback.pluginConfig = config;
     try {
-      const r = this._invoke("proxy_on_configure", root, [root.id, config.length]);
+      const r = this.invoke("proxy_on_configure", root, [root.id, config.length]);
       return r === undefined || Number(r) !== 0;
     } finally {
-      this._cb.pluginConfig = undefined;
+      this.callback.pluginConfig = undefined;
     }
   }
 
@@ -220,13 +197,13 @@ export class WasmVm implements GrpcDispatch {
   tick(): void {
     const root = this.requireRoot("tick()");
     this.checkGrpcDeadlines();
-    this._invoke("proxy_on_tick", root, [root.id]);
+    this.invoke("proxy_on_tick", root, [root.id]);
   }
 
   /** Fails pending unary gRPC calls whose deadline has passed on this VM's clock (DEADLINE_EXCEEDED). */
   checkGrpcDeadlines(): void {
     const now = this.clock.nowNs();
-    for (const t of [...this._grpcLive.values()]) {
+    for (const t of this.grpc.liveTargets()) {
       if (t instanceof GrpcCall && t.deadlineNs !== undefined && t.deadlineNs <= now) {
         t.fail(GrpcStatus.DeadlineExceeded, "Deadline Exceeded");
       }
@@ -236,9 +213,9 @@ export class WasmVm implements GrpcDispatch {
   /** A new HTTP context under the root context (proxy_on_context_create(id, root)). */
   newHttpStream(opts: HttpStreamOptions = {}): HttpStream {
     const root = this.requireRoot("newHttpStream()");
-    const s = new HttpStream(this, this.nextContextId++, opts);
-    this._contexts.set(s.id, s);
-    this._invoke("proxy_on_context_create", s, [s.id, root.id]);
+    const s = new HttpStream(this.streamHost, this.contexts.nextId(), opts);
+    this.contexts.add(s);
+    this.invoke("proxy_on_context_create", s, [s.id, root.id]);
     return s;
   }
 
@@ -246,11 +223,11 @@ export class WasmVm implements GrpcDispatch {
   callForeignFunctionHook(functionId: number, data: Bytes | string = EMPTY): void {
     const root = this.requireRoot("callForeignFunctionHook()");
     const bytes = toBytes(data);
-    this._cb.callData = bytes;
+    this.callback.callData = bytes;
     try {
-      this._invoke("proxy_on_foreign_function", root, [root.id, functionId, bytes.length]);
+      this.invoke("proxy_on_foreign_function", root, [root.id, functionId, bytes.length]);
     } finally {
-      this._cb.callData = undefined;
+      this.callback.callData = undefined;
     }
   }
 
@@ -261,10 +238,10 @@ export class WasmVm implements GrpcDispatch {
   shutdown(): boolean {
     if (!this.root) return true;
     const root = this.root;
-    const r = this._invoke("proxy_on_done", root, [root.id]);
+    const r = this.invoke("proxy_on_done", root, [root.id]);
     if (r !== undefined && Number(r) === 0 && !this.doneCalled) return false;
-    this._invoke("proxy_on_delete", root, [root.id]);
-    this._contexts.delete(root.id);
+    this.invoke("proxy_on_delete", root, [root.id]);
+    this.contexts.delete(root.id);
     this.root = undefined;
     return true;
   }
@@ -289,10 +266,45 @@ export class WasmVm implements GrpcDispatch {
 
   /** Current size of the module's linear memory in bytes. */
   memoryBytes(): number {
-    return this._memory?.byteLength ?? 0;
+    return this.memory?.byteLength ?? 0;
   }
 
-  // ---- internals used by the host functions, HttpStream and gRPC objects ----
+  // ---- what the host functions, HTTP streams and gRPC objects get ----
+
+  private hostEnv(): HostEnv {
+    return {
+      memory: () => {
+        // A start function calling the host during instantiation: nothing to read or write yet.
+        if (!this.memory) throw new MemoryAccessError("module memory is not available before instantiation completes");
+        return this.memory;
+      },
+      contexts: this.contexts,
+      callback: this.callback,
+      log: this.log,
+      clock: this.clock,
+      vmConfig: this.vmConfig,
+      properties: this.properties,
+      shared: this.shared,
+      vmId: this.vmId,
+      stats: this.stats,
+      metricIds: this.metricIds,
+      grpc: this.grpc,
+      foreignFunction: (name) => {
+        const f = Object.prototype.hasOwnProperty.call(this.foreign, name) ? this.foreign[name] : undefined;
+        return f && ((args: Bytes) => f(args, this));
+      },
+      foreignCalls: this.foreignCalls,
+      setTickPeriod: (ms) => (this.tickPeriodMs = ms),
+      done: () => (this.doneCalled = true),
+    };
+  }
+
+  private readonly streamHost: StreamHost = {
+    invoke: (name, ctx, args) => this.invoke(name, ctx, args),
+    forgetContext: (id) => this.contexts.delete(id),
+  };
+
+  // ---- calling into the module ----
 
   private fn(name: string): ExportFn | undefined {
     let f = this.fns.get(name);
@@ -305,10 +317,10 @@ export class WasmVm implements GrpcDispatch {
   }
 
   /**
-   * @internal Calls export `name` (when the module has it) with `ctx` as effective context.
+   * Calls export `name` (when the module has it) with `ctx` as effective context.
    * Returns undefined when the export is absent.
    */
-  _invoke(name: string, ctx: Context | undefined, args: Array<number | bigint>): number | bigint | undefined {
+  private invoke(name: string, ctx: Context | undefined, args: Array<number | bigint>): number | bigint | undefined {
     if (this.failure) throw new VmFailedError(name, this.failure);
     const f = this.fn(name);
     if (!f) return undefined;
@@ -317,10 +329,10 @@ export class WasmVm implements GrpcDispatch {
       // calling back into the VM). Envoy never re-enters a module; neither do we.
       throw new Error(`re-entrant call to ${name} while the module is running; call it after the current callback`);
     }
-    const prev = this._current;
-    this._current = ctx;
+    const prev = this.contexts.current;
+    this.contexts.current = ctx;
     this.depth++;
-    this.criticalDuringCall = [];
+    this.log.beginCall();
     let result: number | bigint | undefined;
     try {
       result = f(...args);
@@ -328,7 +340,7 @@ export class WasmVm implements GrpcDispatch {
       throw this.markFailed(name, e);
     } finally {
       this.depth--;
-      this._current = prev;
+      this.contexts.current = prev;
     }
     this.runDeferred();
     return result;
@@ -340,10 +352,10 @@ export class WasmVm implements GrpcDispatch {
       e instanceof WebAssembly.RuntimeError ||
       err.name === "RuntimeError" ||
       (err instanceof RangeError && /call stack/i.test(err.message));
-    const out = isTrap ? new WasmTrapError(name, err.message, this.criticalDuringCall, { cause: e }) : err;
+    const out = isTrap ? new WasmTrapError(name, err.message, [...this.log.criticalOfCall], { cause: e }) : err;
     this.failure = out;
     this.deferred.length = 0;
-    if (isTrap) this._hostLog(LogLevel.Critical, out.message);
+    if (isTrap) this.log.host(LogLevel.Critical, out.message);
     return out;
   }
 
@@ -351,78 +363,21 @@ export class WasmVm implements GrpcDispatch {
     while (this.deferred.length > 0 && !this.failure) this.deferred.shift()!();
   }
 
-  /** @internal Runs `fn` now, or after the current call into the module returns. */
-  _defer(fn: () => void): void {
+  /** Runs `fn` now, or after the current call into the module returns. */
+  private defer(fn: () => void): void {
     if (this.depth > 0) this.deferred.push(fn);
     else fn();
   }
 
-  /** @internal A message from the module. */
-  _log(level: number, message: string): void {
-    if (level < this.logLevel) return;
-    if (level >= LogLevel.Critical) this.criticalDuringCall.push(message);
-    this.record({ level, message });
-  }
-
-  /** @internal A message from the host itself (prefixed, so it is told apart from the module's). */
-  _hostLog(level: number, message: string): void {
-    if (level >= this.logLevel) this.record({ level, message: `wasmhost: ${message}` });
-  }
-
-  private record(entry: LogEntry): void {
-    this.logs.push(entry);
-    // Trim in batches so a long run stays O(1) amortised per entry.
-    if (this.logs.length >= this.maxLogs * 2) this.logs.splice(0, this.logs.length - this.maxLogs);
-    this.onLog?.(entry);
-  }
-
-  /** @internal */
-  get _mem(): GuestMemory {
-    // A start function calling the host during instantiation: nothing to read or write yet.
-    if (!this._memory) throw new MemoryAccessError("module memory is not available before instantiation completes");
-    return this._memory;
-  }
-
-  /** @internal */
-  _forgetContext(id: number): void {
-    this._contexts.delete(id);
-  }
-
-  /** @internal The id the module uses for `m` (the same metric always gets the same id in one VM). */
-  _metricId(m: Metric): number {
-    let id = this.metricIds.get(m);
-    if (id === undefined) {
-      this.metricsById.push(m);
-      id = this.metricsById.length; // ids start at 1
-      this.metricIds.set(m, id);
-    }
-    return id;
-  }
-
-  /** @internal */
-  _metricById(id: number): Metric | undefined {
-    return id >= 1 ? this.metricsById[id - 1] : undefined;
-  }
-
-  /** @internal */
-  _nextGrpcToken(): number {
-    return this.nextGrpcToken++;
-  }
-
-  /** @internal proxy_done */
-  _done(): void {
-    this.doneCalled = true;
-  }
-
   private ensureRoot(): RootContext {
     if (this.root) return this.root;
-    const root = new RootContext(this.nextContextId++);
+    const root = new RootContext(this.contexts.nextId());
     this.root = root;
-    this._contexts.set(root.id, root);
-    this._invoke("proxy_on_context_create", root, [root.id, 0]);
-    const r = this._invoke("proxy_on_vm_start", root, [root.id, this.vmConfig.length]);
+    this.contexts.add(root);
+    this.invoke("proxy_on_context_create", root, [root.id, 0]);
+    const r = this.invoke("proxy_on_vm_start", root, [root.id, this.vmConfig.length]);
     this.vmStarted = r === undefined || Number(r) !== 0;
-    if (!this.vmStarted) this._hostLog(LogLevel.Error, "proxy_on_vm_start returned false; the VM will not be configured");
+    if (!this.vmStarted) this.log.host(LogLevel.Error, "proxy_on_vm_start returned false; the VM will not be configured");
     return root;
   }
 
@@ -436,78 +391,32 @@ export class WasmVm implements GrpcDispatch {
   private grpcContext(target: GrpcCall | GrpcStream): Context | undefined {
     if (target instanceof GrpcStream && target.cancelled) return undefined;
     // Envoy drops the callbacks of a context that is gone.
-    return this._contexts.get(target.contextId);
+    return this.contexts.get(target.contextId);
   }
 
-  /** @internal */
-  grpcForget(token: number): void {
-    this._grpcLive.delete(token);
-  }
-
-  /** @internal */
-  grpcInitialMetadata(target: GrpcStream, md: HeaderMap): void {
-    this._defer(() => {
+  /** Delivers a gRPC callback to the context that started the call, with `buffers` readable during it. */
+  private deliver(target: GrpcCall | GrpcStream, buffers: CallbackBuffers, status: { code: number; message: string } | undefined, name: string, arg: number): void {
+    this.defer(() => {
       const ctx = this.grpcContext(target);
       if (!ctx) return;
-      this._cb.grpcInitialMetadata = md;
+      Object.assign(this.callback, buffers);
+      if (status) this.grpc.status = status;
       try {
-        this._invoke("proxy_on_grpc_receive_initial_metadata", ctx, [ctx.id, target.token, md.size]);
+        this.invoke(name, ctx, [ctx.id, target.token, arg]);
       } finally {
-        this._cb.grpcInitialMetadata = undefined;
+        for (const k of Object.keys(buffers) as Array<keyof CallbackBuffers>) this.callback[k] = undefined;
       }
     });
   }
 
-  /** @internal */
-  grpcReceive(target: GrpcCall | GrpcStream, message: Bytes): void {
-    this._defer(() => {
-      const ctx = this.grpcContext(target);
-      if (!ctx) return;
-      this._cb.grpcReceive = message;
-      this._status = { code: 0, message: "" };
-      try {
-        this._invoke("proxy_on_grpc_receive", ctx, [ctx.id, target.token, message.length]);
-      } finally {
-        this._cb.grpcReceive = undefined;
-      }
-    });
-  }
-
-  /** @internal */
-  grpcTrailingMetadata(target: GrpcStream, md: HeaderMap): void {
-    this._defer(() => {
-      const ctx = this.grpcContext(target);
-      if (!ctx) return;
-      this._cb.grpcTrailingMetadata = md;
-      try {
-        this._invoke("proxy_on_grpc_receive_trailing_metadata", ctx, [ctx.id, target.token, md.size]);
-      } finally {
-        this._cb.grpcTrailingMetadata = undefined;
-      }
-    });
-  }
-
-  /** @internal */
-  grpcClose(target: GrpcCall | GrpcStream, status: number, message: string): void {
-    this._defer(() => {
-      const ctx = this.grpcContext(target);
-      if (!ctx) return;
-      this._status = { code: status, message };
-      this._invoke("proxy_on_grpc_close", ctx, [ctx.id, target.token, status]);
-    });
-  }
-
-  /** @internal Registers a call the module started and hands it to the handler. */
-  _startGrpcCall(call: GrpcCall): void {
-    this.grpcCalls.push(call);
-    this._grpcLive.set(call.token, call);
-    this._grpcHandler?.onCall?.(call);
-  }
-
-  /** @internal */
-  _startGrpcStream(stream: GrpcStream): void {
-    this.grpcStreams.push(stream);
-    this._grpcLive.set(stream.token, stream);
-    this._grpcHandler?.onStream?.(stream);
-  }
+  private readonly dispatch: GrpcDispatch = {
+    grpcForget: (token) => this.grpc.forget(token),
+    grpcInitialMetadata: (target, md) =>
+      this.deliver(target, { grpcInitialMetadata: md }, undefined, "proxy_on_grpc_receive_initial_metadata", md.size),
+    grpcReceive: (target, message) =>
+      this.deliver(target, { grpcReceive: message }, { code: 0, message: "" }, "proxy_on_grpc_receive", message.length),
+    grpcTrailingMetadata: (target, md) =>
+      this.deliver(target, { grpcTrailingMetadata: md }, undefined, "proxy_on_grpc_receive_trailing_metadata", md.size),
+    grpcClose: (target, status, message) => this.deliver(target, {}, { code: status, message }, "proxy_on_grpc_close", status),
+  };
 }

@@ -10,6 +10,14 @@ export {
   type OverrideKey,
   keyFingerprint,
 } from "./server.js";
+export {
+  RuleStreams,
+  type RuleStream,
+  type RuleStreamHandle,
+  type RuleStreamsOptions,
+  type SnapshotSource,
+  type StreamError,
+} from "./rule-streams.js";
 export { GraylaneClient } from "./client.js";
 export {
   STREAM_RULES_PATH,

@@ -1,0 +1,150 @@
+// Where traffic ingestion keeps its state, in SQLite: per filter instance its last sequence and the
+// last cumulative values of every counter key (what deltas are taken against), and per-minute
+// rollups of the deltas (what totals and older windows are read from). No ingestion logic here.
+import type { Database } from "better-sqlite3";
+import { addArrays, type Delta, type LastCounts } from "./deltas.js";
+import type { RollupRow } from "./summary.js";
+
+const DDL = `
+  CREATE TABLE IF NOT EXISTS traffic_instances (
+    instance_id   TEXT PRIMARY KEY,
+    node_id       TEXT NOT NULL,
+    last_sequence INTEGER NOT NULL,
+    first_seen    INTEGER NOT NULL,
+    last_seen     INTEGER NOT NULL
+  );
+  CREATE TABLE IF NOT EXISTS traffic_last (
+    instance_id    TEXT NOT NULL,
+    counter_key    TEXT NOT NULL,
+    requests       INTEGER NOT NULL,
+    latency_sum_us INTEGER NOT NULL,
+    bounds         TEXT NOT NULL,
+    buckets        TEXT NOT NULL,
+    PRIMARY KEY (instance_id, counter_key)
+  ) WITHOUT ROWID;
+  CREATE TABLE IF NOT EXISTS traffic_minutes (
+    grp            TEXT NOT NULL,
+    minute         INTEGER NOT NULL,
+    service        TEXT NOT NULL,
+    lane           TEXT NOT NULL,
+    route          TEXT NOT NULL,
+    direction      INTEGER NOT NULL,
+    source         INTEGER NOT NULL,
+    status_class   INTEGER NOT NULL,
+    bounds         TEXT NOT NULL,
+    requests       INTEGER NOT NULL,
+    latency_sum_us INTEGER NOT NULL,
+    buckets        TEXT NOT NULL,
+    PRIMARY KEY (grp, minute, service, lane, route, direction, source, status_class, bounds)
+  ) WITHOUT ROWID;
+  CREATE INDEX IF NOT EXISTS traffic_minutes_by_minute ON traffic_minutes (minute);
+`;
+
+interface MinuteRow {
+  service: string;
+  lane: string;
+  route: string;
+  direction: number;
+  source: number;
+  status_class: number;
+  bounds: string;
+  requests: number;
+  latency_sum_us: number;
+  buckets: string;
+}
+
+export class TrafficTables {
+  private readonly stmt;
+
+  /** Creates the tables when missing. */
+  constructor(private readonly db: Database) {
+    db.exec(DDL);
+    this.stmt = {
+      instance: db.prepare<[string], { last_sequence: number }>("SELECT last_sequence FROM traffic_instances WHERE instance_id = ?"),
+      upsertInstance: db.prepare(
+        `INSERT INTO traffic_instances (instance_id, node_id, last_sequence, first_seen, last_seen) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (instance_id) DO UPDATE SET node_id = excluded.node_id, last_sequence = excluded.last_sequence, last_seen = excluded.last_seen`,
+      ),
+      last: db.prepare<[string, string], { requests: number; latency_sum_us: number; bounds: string; buckets: string }>(
+        "SELECT requests, latency_sum_us, bounds, buckets FROM traffic_last WHERE instance_id = ? AND counter_key = ?",
+      ),
+      upsertLast: db.prepare(
+        `INSERT INTO traffic_last (instance_id, counter_key, requests, latency_sum_us, bounds, buckets) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (instance_id, counter_key) DO UPDATE SET requests = excluded.requests,
+           latency_sum_us = excluded.latency_sum_us, bounds = excluded.bounds, buckets = excluded.buckets`,
+      ),
+      minute: db.prepare<unknown[], { requests: number; latency_sum_us: number; buckets: string }>(
+        `SELECT requests, latency_sum_us, buckets FROM traffic_minutes WHERE grp = ? AND minute = ? AND service = ? AND lane = ?
+           AND route = ? AND direction = ? AND source = ? AND status_class = ? AND bounds = ?`,
+      ),
+      upsertMinute: db.prepare(
+        `INSERT INTO traffic_minutes (grp, minute, service, lane, route, direction, source, status_class, bounds, requests, latency_sum_us, buckets)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (grp, minute, service, lane, route, direction, source, status_class, bounds) DO UPDATE SET
+           requests = excluded.requests, latency_sum_us = excluded.latency_sum_us, buckets = excluded.buckets`,
+      ),
+      minutesOf: db.prepare<[string, number, number], MinuteRow>(
+        `SELECT service, lane, route, direction, source, status_class, bounds, requests, latency_sum_us, buckets
+           FROM traffic_minutes WHERE grp = ? AND minute >= ? AND minute < ?`,
+      ),
+      pruneMinutes: db.prepare("DELETE FROM traffic_minutes WHERE minute < ?"),
+      pruneLast: db.prepare(
+        "DELETE FROM traffic_last WHERE instance_id IN (SELECT instance_id FROM traffic_instances WHERE last_seen < ?)",
+      ),
+      pruneInstances: db.prepare("DELETE FROM traffic_instances WHERE last_seen < ?"),
+    };
+  }
+
+  /** `fn` as one transaction. */
+  transaction<A extends unknown[], R>(fn: (...args: A) => R): (...args: A) => R {
+    return this.db.transaction(fn);
+  }
+
+  lastSequence(instanceId: string): number | undefined {
+    return this.stmt.instance.get(instanceId)?.last_sequence;
+  }
+
+  saveInstance(instanceId: string, nodeId: string, sequence: number, now: number): void {
+    this.stmt.upsertInstance.run(instanceId, nodeId, sequence, now, now);
+  }
+
+  lastCounts(instanceId: string, counterKey: string): LastCounts | undefined {
+    const row = this.stmt.last.get(instanceId, counterKey);
+    return row && { requests: row.requests, sumUs: row.latency_sum_us, boundsKey: row.bounds, buckets: JSON.parse(row.buckets) as number[] };
+  }
+
+  saveLastCounts(instanceId: string, counterKey: string, last: LastCounts): void {
+    this.stmt.upsertLast.run(instanceId, counterKey, last.requests, last.sumUs, last.boundsKey, JSON.stringify(last.buckets));
+  }
+
+  /** Adds a delta to its minute's rollup row. */
+  addToMinute(minute: number, d: Delta, boundsKey: string): void {
+    const params = [d.group, minute, d.service, d.lane, d.route, d.direction, d.source, d.statusClass, boundsKey];
+    const row = this.stmt.minute.get(...params);
+    const buckets = row ? addArrays(JSON.parse(row.buckets) as number[], d.buckets) : d.buckets;
+    this.stmt.upsertMinute.run(...params, (row?.requests ?? 0) + d.requests, (row?.latency_sum_us ?? 0) + d.sumUs, JSON.stringify(buckets));
+  }
+
+  /** The rollup rows of `group` in the minutes [fromMinute, toMinute). */
+  minutes(group: string, fromMinute: number, toMinute: number): RollupRow[] {
+    return this.stmt.minutesOf.all(group, fromMinute, toMinute).map((r) => ({
+      service: r.service,
+      lane: r.lane,
+      route: r.route,
+      direction: r.direction,
+      source: r.source,
+      statusClass: r.status_class,
+      boundsKey: r.bounds,
+      requests: r.requests,
+      latencySumUs: r.latency_sum_us,
+      buckets: JSON.parse(r.buckets) as number[],
+    }));
+  }
+
+  /** Deletes rollups before `minute` (undefined: none) and instances last seen before `seenBefore`. */
+  prune(minute: number | undefined, seenBefore: number): void {
+    if (minute !== undefined) this.stmt.pruneMinutes.run(minute);
+    this.stmt.pruneLast.run(seenBefore);
+    this.stmt.pruneInstances.run(seenBefore);
+  }
+}

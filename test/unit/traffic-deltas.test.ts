@@ -1,0 +1,89 @@
+// The delta algorithm of traffic ingestion, pure (control-plane/src/traffic/deltas.ts): cumulative
+// counters to exact deltas. The same through SQLite, gRPC and restarts is
+// test/integration/traffic.test.ts.
+import { describe, expect, it } from "vitest";
+import { create } from "@bufbuild/protobuf";
+import { DecisionSource, Direction, TrafficReportSchema } from "../../control-plane/src/generated/graylane/v1/traffic_pb.js";
+import {
+  boundsKey,
+  counterDelta,
+  type Counts,
+  isZero,
+  type LastCounts,
+  normalize,
+  reportCounters,
+  sequenceVerdict,
+} from "../../control-plane/src/traffic/deltas.js";
+
+const BK = boundsKey([10, 100]);
+const last = (c: Counts, bk = BK): LastCounts => ({ ...c, boundsKey: bk });
+
+describe("traffic deltas", () => {
+  it("a report's sequence: new above the last accepted one, duplicate when equal, stale below", () => {
+    expect(sequenceVerdict(1, undefined)).toBe("new");
+    expect(sequenceVerdict(8, 7)).toBe("new");
+    expect(sequenceVerdict(7, 7)).toBe("duplicate");
+    expect(sequenceVerdict(6, 7)).toBe("stale");
+  });
+
+  it("one counter per key, the later one winning; buckets padded or folded into the unbounded one", () => {
+    const counter = (requests: number, buckets: number[], lane = "canary") => ({
+      group: "mock", lane, route: lane, service: "mocka", direction: Direction.INBOUND, source: DecisionSource.WEIGHT, statusClass: 2,
+      requests: BigInt(requests), latencySumUs: BigInt(requests * 100), latencyBuckets: buckets.map(BigInt),
+    });
+    const r = create(TrafficReportSchema, {
+      instanceId: "i-1",
+      sequence: 1n,
+      latencyBoundsMs: [10, 100],
+      counters: [counter(5, [5]), counter(9, [1, 2, 3, 4, 5]), counter(3, [1, 1, 1], "base")],
+    });
+    const counters = [...reportCounters(r).values()];
+    expect(counters.map((c) => [c.key.lane, c.counts])).toEqual([
+      ["canary", { requests: 9, sumUs: 900, buckets: [1, 2, 12] }],
+      ["base", { requests: 3, sumUs: 300, buckets: [1, 1, 1] }],
+    ]);
+    expect(normalize([4], 3)).toEqual([4, 0, 0]);
+  });
+
+  it("current − last; a key never seen counts from zero", () => {
+    const cur: Counts = { requests: 30, sumUs: 3000, buckets: [10, 15, 5] };
+    expect(counterDelta(cur, BK, undefined)).toEqual(cur);
+    expect(counterDelta(cur, BK, last({ requests: 20, sumUs: 1000, buckets: [10, 8, 2] }))).toEqual({ requests: 10, sumUs: 2000, buckets: [0, 7, 3] });
+    expect(isZero(counterDelta(cur, BK, last(cur)))).toBe(true);
+    expect(isZero({ requests: 0, sumUs: 0, buckets: [0, 1, 0] })).toBe(false);
+  });
+
+  it("a counter below its last value is a reset: the delta is the current value", () => {
+    const cur: Counts = { requests: 4, sumUs: 400, buckets: [4, 0, 0] };
+    expect(counterDelta(cur, BK, last({ requests: 9, sumUs: 100, buckets: [1, 0, 0] }))).toEqual(cur);
+    expect(counterDelta({ ...cur, requests: 10 }, BK, last({ requests: 9, sumUs: 900, buckets: [1, 0, 0] }))).toEqual({ ...cur, requests: 10 });
+  });
+
+  it("buckets with other bounds, or a bucket gone down, count afresh while requests are diffed", () => {
+    const cur: Counts = { requests: 30, sumUs: 3000, buckets: [10, 15, 5] };
+    const prev = { requests: 20, sumUs: 2000, buckets: [10, 8, 2] };
+    expect(counterDelta(cur, BK, last(prev, boundsKey([5, 50])))).toEqual({ requests: 10, sumUs: 1000, buckets: [10, 15, 5] });
+    expect(counterDelta(cur, BK, last({ ...prev, buckets: [11, 0, 0] }))).toEqual({ requests: 10, sumUs: 1000, buckets: [10, 15, 5] });
+  });
+
+  it("any subset of cumulative reports, in order, adds up to the last one delivered", () => {
+    let seed = 7;
+    const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    for (let run = 0; run < 50; run++) {
+      let cum: Counts = { requests: 0, sumUs: 0, buckets: [0, 0, 0] };
+      let stored: LastCounts | undefined;
+      const total: Counts = { requests: 0, sumUs: 0, buckets: [0, 0, 0] };
+      for (let i = 0; i < 30; i++) {
+        const b = cum.buckets.map((n) => n + Math.floor(random() * 5));
+        cum = { requests: b.reduce((x, y) => x + y, 0), sumUs: cum.sumUs + Math.floor(random() * 1000), buckets: b };
+        if (random() < 0.4) continue; // lost
+        const d = counterDelta(cum, BK, stored);
+        stored = last(cum);
+        total.requests += d.requests;
+        total.sumUs += d.sumUs;
+        d.buckets.forEach((n, j) => (total.buckets[j]! += n));
+      }
+      expect(total).toEqual(stored ? { requests: stored.requests, sumUs: stored.sumUs, buckets: stored.buckets } : total);
+    }
+  });
+});
