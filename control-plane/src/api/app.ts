@@ -9,7 +9,7 @@ import type { RuleServerStatus, RuleStatusSource, TrafficSource, TrafficSummary 
 import { dashboardRouter } from "../dashboard/index.js";
 import { pointer, type FieldError } from "../model/errors.js";
 import type { Expected, Store } from "../store/types.js";
-import { parseDuration } from "./duration.js";
+import { parseDuration } from "../model/duration.js";
 import { errorHandler, fail, HttpError, notFound } from "./errors.js";
 import { authenticate, principalOf } from "./auth.js";
 import type { Tokens } from "../auth/tokens.js";

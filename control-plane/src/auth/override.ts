@@ -7,7 +7,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "n
 import { dirname } from "node:path";
 import express, { type Router } from "express";
 import { z } from "zod";
-import { parseDuration } from "../api/duration.js";
+import { parseDuration } from "../model/duration.js";
 import { fail, HttpError } from "../api/errors.js";
 import type { PathItems } from "../api/openapi.js";
 import { pointer } from "../model/errors.js";

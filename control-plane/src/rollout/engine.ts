@@ -13,7 +13,7 @@ import type { TrafficTotal } from "../traffic/ingest.js";
 import { between, judge, prometheusValue, snapshot, type ExternalValues } from "./analysis.js";
 import type { ReleaseStore } from "./release-store.js";
 import { describeStep, parseRelease, stepAnalysis, type AnalysisSpec, type ConfirmHook } from "./spec.js";
-import { parseDuration } from "../api/duration.js";
+import { parseDuration } from "../model/duration.js";
 import {
   ACTIVE, MAX_EVENTS, MAX_INTERVALS, RUNNING,
   type AnalysisRun, type LaneSetting, type Release, type ReleaseStatus,

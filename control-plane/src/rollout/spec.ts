@@ -1,7 +1,7 @@
 // The release resource as users write it (POST /v1/releases), with Argo Rollouts' step vocabulary
 // and Flagger's analysis knobs, and the defaults that fill in what is left out.
 import { z } from "zod";
-import { parseDuration } from "../api/duration.js";
+import { parseDuration } from "../model/duration.js";
 import { pointer, type FieldError } from "../model/errors.js";
 
 const NAME = /^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$/;
