@@ -11,7 +11,7 @@ import { pointer, type FieldError } from "../model/errors.js";
 import type { Expected, Store } from "../store/types.js";
 import { parseDuration } from "../model/duration.js";
 import { errorHandler, fail, HttpError, notFound } from "./errors.js";
-import { authenticate, principalOf } from "./auth.js";
+import { actorOf, authenticate } from "./auth.js";
 import type { Tokens } from "../auth/tokens.js";
 import { apiMetrics } from "./metrics.js";
 import { openApiDocument, type PathItems } from "./openapi.js";
@@ -44,7 +44,6 @@ const noTraffic: TrafficSource = {
   summary: (group: string, windowMs: number): TrafficSummary => ({ group, windowMs, services: [], edge: [] }),
 };
 
-const DEFAULT_ACTOR = "anonymous";
 const DEFAULT_WINDOW = "60s";
 
 const PreviewBody = z.strictObject({
@@ -61,13 +60,6 @@ const RollbackBody = z.strictObject({ revision: z.number().int().min(1) });
 /** zod issues → the API's error shape. */
 function zodErrors(e: z.ZodError): HttpError {
   return new HttpError(400, e.issues.map((i) => ({ path: pointer(i.path), message: i.message })));
-}
-
-export function actorOf(req: Request): string {
-  const who = principalOf(req);
-  if (who) return who.name; // with tokens, the audit actor is the token's name
-  const a = req.get("x-graylane-actor")?.trim();
-  return a ? a.slice(0, 200) : DEFAULT_ACTOR;
 }
 
 /**

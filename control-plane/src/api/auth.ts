@@ -35,6 +35,16 @@ export function authenticate(tokens: Tokens): RequestHandler {
 /** The authenticated caller, if the API has tokens. */
 export const principalOf = (req: Request): Principal | undefined => req.res?.locals.principal as Principal | undefined;
 
+const DEFAULT_ACTOR = "anonymous";
+
+/** Who a change is recorded as: the token's name with tokens, else the X-Graylane-Actor header. */
+export function actorOf(req: Request): string {
+  const who = principalOf(req);
+  if (who) return who.name;
+  const a = req.get("x-graylane-actor")?.trim();
+  return a ? a.slice(0, 200) : DEFAULT_ACTOR;
+}
+
 /** Loopback addresses may serve without tokens (the demo); anything else may not. */
 export function isLoopback(host: string): boolean {
   const h = host.replace(/^\[|\]$/g, "").toLowerCase();

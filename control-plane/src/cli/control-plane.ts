@@ -11,7 +11,8 @@ import { startGrpcServer, type OverrideKey } from "../xds/index.js";
 import { overrideOpenApi, overrideRoutes } from "../auth/override.js";
 import { NodeAuth } from "../auth/nodes.js";
 import type { Tokens } from "../auth/tokens.js";
-import { ReleaseEngine, releaseOpenApi, releaseRoutes, SqliteReleaseStore, type EngineOptions } from "../rollout/index.js";
+import { ReleaseEngine, SqliteReleaseStore, type EngineOptions } from "../rollout/index.js";
+import { releaseOpenApi, releaseRoutes } from "../api/releases.js";
 import type { Extension, ExtensionContext } from "./server.js";
 
 export const DEFAULT_GRPC_PORT = 7071;

@@ -1,13 +1,13 @@
 // /v1/releases: the REST face of the release engine, and its part of /openapi.json.
 import express, { type Request, type Response, type Router } from "express";
-import { actorOf } from "../api/app.js";
-import { fail } from "../api/errors.js";
-import type { PathItems } from "../api/openapi.js";
+import { actorOf } from "./auth.js";
+import { fail } from "./errors.js";
+import type { PathItems } from "./openapi.js";
 import type { TrafficSource } from "../contracts.js";
 import type { LeaderRoute } from "../replicas/leader.js";
+import { OPERATIONS, type Operation, type ReleaseEngine } from "../rollout/engine.js";
+import type { Release, ReleaseStatus } from "../rollout/state.js";
 import type { Store } from "../store/types.js";
-import { OPERATIONS, type Operation, type ReleaseEngine } from "./engine.js";
-import type { Release, ReleaseStatus } from "./state.js";
 
 const STATUSES: ReleaseStatus[] = ["progressing", "paused", "promoted", "finished", "aborted", "failed", "undone"];
 const OBSERVE_WINDOW_MS = 30_000;
