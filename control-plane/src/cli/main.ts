@@ -17,8 +17,7 @@ import { DEFAULT_HOST, DEFAULT_PORT, startServer, type ServerOptions } from "./s
 import { controlPlaneExtension, DEFAULT_GRPC_PORT } from "./control-plane.js";
 import { registerReleaseCommands } from "./release-command.js";
 import { newToken, ROLES, Tokens, type Role } from "../auth/tokens.js";
-import { loadOrCreateKey } from "../auth/override.js";
-import type { OverrideKey } from "../xds/index.js";
+import { loadOrCreateKey, type OverrideKey } from "../auth/override.js";
 import { registerMeshCommands } from "./mesh-command.js";
 
 export const DEFAULT_SERVER = `http://${DEFAULT_HOST}:${DEFAULT_PORT}`;

@@ -26,6 +26,7 @@
 // nor accumulates one buffered RuleSet per change.
 import { createHash, randomBytes } from "node:crypto";
 import type { NodeAuth } from "../auth/nodes.js";
+import type { OverrideKey } from "../auth/override.js";
 import * as grpc from "@grpc/grpc-js";
 import { create } from "@bufbuild/protobuf";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
@@ -61,11 +62,6 @@ export interface RuleServerOptions {
   overrideKey?: OverrideKey;
   /** Subscriber authentication (mTLS certificates, node tokens). */
   nodeAuth?: NodeAuth;
-}
-
-export interface OverrideKey {
-  current: Uint8Array;
-  previous?: Uint8Array;
 }
 
 /** A short fingerprint of the keys, mixed into snapshot versions (never the keys themselves). */
