@@ -1,7 +1,7 @@
 // The lane group resource (DESIGN.md): zod schema, defaults, and every rule checked before anything
 // is stored or compiled. All problems are reported at once, each with its JSON Pointer.
 import { z } from "zod";
-import { compileRegex, DEFAULT_STATE_CAP, RegexError } from "../compile/regex.js";
+import { DEFAULT_STATE_CAP, RegexError, regexTables } from "./regex.js";
 import { pointer, type FieldError } from "./errors.js";
 
 export type { FieldError } from "./errors.js";
@@ -20,7 +20,7 @@ const headerName = z.string().regex(TOKEN, "must be a valid HTTP header name (RF
 // The state cap of the parse under way (parsing is synchronous; see parseLaneGroup's options).
 let stateCap = DEFAULT_STATE_CAP;
 const regex = z.string().superRefine((source, ctx) => {
-  try { compileRegex(source, { stateCap }); } catch (e) {
+  try { regexTables(source, { stateCap }); } catch (e) {
     ctx.addIssue({ code: "custom", message: e instanceof RegexError ? e.message : `regex ${JSON.stringify(source)}: ${String(e)}` });
   }
 });
