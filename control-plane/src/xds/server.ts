@@ -31,6 +31,7 @@ import * as grpc from "@grpc/grpc-js";
 import { create } from "@bufbuild/protobuf";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { NodeStatus, RuleServerStatus, RuleSource, RuleStatusSource, SubscriberStatus } from "../contracts.js";
+import { reuse } from "../metrics.js";
 import type { Node, RuleRequest } from "../generated/graylane/v1/discovery_pb.js";
 import { TrafficReportAckSchema, type TrafficReport, type TrafficReportAck } from "../generated/graylane/v1/traffic_pb.js";
 import { SnapshotCache, type Snapshot } from "./cache.js";
@@ -113,18 +114,19 @@ export class RuleServer implements RuleStatusSource {
     this.retentionMs = opts.disconnectedRetentionMs ?? 5 * 60_000;
     this.keys = opts.overrideKey ? { overrideKey: opts.overrideKey.current, overrideKeyPrevious: opts.overrideKey.previous } : {};
     this.nodeAuth = opts.nodeAuth;
-    const registers = [opts.registry ?? new Registry()];
+    const registry = opts.registry ?? new Registry();
+    const registers = [registry];
     this.metrics = {
-      pushAck: new Histogram({
+      pushAck: reuse(registry, "graylane_xds_push_ack_seconds", () => new Histogram({
         name: "graylane_xds_push_ack_seconds",
         help: "Time from writing a RuleResponse to receiving its ACK, per subscriber",
         buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
         registers,
-      }),
-      subscribers: new Gauge({ name: "graylane_xds_subscribers", help: "Connected rule stream subscribers", registers }),
-      nacks: new Counter({ name: "graylane_xds_nacks_total", help: "RuleSets refused (NACKed) by subscribers", registers }),
-      pushes: new Counter({ name: "graylane_xds_pushes_total", help: "RuleResponses written to subscribers", registers }),
-      stale: new Counter({ name: "graylane_xds_stale_requests_total", help: "Requests ignored because their nonce was not the latest sent", registers }),
+      })),
+      subscribers: reuse(registry, "graylane_xds_subscribers", () => new Gauge({ name: "graylane_xds_subscribers", help: "Connected rule stream subscribers", registers })),
+      nacks: reuse(registry, "graylane_xds_nacks_total", () => new Counter({ name: "graylane_xds_nacks_total", help: "RuleSets refused (NACKed) by subscribers", registers })),
+      pushes: reuse(registry, "graylane_xds_pushes_total", () => new Counter({ name: "graylane_xds_pushes_total", help: "RuleResponses written to subscribers", registers })),
+      stale: reuse(registry, "graylane_xds_stale_requests_total", () => new Counter({ name: "graylane_xds_stale_requests_total", help: "Requests ignored because their nonce was not the latest sent", registers })),
     };
     this.unwatch = cache.watch((s) => this.pushAll(s));
   }
@@ -386,14 +388,14 @@ export interface GrpcServerHandle extends RuleStatusSource {
 export async function startGrpcServer(opts: StartGrpcServerOptions): Promise<GrpcServerHandle> {
   const host = opts.host ?? "127.0.0.1";
   const cache = new SnapshotCache(opts.rules, { requiredFeatures: opts.requiredFeatures, versionSuffix: opts.overrideKey && keyFingerprint(opts.overrideKey) });
-  const registers = opts.registry ? [opts.registry] : [];
-  const rules = new RuleServer(cache, { registry: opts.registry, disconnectedRetentionMs: opts.disconnectedRetentionMs, overrideKey: opts.overrideKey, nodeAuth: opts.nodeAuth });
-  const reports = new Counter({
+  const registry = opts.registry ?? new Registry();
+  const rules = new RuleServer(cache, { registry, disconnectedRetentionMs: opts.disconnectedRetentionMs, overrideKey: opts.overrideKey, nodeAuth: opts.nodeAuth });
+  const reports = reuse(registry, "graylane_traffic_reports_total", () => new Counter({
     name: "graylane_traffic_reports_total",
     help: "Traffic reports received, by result",
     labelNames: ["result"] as const,
-    registers,
-  });
+    registers: [registry],
+  }));
 
   const server = new grpc.Server({
     // Notice dead peers so "live subscribers" stays true to its name.
