@@ -50,3 +50,9 @@ export function isLoopback(host: string): boolean {
   const h = host.replace(/^\[|\]$/g, "").toLowerCase();
   return h === "localhost" || h === "::1" || /^127\.\d+\.\d+\.\d+$/.test(h) || h === "::ffff:127.0.0.1";
 }
+
+/** Anyone who reaches the API could pick who sees unreleased code: never open beyond this host. */
+export function requireTokensBeyondLoopback(host: string, tokens: Tokens | undefined): void {
+  if (isLoopback(host) || (tokens && tokens.size > 0)) return;
+  throw new Error(`refusing to serve the API on ${host} without API tokens: give --tokens FILE or GRAYLANE_TOKENS, or listen on 127.0.0.1`);
+}
