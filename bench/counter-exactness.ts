@@ -2,7 +2,7 @@
 // filter — with the control plane stopped and started again in the middle — /v1/traffic counts
 // exactly what Envoy itself counted.
 //
-// The control plane (startServer + controlPlaneExtension, SQLite in memory, the 5-group RuleSet),
+// The control plane (startControlPlane, SQLite in memory, the 5-group RuleSet),
 // one sidecar for shop0-web from control-plane/src/mesh (Envoy --concurrency 2: three filter root
 // contexts, each reporting its own cumulative counters every second) in front of a Node app. The
 // requests go to the sidecar's inbound listener, where /v1/traffic counts: a quarter with the
@@ -16,8 +16,7 @@
 import { createServer, Agent, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { resolve } from "node:path";
-import { startServer, type RunningServer } from "../control-plane/src/cli/server.js";
-import { controlPlaneExtension } from "../control-plane/src/cli/control-plane.js";
+import { startControlPlane, type ControlPlane } from "../control-plane/src/server/index.js";
 import { instanceId, sidecarConfig, type Topology } from "../control-plane/src/mesh/envoy-config.js";
 import { envoyBin, startEnvoy, type RunningEnvoy } from "../control-plane/src/mesh/envoy-process.js";
 import { openStore, type Store } from "../control-plane/src/store/index.js";
@@ -44,17 +43,14 @@ interface TrafficRow { service: string; lane: string; requests: number; errorRat
 export async function runCounterExactness(opts: CounterOptions = DEFAULTS) {
   const log = opts.log ?? ((l: string) => console.log(l));
   const store: Store = await openStore(":memory:");
-  let server: RunningServer | undefined;
+  let server: ControlPlane | undefined;
   let grpcPort = 0;
-  const startControlPlane = async () => {
-    const ext = controlPlaneExtension({ port: grpcPort });
-    server = await startServer({ port: server?.port ?? 0, store, extend: async (ctx) => {
-      const e = await ext(ctx);
-      grpcPort = e.grpcPort;
-      return e;
-    } });
+  // Started again on the same ports and store in the middle.
+  const start = async () => {
+    server = await startControlPlane({ port: server?.port ?? 0, grpcPort, store });
+    grpcPort = server.grpcPort;
   };
-  await startControlPlane();
+  await start();
   let envoy: RunningEnvoy | undefined;
   let app: Server | undefined;
   const agent = new Agent({ keepAlive: true, maxSockets: opts.concurrency });
@@ -120,7 +116,7 @@ export async function runCounterExactness(opts: CounterOptions = DEFAULTS) {
     await sleep(Math.max(0, opts.downMs - (performance.now() - downAt)));
     const downSeconds = (performance.now() - downAt) / 1000;
     log(`counter-exactness: ${quarter} requests sent with the control plane down; starting it again`);
-    await startControlPlane();
+    await start();
     await send(opts.requests - half - quarter);
     const loadSeconds = (performance.now() - t0) / 1000;
 

@@ -1,6 +1,6 @@
 // bench/push-latency: a lane-group change through the REST API until every filter ACKed it.
 //
-// The control plane as `graylane serve` runs it (startServer + controlPlaneExtension, in this
+// The control plane as `graylane serve` runs it (startControlPlane, in this
 // process, SQLite in memory) holding the realistic RuleSet (5 groups); one real Envoy sidecar with
 // filter.wasm subscribed through its own gRPC cluster (one subscriber per root context: main thread
 // and 2 workers); and 1, 100, 1,000 more subscribers — grpc-js streams, one HTTP/2 connection each,
@@ -14,12 +14,10 @@ import { fork, type ChildProcess } from "node:child_process";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { resolve } from "node:path";
-import { startServer, type RunningServer } from "../control-plane/src/cli/server.js";
-import { controlPlaneExtension } from "../control-plane/src/cli/control-plane.js";
+import { startControlPlane, type ControlPlane } from "../control-plane/src/server/index.js";
 import { sidecarConfig, type Topology } from "../control-plane/src/mesh/envoy-config.js";
 import { envoyBin, startEnvoy, type RunningEnvoy } from "../control-plane/src/mesh/envoy-process.js";
 import { openStore, type Store } from "../control-plane/src/store/index.js";
-import type { GrpcServerHandle } from "../control-plane/src/xds/index.js";
 import { freePorts, isMain, median, percentile, QUICK, round, sleep, writeResult } from "./support/common.js";
 import { benchGroup, benchGroupsJson } from "./support/ruleset.js";
 import type { SubscriberJob } from "./support/push-subscribers.js";
@@ -110,15 +108,8 @@ export async function runPushLatency(opts: PushOptions = DEFAULTS) {
   // Registered before the rule server subscribes, so it runs first: the commit, before the compile.
   let lastCommitAt = 0;
   store.onChange(() => { lastCommitAt = performance.now(); });
-  let grpc: GrpcServerHandle | undefined;
-  let grpcPort = 0;
-  const ext = controlPlaneExtension({ port: 0 });
-  const server: RunningServer = await startServer({ port: 0, store, extend: async (ctx) => {
-    const e = await ext(ctx);
-    grpcPort = e.grpcPort;
-    grpc = e.rules as GrpcServerHandle;
-    return e;
-  } });
+  const server: ControlPlane = await startControlPlane({ port: 0, grpcPort: 0, store });
+  const { grpc, grpcPort } = server;
   let envoy: RunningEnvoy | undefined;
   let app: Server | undefined;
   let children: ChildProcess[] = [];
@@ -135,7 +126,7 @@ export async function runPushLatency(opts: PushOptions = DEFAULTS) {
     const settled = async (want: number, timeoutMs = 60_000) => {
       const end = Date.now() + timeoutMs;
       for (;;) {
-        const st = grpc!.status();
+        const st = grpc.status();
         const live = st.nodes.flatMap((n) => n.subscribers.filter((s) => s.connected));
         if (live.length === want && live.every((s) => s.ackedVersion === st.version)) return;
         if (Date.now() > end) throw new Error(`subscribers: ${live.length} live (want ${want}), ${live.filter((s) => s.ackedVersion === st.version).length} at ${st.version}`);
@@ -185,9 +176,9 @@ export async function runPushLatency(opts: PushOptions = DEFAULTS) {
         let version = "";
         let done!: () => void;
         const all = new Promise<void>((r) => (done = r));
-        const offAck = grpc!.onEvent((e) => {
+        const offAck = grpc.onEvent((e) => {
           if (e.type !== "ack" && e.type !== "push") return;
-          if (!version) version = grpc!.cache.current().version;
+          if (!version) version = grpc.cache.current().version;
           if (e.version !== version) return;
           if (e.type === "push") { pushedAt = performance.now(); return; }
           lastAck = performance.now();
@@ -198,7 +189,7 @@ export async function runPushLatency(opts: PushOptions = DEFAULTS) {
         try {
           // 5 groups take turns; each change gives one group's canary a weight it never had.
           await put(benchGroup(step % 5, 10 + step / 100));
-          version = grpc!.cache.current().version;
+          version = grpc.cache.current().version;
           const timer = setTimeout(done, 30_000);
           await all;
           clearTimeout(timer);
@@ -247,7 +238,7 @@ export async function runPushLatency(opts: PushOptions = DEFAULTS) {
     const last = results.at(-1)!;
     return {
       setup: {
-        controlPlane: "startServer + controlPlaneExtension in the bench process, SQLite :memory:, the 5-group RuleSet",
+        controlPlane: "startControlPlane in the bench process, SQLite :memory:, the 5-group RuleSet",
         envoy: opts.envoy ? `one sidecar (Envoy --concurrency 2, ${ENVOY_SUBSCRIBERS} subscribers) with filter.wasm` : "none",
         subscribers: `grpc-js clients, one HTTP/2 connection each, ACK on receipt, over up to ${opts.processes} child processes`,
         measure: `revision commit → the server's last ACK event of that version (all subscribers); 'putSent' from the client sending the PUT; ${opts.warmup} unmeasured changes first at each size`,

@@ -3,8 +3,7 @@
 // ingress gateway Envoy, all from control-plane/src/mesh.
 import { createServer } from "node:net";
 import { resolve } from "node:path";
-import { startServer, type RunningServer } from "../control-plane/src/cli/server.js";
-import { controlPlaneExtension } from "../control-plane/src/cli/control-plane.js";
+import { startControlPlane, type ControlPlane } from "../control-plane/src/server/index.js";
 import { compileRuleSet } from "../control-plane/src/compile/index.js";
 import { gatewayConfig, meshConfigs, type Topology } from "../control-plane/src/mesh/envoy-config.js";
 import { envoyBin, startEnvoy, type RunningEnvoy } from "../control-plane/src/mesh/envoy-process.js";
@@ -43,7 +42,7 @@ export interface StackOptions {
 
 export interface Stack {
   /** The running control plane (a new object after `startControlPlane`). */
-  readonly server: RunningServer;
+  readonly server: ControlPlane;
   readonly grpcPort: number;
   gatewayUrl: string;
   topology: Topology;
@@ -87,11 +86,11 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   const envoys: RunningEnvoy[] = [];
   let grpcPort = 0;
   const store = await openStore(opts.store ?? ":memory:");
-  let server: RunningServer | undefined;
-  const startControlPlane = async (o: { requiredFeatures?: string[] } = {}) => {
-    const ext = controlPlaneExtension({ port: grpcPort || grpc, requiredFeatures: o.requiredFeatures, rollout: opts.rollout });
-    server = await startServer({ port: server?.port ?? rest, store, wasmPath,
-      extend: async (ctx) => { const e = await ext(ctx); grpcPort = e.grpcPort; return e; } });
+  let server: ControlPlane | undefined;
+  // Started again on the same ports and store after stopControlPlane().
+  const start = async (o: { requiredFeatures?: string[] } = {}) => {
+    server = await startControlPlane({ port: server?.port ?? rest, grpcPort: grpcPort || grpc, store, wasmPath, requiredFeatures: o.requiredFeatures, rollout: opts.rollout });
+    grpcPort = server.grpcPort;
   };
   const stopControlPlane = async () => { await server?.close(); };
   const close = async () => {
@@ -101,7 +100,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     store.close();
   };
   try {
-    await startControlPlane();
+    await start();
   } catch (e) {
     store.close();
     throw e;
@@ -145,7 +144,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       get server() { return server!; },
       get grpcPort() { return grpcPort; },
       topology, apps, envoys,
-      stopControlPlane, startControlPlane,
+      stopControlPlane, startControlPlane: start,
       gatewayUrl: `http://127.0.0.1:${gwPort}`,
       setForwardLane: (on) => { for (const a of apps) a.options.forwardLane = on; },
       setFailRate: (service, version, rate) => {

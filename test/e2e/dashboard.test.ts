@@ -10,8 +10,7 @@ import { chromium, type Browser, type Page } from "playwright-core";
 import { RuleRequestSchema, type RuleRequest, type RuleResponse } from "../../control-plane/src/generated/graylane/v1/discovery_pb.js";
 import { DecisionSource, Direction, TrafficReportSchema } from "../../control-plane/src/generated/graylane/v1/traffic_pb.js";
 import { GraylaneClient } from "../../control-plane/src/xds/index.js";
-import { startServer, type RunningServer } from "../../control-plane/src/cli/server.js";
-import { controlPlaneExtension } from "../../control-plane/src/cli/control-plane.js";
+import { startControlPlane, type ControlPlane } from "../../control-plane/src/server/index.js";
 
 const CHROMIUM = process.env.CHROMIUM_BIN ?? "/usr/bin/chromium";
 const SCREENSHOT = ".cache/dashboard.png";
@@ -21,8 +20,7 @@ const RELEASE = "mock-canary";
 const BOB = "bob <img src=x onerror=alert(1)>"; // an actor is free text: shown as text, never markup
 const UI = { timeout: 15_000 }; // the page polls every 2 s
 
-let server: RunningServer;
-let grpcPort = 0;
+let server: ControlPlane;
 let browser: Browser | undefined;
 let page: Page;
 const pageErrors: string[] = [];
@@ -32,7 +30,7 @@ let reporter: NodeJS.Timeout | undefined;
 
 /** A fake proxy: ACKs every RuleSet, or (nack) ACKs the first and NACKs every later one. */
 function subscribe(nodeId: string, instanceId: string, nack = false): void {
-  const client = new GraylaneClient(`127.0.0.1:${grpcPort}`, { "grpc.use_local_subchannel_pool": 1 });
+  const client = new GraylaneClient(`127.0.0.1:${server.grpcPort}`, { "grpc.use_local_subchannel_pool": 1 });
   const stream = client.streamRules();
   let received = 0;
   stream.on("data", (r: RuleResponse) => {
@@ -50,7 +48,7 @@ function subscribe(nodeId: string, instanceId: string, nack = false): void {
 
 /** Cumulative traffic counters of one sidecar and the gateway, reported every 500 ms over gRPC. */
 function startTraffic(): void {
-  const client = new GraylaneClient(`127.0.0.1:${grpcPort}`);
+  const client = new GraylaneClient(`127.0.0.1:${server.grpcPort}`);
   clients.push(client);
   const bounds = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000];
   let seq = 0;
@@ -108,11 +106,7 @@ beforeAll(async () => {
     missingBrowser = new Error(`dashboard test: no Chromium at ${CHROMIUM}. Install it (make test installs Debian's chromium) or set CHROMIUM_BIN to a Chromium/Chrome binary.`);
     return;
   }
-  const ext = controlPlaneExtension({ port: 0 });
-  server = await startServer({
-    port: 0, store: ":memory:",
-    extend: async (ctx) => { const e = await ext(ctx); grpcPort = e.grpcPort; return e; },
-  });
+  server = await startControlPlane({ port: 0, grpcPort: 0, store: ":memory:" });
   subscribe("gateway", "gateway/0");
   subscribe("gateway", "gateway/1");
   subscribe("mockc-v2-sidecar", "mockc-v2-sidecar/0", true);

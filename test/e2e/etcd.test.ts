@@ -5,8 +5,7 @@
 import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { create } from "@bufbuild/protobuf";
-import { controlPlaneExtension } from "../../control-plane/src/cli/control-plane.js";
-import { startServer, type RunningServer } from "../../control-plane/src/cli/server.js";
+import { startControlPlane, type ControlPlane } from "../../control-plane/src/server/index.js";
 import { DecisionSource, Direction, TrafficReportSchema } from "../../control-plane/src/generated/graylane/v1/traffic_pb.js";
 import type { Leadership } from "../../control-plane/src/replicas/leader.js";
 import { EtcdStore } from "../../control-plane/src/store/index.js";
@@ -18,17 +17,13 @@ import { startEtcd, type RunningEtcd } from "../support/etcd.js";
 
 const demoGroup = JSON.parse(readFileSync("demo/lanegroup.json", "utf8"));
 let etcd: RunningEtcd;
-interface Replica { server: RunningServer; grpcPort: number; leader: Leadership; call(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; body: any; etag: string | null }> }
+interface Replica { server: ControlPlane; grpcPort: number; leader: Leadership; call(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; body: any; etag: string | null }> }
 const replicas: Replica[] = [];
 
 async function replica(): Promise<Replica> {
-  let ext!: Awaited<ReturnType<ReturnType<typeof controlPlaneExtension>>>;
-  const server = await startServer({
-    port: 0, store: etcd.url,
-    extend: async (ctx) => (ext = await controlPlaneExtension({ port: 0, rollout: { tickMs: 20, reportSettleMs: 0 } })(ctx)),
-  });
+  const server = await startControlPlane({ port: 0, grpcPort: 0, store: etcd.url, rollout: { tickMs: 20, reportSettleMs: 0 } });
   const r: Replica = {
-    server, grpcPort: ext.grpcPort, leader: ext.leader!,
+    server, grpcPort: server.grpcPort, leader: server.leader!,
     call: async (method, path, body, headers = {}) => {
       const res = await fetch(server.url + path, { method, headers: { "content-type": "application/json", ...headers }, body: body === undefined ? undefined : JSON.stringify(body) });
       const text = await res.text();

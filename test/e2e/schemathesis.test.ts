@@ -14,8 +14,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { controlPlaneExtension } from "../../control-plane/src/cli/control-plane.js";
-import { startServer, type RunningServer } from "../../control-plane/src/cli/server.js";
+import { startControlPlane, type ControlPlane } from "../../control-plane/src/server/index.js";
 
 const BIN = process.env.SCHEMATHESIS_BIN || resolve(".cache/schemathesis-venv/bin/schemathesis");
 const EXAMPLES = Number(process.env.SCHEMATHESIS_EXAMPLES || 25);
@@ -23,11 +22,11 @@ const SEED = Number(process.env.SCHEMATHESIS_SEED || 20_261_123);
 const CHECKS = ["not_a_server_error", "status_code_conformance", "response_schema_conformance", "content_type_conformance", "response_headers_conformance"];
 
 let dir: string;
-let server: RunningServer;
+let server: ControlPlane;
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "graylane-schemathesis-"));
-  server = await startServer({ port: 0, store: `sqlite:${join(dir, "graylane.db")}`, extend: controlPlaneExtension({ port: 0 }) });
+  server = await startControlPlane({ port: 0, grpcPort: 0, store: `sqlite:${join(dir, "graylane.db")}` });
   const put = await fetch(`${server.url}/v1/lanegroups/mock`, { method: "PUT", headers: { "content-type": "application/json" }, body: readFileSync("demo/lanegroup.json", "utf8") });
   expect(put.status).toBe(201);
   const release = await fetch(`${server.url}/v1/releases`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ name: "r1", group: "mock", lane: "canary" }) });

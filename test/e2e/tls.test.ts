@@ -12,14 +12,13 @@ import { create } from "@bufbuild/protobuf";
 import { stringify } from "yaml";
 import { newToken, Tokens } from "../../control-plane/src/auth/tokens.js";
 import { spiffeNamespace } from "../../control-plane/src/auth/nodes.js";
-import { controlPlaneExtension } from "../../control-plane/src/cli/control-plane.js";
 import { main } from "../../control-plane/src/cli/main.js";
-import { startServer, type RunningServer } from "../../control-plane/src/cli/server.js";
 import { RuleRequestSchema, type RuleResponse } from "../../control-plane/src/generated/graylane/v1/discovery_pb.js";
 import { DecisionSource, Direction, TrafficReportSchema } from "../../control-plane/src/generated/graylane/v1/traffic_pb.js";
 import { RealClock } from "../../control-plane/src/wasmhost/clock.js";
 import { grpcBridge } from "../../control-plane/src/wasmhost/index.js";
 import { parseGrpcService } from "../../control-plane/src/wasmhost/grpc.js";
+import { startControlPlane, type ControlPlane, type ControlPlaneOptions } from "../../control-plane/src/server/index.js";
 import { GraylaneClient } from "../../control-plane/src/xds/index.js";
 import { mockGroup, newFilter, routeTo } from "../support/filter.js";
 import { resolve } from "node:path";
@@ -49,15 +48,13 @@ const groups = [
   { name: "everywhere", services: [{ name: "common" }] },
 ];
 
-async function serve(opts: Parameters<typeof controlPlaneExtension>[0], restTls = false): Promise<{ server: RunningServer; grpcPort: number }> {
-  let grpcPort = 0;
-  const ext = controlPlaneExtension({ port: 0, ...opts });
-  const server = await startServer({
-    port: 0, store: ":memory:", tls: restTls ? { cert: pem("server.pem"), key: pem("server.key") } : undefined,
-    extend: async (ctx) => { const e = await ext(ctx); grpcPort = e.grpcPort; return e; },
+/** gRPC TLS and node tokens as given; HTTPS for the REST API with `restTls`. */
+async function serve(opts: Pick<ControlPlaneOptions, "grpcTls" | "nodeTokens">, restTls = false): Promise<{ server: ControlPlane; grpcPort: number }> {
+  const server = await startControlPlane({
+    port: 0, grpcPort: 0, store: ":memory:", tls: restTls ? { cert: pem("server.pem"), key: pem("server.key") } : undefined, ...opts,
   });
   for (const g of groups) await server.store.put(g, { actor: "test" });
-  return { server, grpcPort };
+  return { server, grpcPort: server.grpcPort };
 }
 
 /** Subscribes and resolves with the group names of the first RuleSet pushed, or the error. */
@@ -86,7 +83,7 @@ describe("identities", () => {
 
 describe("gRPC with mTLS", () => {
   it("a client certificate signed by the CA subscribes and gets its namespace's groups; no certificate, no stream", async () => {
-    const { server, grpcPort } = await serve({ tls: { cert: pem("server.pem"), key: pem("server.key"), clientCa: pem("ca.pem") } });
+    const { server, grpcPort } = await serve({ grpcTls: { cert: pem("server.pem"), key: pem("server.key"), clientCa: pem("ca.pem") } });
     try {
       const creds = grpc.credentials.createSsl(pem("ca.pem"), pem("shop.key"), pem("shop.pem"));
       const shop = new GraylaneClient(`127.0.0.1:${grpcPort}`, {}, creds);
@@ -190,7 +187,7 @@ describe("a real Envoy subscribing over TLS", () => {
     wasmPath: resolve("filter/build/filter.wasm"),
     plugin: { reportIntervalMs: 1000, ...plugin },
   });
-  const acked = async (server: RunningServer) => {
+  const acked = async (server: ControlPlane) => {
     const end = Date.now() + 20_000;
     for (;;) {
       const st = (await (await fetch(`${server.url}/v1/status`)).json()) as { nodes: Array<{ nodeId: string; version: string; subscribers: unknown[] }> };
@@ -203,11 +200,11 @@ describe("a real Envoy subscribing over TLS", () => {
 
   it("with a client certificate (mTLS), and with a node token over TLS", async () => {
     const tlsFiles = { cert: pem("server.pem"), key: pem("server.key") };
-    const mtls = await serve({ tls: { ...tlsFiles, clientCa: pem("ca.pem") } });
+    const mtls = await serve({ grpcTls: { ...tlsFiles, clientCa: pem("ca.pem") } });
     const node = newToken("gw", "node");
     const tokenFile = join(dir, "gw-tokens.yaml");
     writeFileSync(tokenFile, stringify({ tokens: [node.entry] }));
-    const byToken = await serve({ tls: tlsFiles, nodeTokens: Tokens.fromFile(tokenFile) });
+    const byToken = await serve({ grpcTls: tlsFiles, nodeTokens: Tokens.fromFile(tokenFile) });
     const envoys: RunningEnvoy[] = [];
     try {
       envoys.push(await startEnvoy(envoyBin(), "gw-mtls", gatewayConfig(topology(mtls.grpcPort, { certFile: join(dir, "shop.pem"), keyFile: join(dir, "shop.key") })), 1));

@@ -6,9 +6,8 @@ import { join } from "node:path";
 import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse, stringify } from "yaml";
-import { controlPlaneExtension } from "../../control-plane/src/cli/control-plane.js";
 import { main } from "../../control-plane/src/cli/main.js";
-import { startServer } from "../../control-plane/src/cli/server.js";
+import { startControlPlane } from "../../control-plane/src/server/index.js";
 import { hashToken, newToken, Tokens } from "../../control-plane/src/auth/tokens.js";
 import { isLoopback } from "../../control-plane/src/api/auth.js";
 import { TestServer } from "../support/api.js";
@@ -22,7 +21,7 @@ let t: TestServer;
 beforeAll(async () => {
   const tokens = Tokens.fromEnv(`ada:admin:${admin.token}`).merge(
     Tokens.fromFile(writeTmp("tokens.yaml", stringify({ tokens: [viewer.entry, operator.entry] }))));
-  t = await TestServer.start({ tokens, extend: controlPlaneExtension({ port: 0 }) });
+  t = await TestServer.start({ tokens });
 });
 afterAll(async () => { await t?.stop(); });
 
@@ -102,7 +101,7 @@ describe("API with tokens", () => {
 
 describe("listening beyond loopback", () => {
   it("is refused without tokens, and says why", async () => {
-    await expect(startServer({ host: "0.0.0.0", port: 0, store: ":memory:" })).rejects.toThrow(
+    await expect(startControlPlane({ host: "0.0.0.0", port: 0, grpcPort: 0, store: ":memory:" })).rejects.toThrow(
       "refusing to serve the API on 0.0.0.0 without API tokens: give --tokens FILE or GRAYLANE_TOKENS, or listen on 127.0.0.1");
     let out = "";
     let err = "";
@@ -112,7 +111,7 @@ describe("listening beyond loopback", () => {
   });
 
   it("is allowed with tokens", async () => {
-    const s = await startServer({ host: "0.0.0.0", port: 0, store: ":memory:", tokens: Tokens.fromEnv(`ada:admin:${admin.token}`) });
+    const s = await startControlPlane({ host: "0.0.0.0", port: 0, grpcPort: 0, store: ":memory:", tokens: Tokens.fromEnv(`ada:admin:${admin.token}`) });
     try {
       const res = await fetch(`http://127.0.0.1:${s.port}/v1/lanegroups`, { headers: as(admin) });
       expect(res.status).toBe(200);

@@ -136,10 +136,24 @@ describe("graylane CLI against a running server", () => {
     const outsider = await run("preview", "--group", "mock", "--service", "mocka", "-H", "x-graylane-lane: canary", "--method", "POST");
     expect(outsider.out).toMatch(/^base\s+base\s+base$/m);
 
+    const version = t.server.grpc.status().version; // the content hash of what the rule push serves
+    expect(version).toMatch(/^[0-9a-f]{16}$/);
     const status = await run("status");
-    expect(status).toMatchObject({ code: 0, out: "serving version - (revision 10)\nno subscribers\n" });
-    expect(JSON.parse((await run("status", "-o", "json")).out)).toEqual({ version: "", revision: 10, nodes: [] });
-    expect((await run("traffic", "--group", "mock", "--window", "5m")).out).toBe("lane group mock, last 5m\nno inbound traffic\n");
+    expect(status).toMatchObject({ code: 0, out: `serving version ${version} (revision 10)\nno subscribers\n` });
+    expect(JSON.parse((await run("status", "-o", "json")).out)).toEqual({ version, revision: 10, nodes: [] });
+    // The traffic ingestion lists every lane of the group's services, counted or not.
+    expect((await run("traffic", "--group", "mock", "--window", "5m")).out).toBe([
+      "lane group mock, last 5m",
+      "SERVICE  LANE    REQUESTS  OBSERVED  CONFIGURED  ERRORS  P50  P99",
+      "mocka    base    0         0%        100%        0%      -    -",
+      "mocka    canary  0         0%        0%          0%      -    -",
+      "mockb    base    0         0%        100%        0%      -    -",
+      "mockb    canary  0         0%        0%          0%      -    -",
+      "mockc    base    0         0%        100%        0%      -    -",
+      "mockc    canary  0         0%        0%          0%      -    -",
+      "",
+    ].join("\n"));
+    expect((await run("traffic", "--group", "nope", "--window", "5m")).out).toBe("lane group nope, last 5m\nno inbound traffic\n");
 
     expect(await run("delete", "mock")).toMatchObject({ code: 0, out: "lanegroup/mock deleted (revision 11)\n" });
     expect((await run("get", "lanegroups")).out).toBe("no lane groups\n");

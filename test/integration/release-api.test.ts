@@ -6,7 +6,6 @@ import { join } from "node:path";
 import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
-import { controlPlaneExtension } from "../../control-plane/src/cli/control-plane.js";
 import { main } from "../../control-plane/src/cli/main.js";
 import { parseSteps, render } from "../../control-plane/src/cli/release-command.js";
 import { TestServer } from "../support/api.js";
@@ -16,7 +15,7 @@ const demoGroup = JSON.parse(readFileSync("demo/lanegroup.json", "utf8"));
 let t: TestServer;
 
 beforeAll(async () => {
-  t = await TestServer.start({ extend: controlPlaneExtension({ port: 0, rollout: { tickMs: 20, reportSettleMs: 0 } }) });
+  t = await TestServer.start({ rollout: { tickMs: 20, reportSettleMs: 0 } });
   expect((await t.call("PUT", "/v1/lanegroups/mock", demoGroup)).status).toBe(201);
 });
 afterAll(async () => { await t.stop(); });

@@ -6,15 +6,13 @@ import { create } from "@bufbuild/protobuf";
 import type { ClientDuplexStream } from "@grpc/grpc-js";
 import { RuleRequestSchema, type RuleRequest, type RuleResponse } from "../../control-plane/src/generated/graylane/v1/discovery_pb.js";
 import { GraylaneClient } from "../../control-plane/src/xds/index.js";
-import { startServer, type RunningServer } from "../../control-plane/src/cli/server.js";
-import { controlPlaneExtension } from "../../control-plane/src/cli/control-plane.js";
+import { startControlPlane, type ControlPlane } from "../../control-plane/src/server/index.js";
 import { mockGroup } from "../support/filter.js";
 
 const SUBSCRIBERS = 200;
 const CHANGES = 20;
 
-let server: RunningServer;
-let grpcPort = 0;
+let server: ControlPlane;
 const clients: GraylaneClient[] = [];
 const streams: Array<ClientDuplexStream<RuleRequest, RuleResponse>> = [];
 /** version → how many subscribers ACKed it, and when the last one did */
@@ -22,10 +20,9 @@ const acks = new Map<string, { count: number; lastAt: number }>();
 const received: string[][] = [];
 
 beforeAll(async () => {
-  const ext = controlPlaneExtension({ port: 0 });
-  server = await startServer({ port: 0, store: ":memory:", extend: async (ctx) => { const e = await ext(ctx); grpcPort = e.grpcPort; return e; } });
+  server = await startControlPlane({ port: 0, grpcPort: 0, store: ":memory:" });
   for (let i = 0; i < SUBSCRIBERS; i++) {
-    const client = new GraylaneClient(`127.0.0.1:${grpcPort}`, { "grpc.use_local_subchannel_pool": 1 });
+    const client = new GraylaneClient(`127.0.0.1:${server.grpcPort}`, { "grpc.use_local_subchannel_pool": 1 });
     const stream = client.streamRules();
     const id = `node-${i % 50}`; // 4 subscribers (worker VMs) per node
     const instanceId = `${id}/${i}`;

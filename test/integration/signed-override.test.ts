@@ -5,7 +5,6 @@ import { randomBytes } from "node:crypto";
 import { afterEach, describe, expect, it } from "vitest";
 import Database from "better-sqlite3";
 import { signOverride } from "../../control-plane/src/auth/override.js";
-import { controlPlaneExtension } from "../../control-plane/src/cli/control-plane.js";
 import { main } from "../../control-plane/src/cli/main.js";
 import { compileRuleSet } from "../../control-plane/src/compile/index.js";
 import { parseLaneGroup } from "../../control-plane/src/model/lanegroup.js";
@@ -109,7 +108,7 @@ describe("the control-plane cluster in Istio", () => {
 describe("POST /v1/overrides/sign and `graylane override sign`", () => {
   it("signs with the control plane's key; refuses unknown lanes, long TTLs, and a control plane without a key", async () => {
     const key = randomBytes(32);
-    const t = await TestServer.start({ extend: controlPlaneExtension({ port: 0, overrideKey: { current: key } }) });
+    const t = await TestServer.start({ overrideKey: { current: key } });
     cleanups.push(() => t.stop());
     await t.call("PUT", "/v1/lanegroups/mock", group());
     const r = await t.call("POST", "/v1/overrides/sign", { lane: "canary", ttl: "30m" });
@@ -129,7 +128,7 @@ describe("POST /v1/overrides/sign and `graylane override sign`", () => {
     expect(value).toBe(signOverride(key, "canary", Number(value.split(".")[1])));
     expect(err).toContain("send it as x-asm-prefer-tag: <value>");
 
-    const plain = await TestServer.start({ extend: controlPlaneExtension({ port: 0 }) });
+    const plain = await TestServer.start();
     cleanups.push(() => plain.stop());
     await plain.call("PUT", "/v1/lanegroups/mock", group());
     const no = await plain.call("POST", "/v1/overrides/sign", { lane: "canary" });

@@ -1,9 +1,9 @@
-// Test support: a real control-plane REST server on an ephemeral port over a SQLite file in a temp
-// dir, and a small JSON client for it.
+// Test support: a real control plane (startControlPlane: REST and gRPC on ephemeral ports) over a
+// SQLite file in a temp dir, and a small JSON client for its REST API.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startServer, type RunningServer, type ServerOptions } from "../../control-plane/src/cli/server.js";
+import { startControlPlane, type ControlPlane, type ControlPlaneOptions } from "../../control-plane/src/server/index.js";
 
 export interface Reply {
   status: number;
@@ -15,14 +15,14 @@ export class TestServer {
   private constructor(
     readonly dir: string,
     readonly file: string,
-    public server: RunningServer,
-    private readonly opts: Partial<ServerOptions>,
+    public server: ControlPlane,
+    private readonly opts: ControlPlaneOptions,
   ) {}
 
-  static async start(opts: Partial<ServerOptions> = {}): Promise<TestServer> {
+  static async start(opts: ControlPlaneOptions = {}): Promise<TestServer> {
     const dir = mkdtempSync(join(tmpdir(), "graylane-api-"));
     const file = join(dir, "graylane.db");
-    const server = await startServer({ port: 0, store: `sqlite:${file}`, ...opts });
+    const server = await startControlPlane({ port: 0, grpcPort: 0, store: `sqlite:${file}`, ...opts });
     return new TestServer(dir, file, server, opts);
   }
 
@@ -33,7 +33,7 @@ export class TestServer {
   /** Closes the server and its store, then starts a new one on the same file. */
   async restart(): Promise<void> {
     await this.server.close();
-    this.server = await startServer({ port: 0, store: `sqlite:${this.file}`, ...this.opts });
+    this.server = await startControlPlane({ port: 0, grpcPort: 0, store: `sqlite:${this.file}`, ...this.opts });
   }
 
   async call(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Reply> {

@@ -1,8 +1,9 @@
-// The REST API of DESIGN.md's table (releases excepted), as an express 5 app over a Store. The rule
-// push and traffic ingestion are optional read-side dependencies (no-op defaults), so the API runs
-// and is tested on its own. `GET /` serves the live dashboard (control-plane/src/dashboard), which
-// reads this same API from the browser.
-import express, { type Request, type Router } from "express";
+// The REST API of DESIGN.md's table, as an express 5 app over a Store: the routes here, /v1/releases
+// (releases.ts) and /v1/overrides/sign (overrides.ts). The rule push, traffic ingestion and release
+// engine are optional dependencies (no-op defaults; no /v1/releases without an engine), so the API
+// runs and is tested on its own. `GET /` serves the live dashboard (control-plane/src/dashboard),
+// which reads this same API from the browser.
+import express, { type Request } from "express";
 import { Registry } from "prom-client";
 import { z } from "zod";
 import type { RuleServerStatus, RuleStatusSource, TrafficSource, TrafficSummary } from "../contracts.js";
@@ -10,13 +11,18 @@ import { configuredShares } from "../compile/shares.js";
 import { dashboardRouter } from "../dashboard/index.js";
 import { pointer, type FieldError } from "../model/errors.js";
 import type { Expected, Store } from "../store/types.js";
-import { parseDuration } from "./duration.js";
+import { parseDuration } from "../model/duration.js";
 import { errorHandler, fail, HttpError, notFound } from "./errors.js";
-import { authenticate, principalOf } from "./auth.js";
+import { actorOf, authenticate } from "./auth.js";
+import type { OverrideKey } from "../auth/override.js";
 import type { Tokens } from "../auth/tokens.js";
+import type { LeaderRoute } from "../replicas/leader.js";
+import type { ReleaseEngine } from "../rollout/engine.js";
 import { apiMetrics } from "./metrics.js";
-import { openApiDocument, type PathItems } from "./openapi.js";
+import { openApiDocument } from "./openapi.js";
+import { overrideOpenApi, overrideRoutes } from "./overrides.js";
 import { Previewer } from "./preview.js";
+import { releaseOpenApi, releaseRoutes } from "./releases.js";
 
 export interface ApiOptions {
   store: Store;
@@ -26,10 +32,12 @@ export interface ApiOptions {
   wasmPath?: string;
   /** Shared with the other parts of the server; /metrics serves all of it. */
   registry?: Registry;
-  /** Routes added by server extensions, mounted before the 404 handler. */
-  extraRoutes?: Router;
-  /** Their OpenAPI paths, merged into /openapi.json. */
-  extraOpenApi?: PathItems;
+  /** The engine behind /v1/releases; with replicas, where it leads (non-leaders forward writes). */
+  releases?: { engine: ReleaseEngine; leader?: () => LeaderRoute };
+  /** The key of POST /v1/overrides/sign (without one it answers 409). */
+  overrideKey?: OverrideKey;
+  /** The clock of signed overrides' expiry (tests). */
+  now?: () => number;
   /** API tokens; without them (loopback only) every route is open. */
   tokens?: Tokens;
   /** Extra readiness check (e.g. the gRPC server is listening). */
@@ -45,7 +53,6 @@ const noTraffic: TrafficSource = {
   summary: (group: string, windowMs: number): TrafficSummary => ({ group, windowMs, services: [], edge: [] }),
 };
 
-const DEFAULT_ACTOR = "anonymous";
 const DEFAULT_WINDOW = "60s";
 
 const PreviewBody = z.strictObject({
@@ -62,13 +69,6 @@ const RollbackBody = z.strictObject({ revision: z.number().int().min(1) });
 /** zod issues → the API's error shape. */
 function zodErrors(e: z.ZodError): HttpError {
   return new HttpError(400, e.issues.map((i) => ({ path: pointer(i.path), message: i.message })));
-}
-
-export function actorOf(req: Request): string {
-  const who = principalOf(req);
-  if (who) return who.name; // with tokens, the audit actor is the token's name
-  const a = req.get("x-graylane-actor")?.trim();
-  return a ? a.slice(0, 200) : DEFAULT_ACTOR;
 }
 
 /**
@@ -105,7 +105,7 @@ export function createApi(opts: ApiOptions): ApiApp {
   const registry = opts.registry ?? new Registry();
   const metrics = apiMetrics(registry, store);
   const previewer = new Previewer(opts.wasmPath);
-  const document = openApiDocument(opts.extraOpenApi);
+  const document = openApiDocument({ ...(opts.releases && releaseOpenApi), ...overrideOpenApi });
 
   // Count every revision this process commits, whoever wrote it (API, rollout engine, ...).
   const unsubscribe = store.onChange((n) => {
@@ -263,7 +263,8 @@ export function createApi(opts: ApiOptions): ApiApp {
   // The dashboard: `/` and `/dashboard/*`, a router of its own (static pages stay out of /openapi.json).
   app.use(dashboardRouter());
 
-  if (opts.extraRoutes) app.use(opts.extraRoutes);
+  if (opts.releases) app.use(releaseRoutes(opts.releases.engine, { store, traffic: opts.traffic, leader: opts.releases.leader }));
+  app.use(overrideRoutes(opts.overrideKey, store, opts.now));
   app.use(notFound);
   app.use(errorHandler);
   return app;

@@ -35,8 +35,24 @@ export function authenticate(tokens: Tokens): RequestHandler {
 /** The authenticated caller, if the API has tokens. */
 export const principalOf = (req: Request): Principal | undefined => req.res?.locals.principal as Principal | undefined;
 
+const DEFAULT_ACTOR = "anonymous";
+
+/** Who a change is recorded as: the token's name with tokens, else the X-Graylane-Actor header. */
+export function actorOf(req: Request): string {
+  const who = principalOf(req);
+  if (who) return who.name;
+  const a = req.get("x-graylane-actor")?.trim();
+  return a ? a.slice(0, 200) : DEFAULT_ACTOR;
+}
+
 /** Loopback addresses may serve without tokens (the demo); anything else may not. */
 export function isLoopback(host: string): boolean {
   const h = host.replace(/^\[|\]$/g, "").toLowerCase();
   return h === "localhost" || h === "::1" || /^127\.\d+\.\d+\.\d+$/.test(h) || h === "::ffff:127.0.0.1";
+}
+
+/** Anyone who reaches the API could pick who sees unreleased code: never open beyond this host. */
+export function requireTokensBeyondLoopback(host: string, tokens: Tokens | undefined): void {
+  if (isLoopback(host) || (tokens && tokens.size > 0)) return;
+  throw new Error(`refusing to serve the API on ${host} without API tokens: give --tokens FILE or GRAYLANE_TOKENS, or listen on 127.0.0.1`);
 }

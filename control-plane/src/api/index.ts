@@ -1,4 +1,3 @@
 export { createApi, type ApiApp, type ApiOptions } from "./app.js";
 export { openApiDocument, type PathItems } from "./openapi.js";
 export { Previewer, DEFAULT_WASM_PATH, type PreviewRequest, type PreviewResult } from "./preview.js";
-export { parseDuration } from "./duration.js";

@@ -1,12 +1,8 @@
 // The API's Prometheus metrics, registered on the registry the server shares with the rule push
-// (so one /metrics shows both). Reuses a metric already registered under the same name, so two
-// apps on one registry (tests) do not throw.
-import { Counter, Gauge, Histogram, Registry, type Metric } from "prom-client";
+// (so one /metrics shows both), reusing those of an earlier app on the same registry (tests).
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { reuse } from "../metrics.js";
 import type { Store } from "../store/types.js";
-
-function reuse<T extends Metric>(registry: Registry, name: string, make: () => T): T {
-  return (registry.getSingleMetric(name) as T | undefined) ?? make();
-}
 
 export interface ApiMetrics {
   revisions: Counter<"op">;

@@ -13,12 +13,10 @@ import type { LaneGroup } from "../model/lanegroup.js";
 import type { Revision, RevisionSummary } from "../store/types.js";
 import { ApiClient, ApiError, ConnectionError } from "./client.js";
 import { ms, percent, short, table } from "./format.js";
-import { DEFAULT_HOST, DEFAULT_PORT, startServer, type ServerOptions } from "./server.js";
-import { controlPlaneExtension, DEFAULT_GRPC_PORT } from "./control-plane.js";
+import { DEFAULT_GRPC_PORT, DEFAULT_HOST, DEFAULT_PORT, startControlPlane, type ControlPlaneOptions } from "../server/index.js";
 import { registerReleaseCommands } from "./release-command.js";
 import { newToken, ROLES, Tokens, type Role } from "../auth/tokens.js";
-import { loadOrCreateKey } from "../auth/override.js";
-import type { OverrideKey } from "../xds/index.js";
+import { loadOrCreateKey, type OverrideKey } from "../auth/override.js";
 import { registerMeshCommands } from "./mesh-command.js";
 
 export const DEFAULT_SERVER = `http://${DEFAULT_HOST}:${DEFAULT_PORT}`;
@@ -35,8 +33,8 @@ export interface Io {
   onListening?: (url: string) => void;
   /** Output is a terminal (`release watch` redraws in place). */
   tty?: boolean;
-  /** Passed to startServer by `serve` (the gRPC part plugs in here). */
-  serverOptions?: Partial<ServerOptions>;
+  /** Passed to startControlPlane by `serve`, under the options its flags set (tests). */
+  serverOptions?: Partial<ControlPlaneOptions>;
 }
 
 /** Usage, file or connection problem: exit 2. */
@@ -179,17 +177,16 @@ export function buildProgram(io: Io): Command {
         throw new UsageError(`cannot read TLS files: ${(e as Error).message}`);
       }
       let server;
-      let grpcListening = grpcPort;
-      const extension = controlPlaneExtension({ host: o.host, port: grpcPort, overrideKey, tls, nodeTokens: tokens });
       try {
-        server = await startServer({
-          extend: async (ctx) => { const ext = await extension(ctx); grpcListening = ext.grpcPort; return ext; },
-          ...io.serverOptions, host: o.host, port, store: o.store, wasmPath: o.wasm, tokens, tls: tls && { cert: tls.cert, key: tls.key },
+        // One tokens file holds both kinds: API tokens for REST, role node for the filters on gRPC.
+        server = await startControlPlane({
+          ...io.serverOptions, host: o.host, port, grpcPort, store: o.store, wasmPath: o.wasm, tokens, nodeTokens: tokens, overrideKey,
+          tls: tls && { cert: tls.cert, key: tls.key }, grpcTls: tls,
         });
       } catch (e) {
         throw new UsageError(`cannot start: ${(e as Error).message}`);
       }
-      io.out(`graylane: REST API listening on ${server.url} (gRPC rule push and traffic on ${o.host}:${grpcListening}, store ${o.store})\n`);
+      io.out(`graylane: REST API listening on ${server.url} (gRPC rule push and traffic on ${o.host}:${server.grpcPort}, store ${o.store})\n`);
       io.onListening?.(server.url);
       await (io.stopSignal ?? untilSignal)();
       await server.close();

@@ -6,7 +6,7 @@ import type { Command } from "commander";
 import { parse } from "yaml";
 import type { Release } from "../rollout/state.js";
 import { describeStep, type StepSpec } from "../rollout/spec.js";
-import { parseDuration } from "../api/duration.js";
+import { parseDuration } from "../model/duration.js";
 import type { ApiClient } from "./client.js";
 import { ms, percent, table } from "./format.js";
 

@@ -9,7 +9,8 @@ import {
 } from "../generated/graylane/v1/rules_pb.js";
 import { parseLaneGroup, validateLaneGroups, type LaneGroup, type MatchBlock, type StringMatch, type UriMatch } from "../model/lanegroup.js";
 import type { FieldError } from "../model/errors.js";
-import { compileRegex, DEFAULT_STATE_CAP } from "./regex.js";
+import { DEFAULT_STATE_CAP } from "../model/regex.js";
+import { compileRegex } from "./dfa.js";
 import { configuredSplit } from "./shares.js";
 
 export class CompileError extends Error {

@@ -6,7 +6,7 @@
 // serves (every default filled in); the LaneGroup type is the latter's z.output, and /openapi.json
 // derives both of its lane group schemas from them with z.toJSONSchema (api/openapi.ts).
 import { z } from "zod";
-import { compileRegex, DEFAULT_STATE_CAP, RegexError } from "../compile/regex.js";
+import { DEFAULT_STATE_CAP, RegexError, regexTables } from "./regex.js";
 import { pointer, type FieldError } from "./errors.js";
 
 export type { FieldError } from "./errors.js";
@@ -25,7 +25,7 @@ const headerName = z.string().regex(TOKEN, "must be a valid HTTP header name (RF
 // The state cap of the parse under way (parsing is synchronous; see parseLaneGroup's options).
 let stateCap = DEFAULT_STATE_CAP;
 const regex = z.string().superRefine((source, ctx) => {
-  try { compileRegex(source, { stateCap }); } catch (e) {
+  try { regexTables(source, { stateCap }); } catch (e) {
     ctx.addIssue({ code: "custom", message: e instanceof RegexError ? e.message : `regex ${JSON.stringify(source)}: ${String(e)}` });
   }
 });

@@ -14,7 +14,7 @@ import { between, judge, prometheusValue, snapshot, type ExternalValues } from "
 import { refusal, type Operation } from "./operations.js";
 import type { ReleaseStore } from "./release-store.js";
 import { describeStep, parseRelease, stepAnalysis, type AnalysisSpec, type ConfirmHook } from "./spec.js";
-import { parseDuration } from "../api/duration.js";
+import { parseDuration } from "../model/duration.js";
 import {
   ACTIVE, MAX_EVENTS, MAX_INTERVALS, RUNNING,
   type AnalysisRun, type LaneSetting, type Release, type ReleaseStatus,

@@ -2,7 +2,7 @@
 // and Flagger's analysis knobs, and the defaults that fill in what is left out. ReleaseInput is the
 // one description of the request: the step types derive from it, and so does its OpenAPI schema.
 import { z } from "zod";
-import { parseDuration } from "../api/duration.js";
+import { parseDuration } from "../model/duration.js";
 import { pointer, type FieldError } from "../model/errors.js";
 
 const NAME = /^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$/;

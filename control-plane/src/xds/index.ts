@@ -7,7 +7,6 @@ export {
   type RuleServerOptions,
   type StartGrpcServerOptions,
   type TrafficReportSink,
-  type OverrideKey,
   keyFingerprint,
 } from "./server.js";
 export {

@@ -27,6 +27,7 @@
 // nor accumulates one buffered RuleSet per change.
 import { randomBytes } from "node:crypto";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { reuse } from "../metrics.js";
 import type { NodeStatus, RuleServerStatus, RuleStatusSource, SubscriberStatus } from "../contracts.js";
 import type { Node, RuleRequest } from "../generated/graylane/v1/discovery_pb.js";
 import type { Snapshot, SnapshotCache } from "./cache.js";
@@ -123,18 +124,20 @@ export class RuleStreams implements RuleStatusSource {
     this.retentionMs = opts.disconnectedRetentionMs ?? 5 * 60_000;
     this.extras = opts.responseExtras ?? {};
     this.now = opts.now ?? Date.now;
-    const registers = [opts.registry ?? new Registry()];
+    // reuse: a control plane started again in one process on the same registry (tests, the demo).
+    const registry = opts.registry ?? new Registry();
+    const registers = [registry];
     this.metrics = {
-      pushAck: new Histogram({
+      pushAck: reuse(registry, "graylane_xds_push_ack_seconds", () => new Histogram({
         name: "graylane_xds_push_ack_seconds",
         help: "Time from writing a RuleResponse to receiving its ACK, per subscriber",
         buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
         registers,
-      }),
-      subscribers: new Gauge({ name: "graylane_xds_subscribers", help: "Connected rule stream subscribers", registers }),
-      nacks: new Counter({ name: "graylane_xds_nacks_total", help: "RuleSets refused (NACKed) by subscribers", registers }),
-      pushes: new Counter({ name: "graylane_xds_pushes_total", help: "RuleResponses written to subscribers", registers }),
-      stale: new Counter({ name: "graylane_xds_stale_requests_total", help: "Requests ignored because their nonce was not the latest sent", registers }),
+      })),
+      subscribers: reuse(registry, "graylane_xds_subscribers", () => new Gauge({ name: "graylane_xds_subscribers", help: "Connected rule stream subscribers", registers })),
+      nacks: reuse(registry, "graylane_xds_nacks_total", () => new Counter({ name: "graylane_xds_nacks_total", help: "RuleSets refused (NACKed) by subscribers", registers })),
+      pushes: reuse(registry, "graylane_xds_pushes_total", () => new Counter({ name: "graylane_xds_pushes_total", help: "RuleResponses written to subscribers", registers })),
+      stale: reuse(registry, "graylane_xds_stale_requests_total", () => new Counter({ name: "graylane_xds_stale_requests_total", help: "Requests ignored because their nonce was not the latest sent", registers })),
     };
     this.unwatch = cache.watch((s) => this.pushAll(s));
   }

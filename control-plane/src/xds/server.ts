@@ -4,11 +4,13 @@
 // grpc-js call as a RuleStream.
 import { createHash } from "node:crypto";
 import type { NodeAuth } from "../auth/nodes.js";
+import type { OverrideKey } from "../auth/override.js";
 import * as grpc from "@grpc/grpc-js";
 import { create } from "@bufbuild/protobuf";
 import { Counter, Registry } from "prom-client";
 import type { RuleSource, RuleStatusSource } from "../contracts.js";
 import type { RuleRequest } from "../generated/graylane/v1/discovery_pb.js";
+import { reuse } from "../metrics.js";
 import { TrafficReportAckSchema, type TrafficReport, type TrafficReportAck } from "../generated/graylane/v1/traffic_pb.js";
 import { SnapshotCache } from "./cache.js";
 import {
@@ -34,11 +36,6 @@ export interface RuleServerOptions {
   overrideKey?: OverrideKey;
   /** Subscriber authentication (mTLS certificates, node tokens). */
   nodeAuth?: NodeAuth;
-}
-
-export interface OverrideKey {
-  current: Uint8Array;
-  previous?: Uint8Array;
 }
 
 /** A short fingerprint of the keys, mixed into snapshot versions (never the keys themselves). */
@@ -132,14 +129,14 @@ export interface GrpcServerHandle extends RuleStatusSource {
 export async function startGrpcServer(opts: StartGrpcServerOptions): Promise<GrpcServerHandle> {
   const host = opts.host ?? "127.0.0.1";
   const cache = new SnapshotCache(opts.rules, { requiredFeatures: opts.requiredFeatures, versionSuffix: opts.overrideKey && keyFingerprint(opts.overrideKey) });
-  const registers = opts.registry ? [opts.registry] : [];
-  const rules = new RuleServer(cache, { registry: opts.registry, disconnectedRetentionMs: opts.disconnectedRetentionMs, overrideKey: opts.overrideKey, nodeAuth: opts.nodeAuth });
-  const reports = new Counter({
+  const registry = opts.registry ?? new Registry();
+  const rules = new RuleServer(cache, { registry, disconnectedRetentionMs: opts.disconnectedRetentionMs, overrideKey: opts.overrideKey, nodeAuth: opts.nodeAuth });
+  const reports = reuse(registry, "graylane_traffic_reports_total", () => new Counter({
     name: "graylane_traffic_reports_total",
     help: "Traffic reports received, by result",
     labelNames: ["result"] as const,
-    registers,
-  });
+    registers: [registry],
+  }));
 
   const server = new grpc.Server({
     // Notice dead peers so "live subscribers" stays true to its name.

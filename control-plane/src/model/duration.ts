@@ -1,4 +1,5 @@
-// Window lengths as people write them: "60s", "5m", "1h", "1h30m", "250ms"; a bare number is seconds.
+// Durations as people write them (traffic windows, release pauses, webhook timeouts, override
+// TTLs): "60s", "5m", "1h", "1h30m", "250ms"; a bare number is seconds.
 const UNITS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
 /** Milliseconds, or undefined when `text` is not a positive duration. */

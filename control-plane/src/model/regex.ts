@@ -1,4 +1,6 @@
-// Regex → byte DFA, compiled once by the control plane so the filter never backtracks.
+// The regex dialect of lane groups and its byte DFA, built once by the control plane so the filter
+// never backtracks. Validation (model/lanegroup.ts) and compilation (compile/dfa.ts, which wraps
+// these tables in the Dfa message) share it, so a regex that validates is one that compiles.
 //
 // Semantics (docs/decisions.md, "Regex"):
 // - Full match: the whole value must match. A leading `^` and a trailing unescaped `$` are allowed
@@ -23,9 +25,7 @@
 //   in ascending order (equivalently byte classes in ascending order).
 // - Byte classes: bytes whose next state is the same from every state share a class; class ids are
 //   assigned in order of first appearance scanning bytes from 0x00 to 0xFF.
-import { create } from "@bufbuild/protobuf";
 import { CharSet, DFA, JS, NFA, TooManyNodesError, visitAst, type Char, type Expression } from "refa";
-import { DfaSchema, type Dfa } from "../generated/graylane/v1/rules_pb.js";
 
 export const DEFAULT_STATE_CAP = 1024;
 export const NO_STATE = 0xffff;
@@ -150,8 +150,8 @@ function toMinimalDfa(source: string, cap: number): DFA {
   }
 }
 
-/** The tables of a Dfa message, kept apart from the message so cached results are never shared. */
-interface Tables {
+/** The tables of a Dfa message (the caller copies them: cached results are shared). */
+export interface DfaTables {
   byteClasses: Uint8Array;
   classCount: number;
   stateCount: number;
@@ -159,7 +159,7 @@ interface Tables {
   accepting: Uint8Array;
 }
 
-function tables(source: string, cap: number): Tables {
+function tables(source: string, cap: number): DfaTables {
   const dfa = toMinimalDfa(source, cap);
 
   // States that can still reach an accepting state; the rest are dead and become "reject".
@@ -209,10 +209,10 @@ function tables(source: string, cap: number): Tables {
 // Compiling is pure, and the same regexes come back on every change (validation, then compilation,
 // of every revision): remember recent results, errors included.
 const CACHE_SIZE = 512;
-const cache = new Map<string, Tables | RegexError>();
+const cache = new Map<string, DfaTables | RegexError>();
 
-/** Compiles `source` to the Dfa message the filter runs (start state 0, transitions u16 LE). */
-export function compileRegex(source: string, opts: { stateCap?: number } = {}): Dfa {
+/** The DFA tables of `source` (start state 0, transitions u16 LE); a RegexError outside the dialect or over the cap. */
+export function regexTables(source: string, opts: { stateCap?: number } = {}): Readonly<DfaTables> {
   const cap = opts.stateCap ?? DEFAULT_STATE_CAP;
   if (!Number.isInteger(cap) || cap < 1 || cap >= NO_STATE) throw new RangeError(`stateCap must be an integer from 1 to ${NO_STATE - 1}`);
   const key = `${cap}\u0000${source}`;
@@ -226,12 +226,5 @@ export function compileRegex(source: string, opts: { stateCap?: number } = {}): 
     cache.set(key, t);
   }
   if (t instanceof RegexError) throw new RegexError(t.regex, t.reason);
-  return create(DfaSchema, {
-    source,
-    byteClasses: t.byteClasses.slice(),
-    classCount: t.classCount,
-    stateCount: t.stateCount,
-    transitions: t.transitions.slice(),
-    accepting: t.accepting.slice(),
-  });
+  return t;
 }

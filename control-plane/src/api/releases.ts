@@ -1,17 +1,17 @@
 // /v1/releases: the REST face of the release engine, and its part of /openapi.json.
 import express, { type Request, type Response, type Router } from "express";
-import { actorOf } from "../api/app.js";
-import { fail } from "../api/errors.js";
-import { jsonSchema } from "../api/json-schema.js";
-import type { PathItems } from "../api/openapi.js";
+import { actorOf } from "./auth.js";
+import { fail } from "./errors.js";
+import { jsonSchema } from "./json-schema.js";
+import type { PathItems } from "./openapi.js";
 import { weightShare } from "../compile/shares.js";
 import type { TrafficSource } from "../contracts.js";
 import type { LeaderRoute } from "../replicas/leader.js";
+import { OPERATIONS, type Operation, type ReleaseEngine } from "../rollout/engine.js";
+import { releaseView, ReleaseViewSchema } from "../rollout/operations.js";
+import { ReleaseInput } from "../rollout/spec.js";
+import { STATUSES, type Release, type ReleaseStatus } from "../rollout/state.js";
 import type { Store } from "../store/types.js";
-import { OPERATIONS, type Operation, type ReleaseEngine } from "./engine.js";
-import { releaseView, ReleaseViewSchema } from "./operations.js";
-import { ReleaseInput } from "./spec.js";
-import { STATUSES, type Release, type ReleaseStatus } from "./state.js";
 
 const OBSERVE_WINDOW_MS = 30_000;
 

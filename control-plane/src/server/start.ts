@@ -1,0 +1,126 @@
+// startControlPlane(): the one composition root. The store, traffic ingestion, the gRPC rule push
+// and traffic reports, the release engine (with replicas: the leader election and the traffic
+// relay) and the REST API, started in that order on one store, so a committed revision is pushed at
+// once and /v1/status and /v1/traffic read what the gRPC side sees; closed in the reverse order.
+// `graylane serve`, the demo, the tests and the benchmarks all start it here.
+import { Registry } from "prom-client";
+import { createApi } from "../api/app.js";
+import { requireTokensBeyondLoopback } from "../api/auth.js";
+import { NodeAuth } from "../auth/nodes.js";
+import type { OverrideKey } from "../auth/override.js";
+import type { Tokens } from "../auth/tokens.js";
+import { Leadership } from "../replicas/leader.js";
+import { TrafficRelay } from "../replicas/traffic-relay.js";
+import { ReleaseEngine, type EngineOptions } from "../rollout/engine.js";
+import { DEFAULT_STORE, openStore, type Store } from "../store/index.js";
+import { TrafficIngest } from "../traffic/index.js";
+import { startGrpcServer, type GrpcServerHandle } from "../xds/index.js";
+import { listenHttp } from "./http.js";
+import { openSideStores } from "./storage.js";
+
+export const DEFAULT_HOST = "127.0.0.1";
+export const DEFAULT_PORT = 7070;
+export const DEFAULT_GRPC_PORT = 7071;
+
+export interface ControlPlaneOptions {
+  /** REST and gRPC listen address (default 127.0.0.1). */
+  host?: string;
+  /** REST port (default 7070; 0: an ephemeral port). */
+  port?: number;
+  /** gRPC port (default 7071; 0: an ephemeral port). */
+  grpcPort?: number;
+  /** A Store (left open on close), or a --store spec (sqlite:PATH, :memory:, etcd://HOST:PORT). */
+  store?: Store | string;
+  /** filter.wasm for /v1/preview. */
+  wasmPath?: string;
+  /** Metrics of every part; /metrics serves it. */
+  registry?: Registry;
+  /** API tokens. Required unless `host` is a loopback address. */
+  tokens?: Tokens;
+  /** Node tokens (role node) that filters may present instead of a certificate. */
+  nodeTokens?: Tokens;
+  /** HTTPS for the REST API. */
+  tls?: { cert: Buffer; key: Buffer };
+  /** TLS for the gRPC services; with clientCa, filters must present certificates it signed (mTLS). */
+  grpcTls?: { cert: Buffer; key: Buffer; clientCa?: Buffer };
+  /** Key for signed overrides (sent to filters over the rule stream only). */
+  overrideKey?: OverrideKey;
+  /** Release engine timing (tests shorten them). */
+  rollout?: Pick<EngineOptions, "tickMs" | "reportSettleMs" | "log">;
+  /** The clock of traffic windows, releases and override expiry (default Date.now; tests). */
+  now?: () => number;
+  /** TEST-ONLY HOOK: RuleSet.required_features of every pushed snapshot (to provoke a NACK). */
+  requiredFeatures?: string[];
+}
+
+export interface ControlPlane {
+  /** The REST API's base URL. */
+  url: string;
+  port: number;
+  grpcPort: number;
+  store: Store;
+  registry: Registry;
+  grpc: GrpcServerHandle;
+  traffic: TrafficIngest;
+  releases: ReleaseEngine;
+  /** With an etcd store: this replica's part in the release-engine election. */
+  leader?: Leadership;
+  close(): Promise<void>;
+}
+
+export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise<ControlPlane> {
+  const host = opts.host ?? DEFAULT_HOST;
+  requireTokensBeyondLoopback(host, opts.tokens);
+  const registry = opts.registry ?? new Registry();
+  const closers: Array<() => unknown> = [];
+  const closeAll = async () => {
+    let first: unknown;
+    for (const close of closers.splice(0).reverse()) await Promise.resolve().then(close).catch((e) => { first ??= e; });
+    if (first !== undefined) throw first;
+  };
+  try {
+    const store = typeof opts.store === "object" ? opts.store : await openStore(opts.store ?? DEFAULT_STORE);
+    if (typeof opts.store !== "object") closers.push(() => store.close());
+    const side = await openSideStores(store);
+    closers.push(() => side.close());
+
+    const traffic = new TrafficIngest({ db: side.db, rules: store, now: opts.now });
+    const etcd = side.etcd;
+    const relay = etcd ? await TrafficRelay.start(etcd.client, etcd.prefix, traffic) : undefined;
+    if (relay) closers.push(() => relay.close());
+    const grpc = await startGrpcServer({
+      host, port: opts.grpcPort ?? DEFAULT_GRPC_PORT, rules: store, traffic: relay ?? traffic, registry,
+      requiredFeatures: opts.requiredFeatures, overrideKey: opts.overrideKey, tls: opts.grpcTls,
+      nodeAuth: new NodeAuth({ tokens: opts.nodeTokens, clientCertificates: !!opts.grpcTls?.clientCa }),
+    });
+    closers.push(() => grpc.close());
+
+    // The engine moves weights through the store, so every step is a revision pushed like any other.
+    const releases = new ReleaseEngine({
+      store, releases: side.releases, traffic, requestReports: () => grpc.requestReports?.() ?? 0, now: opts.now, ...opts.rollout,
+    });
+    closers.push(() => releases.stop());
+    const leader = etcd ? new Leadership(etcd.client, etcd.prefix, { onElected: () => releases.start(), onDemoted: () => void releases.stop() }) : undefined;
+    if (leader) closers.push(() => leader.close());
+    else releases.start();
+
+    const api = createApi({
+      store, registry, wasmPath: opts.wasmPath, tokens: opts.tokens, rules: grpc, traffic,
+      releases: { engine: releases, leader: leader && (() => leader.route()) }, overrideKey: opts.overrideKey, now: opts.now,
+    });
+    closers.push(() => api.dispose());
+    const http = await listenHttp(api, host, opts.port ?? DEFAULT_PORT, opts.tls);
+    closers.push(() => http.close());
+    // Replicas advertise their REST URL to each other: a non-leader forwards release writes there.
+    await leader?.start(http.url);
+
+    let closing: Promise<void> | undefined;
+    return {
+      url: http.url, port: http.port, grpcPort: grpc.port, store, registry, grpc, traffic, releases, leader,
+      close: () => (closing ??= closeAll()),
+    };
+  } catch (e) {
+    await closeAll().catch(() => {});
+    throw e;
+  }
+}

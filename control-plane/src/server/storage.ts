@@ -1,0 +1,35 @@
+// Where the control plane keeps what is not lane groups, by the kind of store: traffic rollups in
+// the store's SQLite file (one transaction per report) or, beside any other store, an in-memory
+// database; releases in that database, or on etcd, where the replicas share them.
+import Database from "better-sqlite3";
+import { EtcdReleaseStore } from "../replicas/release-store.js";
+import { SqliteReleaseStore, type ReleaseStore } from "../rollout/release-store.js";
+import { EtcdStore, SqliteStore, type Store } from "../store/index.js";
+
+export interface SideStores {
+  /** Traffic rollups. */
+  db: Database.Database;
+  releases: ReleaseStore;
+  /** Set when the store is etcd: the replicas share traffic reports, releases and one leader. */
+  etcd?: EtcdStore;
+  close(): Promise<void>;
+}
+
+export async function openSideStores(store: Store): Promise<SideStores> {
+  const own = store instanceof SqliteStore ? undefined : new Database(":memory:");
+  const db = store instanceof SqliteStore ? store.database : own!;
+  const etcd = store instanceof EtcdStore ? store : undefined;
+  try {
+    const releases = etcd ? await EtcdReleaseStore.open(etcd.client, etcd.prefix) : new SqliteReleaseStore(db);
+    return {
+      db, releases, etcd,
+      close: async () => {
+        if (releases instanceof EtcdReleaseStore) await releases.close();
+        own?.close();
+      },
+    };
+  } catch (e) {
+    own?.close();
+    throw e;
+  }
+}
