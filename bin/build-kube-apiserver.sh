@@ -10,13 +10,15 @@
 # sigs.k8s.io/json are real published versions and stay).
 #
 # The binary lives outside the clone, in ${GRAYLANE_CACHE:-~/.cache/graylane}, so fresh clones on
-# the same machine (CI) reuse it; a second run is instant. The first build takes ~6-10 minutes on
-# 2 cores (nice'd, -p 2) and needs Go >= 1.23 (GO=/path/to/go to pick one; /usr/local/go/bin/go is
-# tried when no go is on PATH). Concurrent runs from several clones wait on one lock.
+# the same machine (CI) reuse it; a second run is instant. The first build takes 8.5 CPU-minutes
+# (~5 min on 2 idle cores, 20 on busy ones; nice'd, -p 2) and needs Go >= 1.23 (GO=/path/to/go
+# picks one; /usr/local/go/bin/go is tried when no go is on PATH). Concurrent runs from several
+# clones wait on one lock.
 set -euo pipefail
 
 KUBE_VERSION=1.32.3
 link=${1:-}
+case "$link" in ""|/*) ;; *) link=$PWD/$link ;; esac   # absolute: the build cds away
 cache=${GRAYLANE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/graylane}
 out=$cache/kube-apiserver-v$KUBE_VERSION
 
@@ -53,7 +55,7 @@ if [ -x "$out" ]; then link_it; exit 0; fi   # another clone built it while we w
 export GOTOOLCHAIN=local GOWORK=off GOFLAGS=-buildvcs=false CGO_ENABLED=0
 
 start=$(date +%s)
-echo "building kube-apiserver v$KUBE_VERSION into $out with $go_version (once per machine; ~6-10 min on 2 cores)..."
+echo "building kube-apiserver v$KUBE_VERSION into $out with $go_version (once per machine; 5-20 min on 2 cores)..."
 module_dir=$("$go" mod download -json "k8s.io/kubernetes@v$KUBE_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
 [ -d "$module_dir" ] || { echo "error: go mod download k8s.io/kubernetes@v$KUBE_VERSION gave no module directory" >&2; exit 1; }
 
