@@ -91,8 +91,17 @@ $(SCHEMATHESIS_VENV)/.installed-$(SCHEMATHESIS_VERSION): | .cache/packages-pytho
 schemathesis: $(SCHEMATHESIS_VENV)/.installed-$(SCHEMATHESIS_VERSION)
 	@$(SCHEMATHESIS_VENV)/bin/schemathesis --version
 
-## test: every tier (unit, integration, e2e) after the type check; installs what they use first (npm packages, Debian packages, Envoy, schemathesis)
-test: build $(TEST_WASM) typecheck system-packages envoy schemathesis
+# kube-apiserver for the Kubernetes e2e tier: built from the k8s.io/kubernetes Go module (needs Go
+# >= 1.23) once per machine into ~/.cache/graylane (GRAYLANE_CACHE), so fresh clones reuse it, and
+# linked at .cache/kube-apiserver. The first build takes ~6-10 minutes on 2 cores; then instant.
+.PHONY: kube-apiserver
+
+## kube-apiserver: build (once per machine) and link the real kube-apiserver v1.32.3 the e2e tier runs on etcd
+kube-apiserver:
+	@bin/build-kube-apiserver.sh .cache/kube-apiserver
+
+## test: every tier (unit, integration, e2e) after the type check; installs what they use first (npm packages, Debian packages, Envoy, schemathesis, kube-apiserver)
+test: build $(TEST_WASM) typecheck system-packages envoy schemathesis kube-apiserver
 	ENVOY_BIN=$(ENVOY) vitest run $(VITEST_FLAGS)
 
 ## test-unit: the pure tier alone (no Envoy, browser, etcd, Python or child processes), for the edit-test loop
@@ -102,7 +111,7 @@ test-unit: build $(TEST_WASM)
 ## test-integration / test-e2e: one tier
 test-integration: build $(TEST_WASM)
 	vitest run --project integration $(VITEST_FLAGS)
-test-e2e: build $(TEST_WASM) system-packages envoy schemathesis
+test-e2e: build $(TEST_WASM) system-packages envoy schemathesis kube-apiserver
 	ENVOY_BIN=$(ENVOY) vitest run --project e2e $(VITEST_FLAGS)
 
 ## bench: every benchmark (bench/run.ts), each figure against a baseline measured in the same run; writes bench/results/ (BENCH_QUICK=1: smoke sizes, into .cache/bench-quick)
