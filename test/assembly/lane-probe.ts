@@ -14,6 +14,9 @@ import {
 import { edgeStripPlan, StripPlan, unroutedStripPlan } from "../../filter/assembly/lane/edge";
 import { baggageWithoutLane, outgoingBaggage } from "../../filter/assembly/lane/propagation";
 import { formatStickyCookie } from "../../filter/assembly/lane/cookie";
+import {
+  schemaFieldCount, schemaFieldKind, schemaMessageCount, WIRE_BYTES, WIRE_FIRST_MESSAGE, WIRE_VARINT,
+} from "../../filter/assembly/lane/wirecheck";
 
 export function alloc(n: usize): usize { return heap.alloc(n); }
 export function hash(ptr: usize, len: usize, seed: u32): u32 { return murmur3(ptr, len, seed); }
@@ -119,3 +122,11 @@ export function baggageOut(p: usize, l: usize): void {
 /** Group g's Set-Cookie value for the 16-byte id at idPtr. */
 export function cookie(g: i32, idPtr: usize): void { formatStickyCookie(out, rules!.groups[g], idPtr); }
 
+// ---- lane/wirecheck.ts table
+
+export function wireVarint(): u8 { return WIRE_VARINT; }
+export function wireBytes(): u8 { return WIRE_BYTES; }
+export function wireFirstMessage(): u8 { return WIRE_FIRST_MESSAGE; }
+export function wireMessages(): i32 { return schemaMessageCount(); }
+export function wireFields(message: i32): i32 { return schemaFieldCount(message); }
+export function wireKind(message: i32, field: i32): u8 { return schemaFieldKind(message, field); }

@@ -33,6 +33,12 @@ export interface LaneProbeExports {
   baggageStrip(): number;
   baggageOut(p: number, l: number): void;
   cookie(g: number, idPtr: number): void;
+  wireVarint(): number;
+  wireBytes(): number;
+  wireFirstMessage(): number;
+  wireMessages(): number;
+  wireFields(message: number): number;
+  wireKind(message: number, field: number): number;
 }
 
 const enc = new TextEncoder();
