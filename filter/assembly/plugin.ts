@@ -20,7 +20,6 @@ import { utf8 } from "./lane/bytes";
 import { DIRECTION_AUTO, DIRECTION_INBOUND, configError, parsePluginConfig, PluginConfig } from "./lane/config";
 import { CGroup, FEATURES, ruleError } from "./lane/rules";
 import { authorityFor, grpcServiceFor } from "./lane/discovery";
-import { RequestView } from "./lane/request";
 import { SRC_BASE } from "./lane/decision";
 import { baggageWithoutLane, outgoingBaggage } from "./lane/propagation";
 import { formatStickyCookie } from "./lane/cookie";

@@ -32,6 +32,9 @@ export class RuleStreamClient {
   private readonly out: Scratch = new Scratch();
   readonly response: RuleResponseView = new RuleResponseView();
   private responseBuf: usize = 0;
+  // Of the RuleSet takeRuleSet() handed out, until answer().
+  private pendingNonce: Uint8Array = EMPTY;
+  private pendingVersion: Uint8Array = EMPTY;
 
   constructor(private entropy: Entropy) {}
 
@@ -100,9 +103,6 @@ export class RuleStreamClient {
     this.backoffMs = 0;
     return ruleSet;
   }
-
-  private pendingNonce: Uint8Array = EMPTY;
-  private pendingVersion: Uint8Array = EMPTY;
 
   /** ACKs the RuleSet takeRuleSet() returned (now running its version), or NACKs it with `error`. */
   answer(applied: bool, error: string): void {
