@@ -1,7 +1,9 @@
 // W3C baggage: the lane rides as the `graylane` member; other members are kept as they were.
 import { isOws, Scratch, utf8 } from "./bytes";
+import { RequestView } from "./request";
 
 const KEY = utf8("graylane");
+const H_BAGGAGE = utf8("baggage");
 
 /** Appends to `out` the members of a baggage value except `graylane`, comma-separated. */
 export function appendOtherMembers(out: Scratch, p: usize, l: usize): void {
@@ -35,4 +37,31 @@ export function appendLaneMember(out: Scratch, lane: Uint8Array): void {
   out.pushBytes(KEY);
   out.pushByte(61);
   out.pushBytes(lane);
+}
+
+/** Appends every baggage member except `graylane`, from every baggage header of the request. */
+export function appendRequestBaggage(out: Scratch, view: RequestView): void {
+  let i = view.findFrom(H_BAGGAGE.dataStart, <usize>H_BAGGAGE.byteLength, 0);
+  while (i >= 0) {
+    appendOtherMembers(out, view.valPtr, view.valLen);
+    i = view.findFrom(H_BAGGAGE.dataStart, <usize>H_BAGGAGE.byteLength, i + 1);
+  }
+}
+
+/** The baggage value to send on: the request's other members, then `graylane=<lane>`. */
+export function outgoingBaggage(out: Scratch, view: RequestView, lane: Uint8Array): void {
+  out.reset();
+  appendRequestBaggage(out, view);
+  appendLaneMember(out, lane);
+}
+
+/**
+ * When the request's baggage carries a `graylane` member: its other members into `out` (reset first;
+ * empty means the header goes) and true. False when there is nothing to strip.
+ */
+export function baggageWithoutLane(out: Scratch, view: RequestView): bool {
+  if (!view.baggageLane()) return false;
+  out.reset();
+  appendRequestBaggage(out, view);
+  return true;
 }

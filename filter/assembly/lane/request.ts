@@ -1,6 +1,7 @@
 // A read-only view of one request's headers, indexed straight from the host's serialized header map
-// (u32 count, count × (u32 name_len, u32 value_len), then name\0value\0 ...). Nothing is copied; the
-// index arrays are reused from request to request. A malformed map reads as an empty request.
+// by the one pairs decoder (abi/pairs.ts). Nothing is copied; the index is reused from request to
+// request. A malformed map reads as an empty request.
+import { PairsIndex } from "../abi/pairs";
 import { equalIgnoreCase, indexOf, isOws, utf8 } from "./bytes";
 import { classifyUserAgent } from "./useragent";
 
@@ -13,12 +14,7 @@ const H_USER_AGENT = utf8("user-agent");
 const H_BAGGAGE = utf8("baggage");
 const BAGGAGE_KEY = utf8("graylane");
 
-export class RequestView {
-  count: i32 = 0;
-  private cap: i32 = 0;
-  // Four u32 per header: name ptr, name len, value ptr, value len.
-  private index: usize = 0;
-
+export class RequestView extends PairsIndex {
   // Result of the last successful lookup (header, cookie, query parameter, baggage member).
   valPtr: usize = 0;
   valLen: usize = 0;
@@ -37,42 +33,14 @@ export class RequestView {
 
   /** Indexes a serialized header map; returns false (and an empty view) when it is malformed. */
   load(buf: usize, len: usize): bool {
-    this.count = 0;
     this.uaDone = false;
     this.pathPtr = this.pathLen = this.queryPtr = this.queryLen = 0;
     this.methodPtr = this.methodLen = this.hostPtr = this.hostLen = 0;
-    if (buf == 0 || len < 4) return false;
-    const n = <usize>load<u32>(buf);
-    if (n > (len - 4) / 8) return false;
-    this.ensure(<i32>n);
-    let data = buf + 4 + n * 8;
-    const end = buf + len;
-    for (let i: usize = 0; i < n; i++) {
-      const kl = <usize>load<u32>(buf + 4 + i * 8);
-      const vl = <usize>load<u32>(buf + 8 + i * 8);
-      // name, NUL, value, NUL must fit
-      if (kl > end - data || vl > end - data - kl || end - data - kl - vl < 2) { this.count = 0; return false; }
-      const slot = this.index + (i << 4);
-      store<u32>(slot, <u32>data);
-      store<u32>(slot, <u32>kl, 4);
-      store<u32>(slot, <u32>(data + kl + 1), 8);
-      store<u32>(slot, <u32>vl, 12);
-      data += kl + vl + 2;
-    }
-    this.count = <i32>n;
+    if (!super.load(buf, len)) return false;
     if (this.find(H_PATH)) this.splitPath(this.valPtr, this.valLen);
     if (this.find(H_METHOD)) { this.methodPtr = this.valPtr; this.methodLen = this.valLen; }
     if (this.find(H_AUTHORITY) || this.find(H_HOST)) this.setHost(this.valPtr, this.valLen);
     return true;
-  }
-
-  private ensure(n: i32): void {
-    if (n <= this.cap) return;
-    let cap = this.cap < 64 ? 64 : this.cap;
-    while (cap < n) cap <<= 1;
-    if (this.index != 0) heap.free(this.index);
-    this.index = heap.alloc(<usize>cap << 4);
-    this.cap = cap;
   }
 
   private splitPath(p: usize, l: usize): void {
@@ -101,11 +69,6 @@ export class RequestView {
     this.hostPtr = p;
     this.hostLen = end;
   }
-
-  @inline nameAt(i: i32): usize { return <usize>load<u32>(this.index + (<usize>i << 4)); }
-  @inline nameLenAt(i: i32): usize { return <usize>load<u32>(this.index + (<usize>i << 4), 4); }
-  @inline valueAt(i: i32): usize { return <usize>load<u32>(this.index + (<usize>i << 4), 8); }
-  @inline valueLenAt(i: i32): usize { return <usize>load<u32>(this.index + (<usize>i << 4), 12); }
 
   /** Finds the first header named `lowerName` from index `from`; its value goes to valPtr/valLen. */
   findFrom(lowerName: usize, nameLen: usize, from: i32): i32 {

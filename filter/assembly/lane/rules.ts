@@ -12,6 +12,9 @@ import { checkRuleSetWire, wireError } from "./wirecheck";
 /** Features this filter implements; a RuleSet requiring any other is refused. */
 export const FEATURES: StaticArray<string> = ["lanes/v1", "match/dfa", "match/user-agent", "sticky/cookie", "propagation/baggage", "trace-memory"];
 export const BUCKETS: u32 = 10000;
+/** Limits that let a destination (lane/destination.ts) pack group and service into one i32. */
+export const MAX_GROUPS: i32 = 0x7fff;
+export const MAX_SERVICES: i32 = 0xffff;
 
 export const KIND_HEADER: u32 = 0;
 export const KIND_COOKIE: u32 = 1;
@@ -190,6 +193,7 @@ function buildGroup(g: Group, gi: i32, dfas: Array<CDfa>): CGroup | null {
   cg.nameString = g.name;
   if (g.name.length == 0) { ruleError = at + ".name: empty"; return null; }
   const ns = g.services.length;
+  if (ns > MAX_SERVICES) { ruleError = at + ".services: more than " + MAX_SERVICES.toString(); return null; }
   for (let i = 0; i < ns; i++) {
     const s = g.services[i];
     const cs = new CService();
@@ -277,6 +281,7 @@ export function buildRuleSet(bytes: Uint8Array): CRuleSet | null {
     if (d == null) return null;
     dfas.push(d);
   }
+  if (rs.groups.length > MAX_GROUPS) return fail("groups: more than " + MAX_GROUPS.toString());
   const out = new CRuleSet();
   out.version = rs.version;
   for (let i = 0; i < rs.groups.length; i++) {

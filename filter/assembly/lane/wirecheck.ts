@@ -26,6 +26,16 @@ const SCHEMA: StaticArray<StaticArray<u8>> = [
   /* Dfa       */ [L, L, V, V, L, L],
 ];
 
+// The table as data, for test/unit/lane-wirecheck.test.ts, which compares it with rules.proto's
+// descriptors (through the test entry; the release module does not reference these).
+export const WIRE_VARINT: u8 = V;
+export const WIRE_BYTES: u8 = L;
+export const WIRE_FIRST_MESSAGE: u8 = RULESET;
+export function schemaMessageCount(): i32 { return SCHEMA.length; }
+export function schemaFieldCount(message: i32): i32 { return SCHEMA[message].length; }
+/** Kind of field number `field` (1-based) of message id `message` (0 = RuleSet, as in SCHEMA). */
+export function schemaFieldKind(message: i32, field: i32): u8 { return SCHEMA[message][field - 1]; }
+
 const MAX_DEPTH = 8;
 
 let pos: usize = 0;
