@@ -4,6 +4,7 @@
 // p50/p99 from the latency buckets; plus the requests decided at the edge, per lane.
 import type { TrafficRow, TrafficSummary } from "../contracts.js";
 import { Direction } from "../generated/graylane/v1/traffic_pb.js";
+import type { CounterKey } from "./deltas.js";
 import { quantile, type Histogram } from "./histogram.js";
 import type { Agg } from "./windows.js";
 
@@ -30,14 +31,7 @@ export interface RollupRow {
 }
 
 /** Total of one counter key over every retained minute rollup. */
-export interface TrafficTotal {
-  group: string;
-  lane: string;
-  route: string;
-  service: string;
-  direction: number;
-  source: number;
-  statusClass: number;
+export interface TrafficTotal extends CounterKey {
   requests: number;
   latencySumUs: number;
   /** Latency bucket counts, with the bounds they belong to. */
