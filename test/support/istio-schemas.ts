@@ -22,4 +22,17 @@ export function validateIstio(obj: { apiVersion?: string; kind?: string; metadat
   if (!check(obj)) {
     throw new Error(`${key} ${name}: ${check.errors!.map((e) => `${e.instancePath || "/"} ${e.message}`).join("; ")}`);
   }
+  // The CRD's CEL rules (x-kubernetes-validations) that Graylane's objects could break, which a
+  // schema validator does not run.
+  if (obj.kind === "WasmPlugin") {
+    const spec = (obj as { spec: { url?: string; selector?: unknown; targetRef?: unknown; targetRefs?: unknown } }).spec;
+    if (!/^(oci|file|https?):\/\//.test(spec.url ?? "")) throw new Error(`${key} ${name}: /spec/url must be oci://, file://, http:// or https://`);
+    if (spec.selector !== undefined && (spec.targetRefs ?? spec.targetRef) !== undefined) {
+      throw new Error(`${key} ${name}: only one of selector, targetRef or targetRefs can be set`);
+    }
+  }
 }
+
+/** The objects of one kind, typed. */
+export const byKind = <O extends { kind: string }, K extends O["kind"]>(objects: O[], kind: K) =>
+  objects.filter((o): o is Extract<O, { kind: K }> => o.kind === kind);
