@@ -104,9 +104,9 @@ kube-apiserver:
 test: build $(TEST_WASM) typecheck system-packages envoy schemathesis kube-apiserver
 	ENVOY_BIN=$(ENVOY) vitest run $(VITEST_FLAGS)
 
-## test-unit: the pure tier alone (no Envoy, browser, etcd, Python or child processes), for the edit-test loop
+## test-unit: the pure tier alone (no Envoy, browser, etcd, Python or child processes), for the edit-test loop (fuzz at 20,000 decisions; make test runs 100,000)
 test-unit: build $(TEST_WASM)
-	vitest run --project unit $(VITEST_FLAGS)
+	FUZZ_RUNS=$${FUZZ_RUNS:-20000} vitest run --project unit $(VITEST_FLAGS)
 
 ## test-integration / test-e2e: one tier
 test-integration: build $(TEST_WASM)
