@@ -40,6 +40,8 @@ export interface FilterOptions {
   shared?: SharedData;
   clock?: ManualClock;
   grpc?: ConstructorParameters<typeof Object>[0];
+  /** Count host calls and hook crossings (vm.calls). */
+  countCalls?: boolean;
 }
 
 export type Headers = Array<[string, string | Uint8Array]> | Record<string, string>;
@@ -79,6 +81,7 @@ export async function newFilter(opts: FilterOptions = {}): Promise<Filter> {
     properties: { "xds.listener_direction": direction === "inbound" ? 1 : 2 },
     foreignFunctions: { clear_route_cache: () => new Uint8Array() },
     grpc: opts.grpc as never,
+    countCalls: opts.countCalls,
   });
   const config: Record<string, unknown> = { ...(opts.config ?? {}) };
   if (opts.groups) config.ruleSet = base64(compileGroups(opts.groups).bytes);

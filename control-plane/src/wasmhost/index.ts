@@ -13,3 +13,4 @@ export { type SharedEntry, SharedData } from "./shared-data.js";
 export { type Metric, Stats } from "./stats.js";
 export { type Context, type ForeignFunction, type LogEntry, RootContext, type VmOptions, WasmVm } from "./vm.js";
 export { grpcBridge, type GrpcBridge } from "./grpc-bridge.js";
+export { CallCounter, callTotals, type HookCalls } from "./call-counter.js";

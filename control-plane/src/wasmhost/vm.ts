@@ -14,6 +14,7 @@ import { type Context, ContextTable, RootContext } from "./contexts.js";
 import { VmFailedError, WasmTrapError } from "./errors.js";
 import { GrpcCall, type GrpcDispatch, type GrpcHandler, GrpcStream } from "./grpc.js";
 import { GrpcTable } from "./grpc-table.js";
+import { CallCounter } from "./call-counter.js";
 import { type CallbackBuffers, createHostFunctions, type HostEnv } from "./host-functions.js";
 import { HttpStream, type HttpStreamOptions, type StreamHost } from "./http-stream.js";
 import { GuestMemory, MemoryAccessError } from "./memory.js";
@@ -50,6 +51,8 @@ export interface VmOptions {
   maxLogs?: number;
   /** Called for every recorded log entry (e.g. to forward to a console). */
   onLog?: (entry: LogEntry) => void;
+  /** Count host calls and hook crossings per hook into `calls` (tests that pin them; off by default). */
+  countCalls?: boolean;
 }
 
 type ExportFn = (...args: Array<number | bigint>) => number | bigint | undefined;
@@ -64,6 +67,8 @@ export class WasmVm {
   readonly vmConfig: Bytes;
   readonly logLevel: number;
   readonly logs: LogEntry[];
+  /** Host calls and hook crossings per hook, with VmOptions.countCalls. */
+  readonly calls: CallCounter | undefined;
   readonly foreignCalls: Array<{ name: string; args: Bytes }> = [];
   /** Every unary call the module started, in order. */
   readonly grpcCalls: GrpcCall[];
@@ -107,6 +112,7 @@ export class WasmVm {
     this.grpc = new GrpcTable(this.dispatch, opts.grpc);
     this.grpcCalls = this.grpc.calls;
     this.grpcStreams = this.grpc.streams;
+    this.calls = opts.countCalls ? new CallCounter() : undefined;
   }
 
   /**
@@ -137,7 +143,11 @@ export class WasmVm {
         throw new Error(`module imports ${imp.module}.${imp.name} (${imp.kind}); this host only provides functions`);
       }
       const fn = Object.prototype.hasOwnProperty.call(host, imp.name) ? host[imp.name] : undefined;
-      if (fn) ns[imp.name] = fn;
+      const calls = vm.calls;
+      if (fn && calls) {
+        const name = imp.name;
+        ns[name] = (...args: unknown[]) => { calls.host(name); return fn(...args); };
+      } else if (fn) ns[imp.name] = fn;
       else {
         const name = `${imp.module}.${imp.name}`;
         vm.stubbedImports.push(name);
@@ -152,7 +162,10 @@ export class WasmVm {
     const memory = vm.exports.memory;
     if (!(memory instanceof WebAssembly.Memory)) throw new Error("module does not export its memory as `memory`");
     const alloc = vm.fn("proxy_on_memory_allocate");
-    vm.memory = new GuestMemory(memory, alloc ? (n) => Number(alloc(n)) : undefined);
+    const calls = vm.calls;
+    vm.memory = new GuestMemory(memory, alloc
+      ? calls ? (n) => { calls.intoModule("proxy_on_memory_allocate"); return Number(alloc(n)); } : (n) => Number(alloc(n))
+      : undefined);
     for (const name of vm.stubbedImports) vm.log.host(LogLevel.Debug, `${name} is not implemented; calls return Unimplemented`);
     vm.invoke("_initialize", undefined, []);
     return vm;
@@ -333,12 +346,14 @@ export class WasmVm {
     this.contexts.current = ctx;
     this.depth++;
     this.log.beginCall();
+    this.calls?.enter(name);
     let result: number | bigint | undefined;
     try {
       result = f(...args);
     } catch (e) {
       throw this.markFailed(name, e);
     } finally {
+      this.calls?.leave();
       this.depth--;
       this.contexts.current = prev;
     }

@@ -1,0 +1,93 @@
+// Host calls and hook crossings per request, pinned: in Envoy each costs more than most of the
+// filter's own work (calls that return data also call back into the module to allocate), so a
+// change that adds one must fail here and be argued for. Counted by the Node host (VmOptions
+// countCalls) over warm requests, per request, for each path a request can take.
+import { describe, expect, it } from "vitest";
+import { callTotals, type HookCalls } from "../../control-plane/src/wasmhost/index.js";
+import { type FilterOptions, mockGroup, newFilter, routeTo } from "../support/filter.js";
+
+type PerHook = Record<string, { host: Record<string, number>; intoModule: Record<string, number> }>;
+
+const N = 10;
+
+/** Calls per request of `N` warm exchanges (after warm-up, so pools and indices are built). */
+async function perRequest(opts: FilterOptions, headers: Record<string, string>, props: Record<string, unknown> = {}) {
+  const f = await newFilter({ groups: [mockGroup()], ...opts, countCalls: true });
+  const send = (tag: string) => f.exchange({ ...headers, "my-request-id": `${tag}-${Math.random()}` }, 200, props);
+  for (let i = 0; i < 20; i++) send("warm");
+  f.vm.calls!.reset();
+  for (let i = 0; i < N; i++) send("counted");
+  const snap = f.vm.calls!.snapshot();
+  const per = (r: Record<string, number>) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, v / N]));
+  const hooks: PerHook = {};
+  for (const [hook, h] of Object.entries(snap) as Array<[string, HookCalls]>) {
+    expect(h.invocations, hook).toBe(N);
+    hooks[hook] = { host: per(h.host), intoModule: per(h.intoModule) };
+  }
+  const t = callTotals(snap);
+  return { hooks, totals: { hooks: t.hooks / N, host: t.host / N, intoModule: t.intoModule / N } };
+}
+
+// The stream's life cycle, the same on every path: Envoy calls these hooks the module exports.
+const LIFE = { proxy_on_context_create: { host: {}, intoModule: {} }, proxy_on_log: { host: {}, intoModule: {} }, proxy_on_delete: { host: {}, intoModule: {} } };
+// The response side: the clock (latency) and :status (the counter's status class).
+const RESPONSE = { host: { proxy_get_current_time_nanoseconds: 1, proxy_get_header_map_value: 1 }, intoModule: { proxy_on_memory_allocate: 1 } };
+
+describe("host calls per request", () => {
+  it("outbound sidecar, a propagated lane, route metadata naming the service: 11 host calls, 5 hooks, 4 allocations", async () => {
+    const r = await perRequest({ direction: "outbound" }, { ":method": "GET", ":path": "/", ":authority": "mockb", "x-graylane-lane": "canary" }, routeTo("mockb"));
+    expect(r.hooks).toEqual({
+      ...LIFE,
+      proxy_on_request_headers: {
+        host: {
+          proxy_get_current_time_nanoseconds: 1, proxy_get_header_map_pairs: 1,
+          proxy_get_property: 2, // xds.listener_direction, the route's graylane metadata
+          proxy_replace_header_map_value: 3, // lane, route, baggage
+          proxy_call_foreign_function: 1, // clear_route_cache: the route metadata names no lane
+          proxy_increment_metric: 1,
+        },
+        intoModule: { proxy_on_memory_allocate: 3 },
+      },
+      proxy_on_response_headers: RESPONSE,
+    });
+    expect(r.totals).toEqual({ hooks: 5, host: 11, intoModule: 4 });
+  });
+
+  it("inbound sidecar: the trace memory written, no re-routing: 9 host calls", async () => {
+    const r = await perRequest({ direction: "inbound", service: "mockb" }, { ":method": "GET", ":path": "/", ":authority": "mockb", "x-graylane-lane": "canary" });
+    expect(r.hooks.proxy_on_request_headers).toEqual({
+      host: {
+        proxy_get_current_time_nanoseconds: 1, proxy_get_header_map_pairs: 1, proxy_get_property: 1,
+        proxy_set_shared_data: 1, proxy_replace_header_map_value: 2, proxy_increment_metric: 1,
+      },
+      intoModule: { proxy_on_memory_allocate: 2 },
+    });
+    expect(r.hooks.proxy_on_response_headers).toEqual(RESPONSE);
+    expect(r.totals).toEqual({ hooks: 5, host: 9, intoModule: 3 });
+  });
+
+  it("edge, an override: 10 host calls (no listener direction read at the edge)", async () => {
+    const r = await perRequest({ edge: true }, { ":method": "GET", ":path": "/mock", ":authority": "gw", "x-asm-prefer-tag": "canary" });
+    expect(r.hooks.proxy_on_request_headers).toEqual({
+      host: {
+        proxy_get_current_time_nanoseconds: 1, proxy_get_header_map_pairs: 1, proxy_get_property: 1,
+        proxy_replace_header_map_value: 3, proxy_call_foreign_function: 1, proxy_increment_metric: 1,
+      },
+      intoModule: { proxy_on_memory_allocate: 1 },
+    });
+    expect(r.totals).toEqual({ hooks: 5, host: 10, intoModule: 2 });
+  });
+
+  it("a request of no group: 5 host calls, nothing on the response side", async () => {
+    const r = await perRequest({ direction: "outbound" }, { ":method": "GET", ":path": "/", ":authority": "elsewhere" });
+    expect(r.hooks).toEqual({
+      ...LIFE,
+      proxy_on_request_headers: {
+        host: { proxy_get_current_time_nanoseconds: 1, proxy_get_header_map_pairs: 1, proxy_get_property: 2, proxy_increment_metric: 1 },
+        intoModule: { proxy_on_memory_allocate: 2 },
+      },
+      proxy_on_response_headers: { host: {}, intoModule: {} },
+    });
+    expect(r.totals).toEqual({ hooks: 5, host: 5, intoModule: 2 });
+  });
+});
