@@ -44,6 +44,7 @@ const F_CLEAR_ROUTE_CACHE = utf8("clear_route_cache");
 const H_BAGGAGE = utf8("baggage");
 const H_STATUS = utf8(":status");
 const H_SET_COOKIE = utf8("set-cookie");
+const H_B3_SPAN = utf8("x-b3-spanid");
 
 class LaneRoot extends RootContext {
   config: PluginConfig = new PluginConfig();
@@ -227,6 +228,10 @@ class LaneStream extends HttpContext {
     const gi = destinationGroup(dest);
     const si = destinationService(dest);
     const g = unchecked(rules.groups[gi]);
+    // At the edge, before anything reads the trace header: a request without one gets a new id.
+    // The decision below reads the request as it came (path.view), so the new id is no sticky key
+    // and no trace-memory lookup: the lane is the one a request without a trace header gets.
+    if (edge && g.generateTrace && !view.header(g.traceHeader)) addTraceId(path, g, this.startNanos);
     const d = path.decider;
     const now = this.startNanos / 1000000;
     d.decide(g, view, edge, now, path.entropy.mix(this.startNanos)); // no second clock read
@@ -303,6 +308,16 @@ class LaneStream extends HttpContext {
     this.reset();
     if (this.root.pool.length < 1024) this.root.pool.push(this);
   }
+}
+
+/** Writes a new trace header of group `g` (and for B3 its span id) on the request, counted. */
+function addTraceId(path: RequestPath, g: CGroup, nanos: u64): void {
+  const t = path.traceIds;
+  t.make(g, path.entropy, nanos);
+  const h = g.traceHeader;
+  host.replaceHeader(MapType.RequestHeaders, h.dataStart, <usize>h.byteLength, t.buf, t.len);
+  if (t.hasSpan) host.replaceHeader(MapType.RequestHeaders, H_B3_SPAN.dataStart, <usize>H_B3_SPAN.byteLength, t.span, 16);
+  host.incrementMetric(path.metrics.traceGenerated, 1);
 }
 
 /** Removes the plan's headers the request carries (path.view), and its baggage lane member. */
