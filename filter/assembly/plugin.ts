@@ -32,7 +32,8 @@ import { GroupMetrics } from "./plugin/metrics";
 import { RequestPath } from "./plugin/requestpath";
 import { RuleStreamClient } from "./plugin/rulestream";
 import { TrafficReporter } from "./plugin/reporter";
-import { newInstanceId } from "./plugin/shareddata";
+import { claimInstanceNumber, newInstanceId } from "./plugin/shareddata";
+import { splitmix64 } from "./lane/entropy";
 
 const FILTER_VERSION = "0.1.0";
 
@@ -52,6 +53,8 @@ class LaneRoot extends RootContext {
   readonly stream: RuleStreamClient = new RuleStreamClient(this.path.entropy);
   readonly reporter: TrafficReporter = new TrafficReporter(this.path.counters);
   instanceAssigned: bool = false;
+  /** This VM's number in the proxy-wide sequence (0: not claimed yet). */
+  vmNumber: u32 = 0;
   readonly pool: Array<LaneStream> = [];
 
   onConfigure(size: u32): bool {
@@ -75,7 +78,11 @@ class LaneRoot extends RootContext {
     this.config = c;
     path.traces.slots = c.traceSlots;
     path.traces.ttlMillis = c.traceTtlMillis;
-    path.entropy.seed(host.nowNanos() ^ (<u64>this.id << 40));
+    // The worker VMs of one Envoy are configured within the same clock reading: at the edge the
+    // number is claimed now, so their streams differ (trace ids made there must not repeat across
+    // workers); elsewhere at the first tick, as the instance id needs it.
+    if (c.edge && this.vmNumber == 0) this.vmNumber = claimInstanceNumber();
+    path.entropy.seed(host.nowNanos() ^ (<u64>this.id << 40) ^ splitmix64(<u64>this.vmNumber));
     path.configure(c.edge, c.direction, c.service);
 
     const cluster = utf8(c.cluster);
@@ -110,7 +117,8 @@ class LaneRoot extends RootContext {
     if (this.config.cluster.length == 0) return;
     if (!this.instanceAssigned) {
       // Before the first report or stream.
-      const id = utf8(newInstanceId(this.config.nodeId, this.path.entropy));
+      if (this.vmNumber == 0) this.vmNumber = claimInstanceNumber();
+      const id = utf8(newInstanceId(this.config.nodeId, this.vmNumber, this.path.entropy));
       this.stream.instanceId = id;
       this.reporter.instanceId = id;
       this.instanceAssigned = true;
