@@ -323,7 +323,7 @@ function addTraceId(path: RequestPath, g: CGroup, nanos: u64): void {
   const t = path.traceIds;
   t.make(g, path.entropy, nanos);
   const h = g.traceHeader;
-  host.replaceHeader(MapType.RequestHeaders, h.dataStart, <usize>h.byteLength, t.buf, t.len);
+  host.replaceHeader(MapType.RequestHeaders, h.dataStart, <usize>h.byteLength, t.ptr, t.len);
   if (t.hasSpan) host.replaceHeader(MapType.RequestHeaders, H_B3_SPAN.dataStart, <usize>H_B3_SPAN.byteLength, t.span, 16);
   host.incrementMetric(path.metrics.traceGenerated, 1);
 }

@@ -9,8 +9,12 @@ import { CGroup, TRACE_B3, TRACE_TRACEPARENT } from "./rules";
 const TRACEPARENT_LEN: usize = 55;
 
 export class TraceIdMaker {
-  /** The trace header's value after make(): buf[0, len). */
   readonly buf: usize = heap.alloc(TRACEPARENT_LEN);
+  /**
+   * The trace header's value after make(): [ptr, ptr + len). A plain or B3 id sits where
+   * traceparent's trace-id field does, so the fixed bytes around it are never overwritten.
+   */
+  ptr: usize = 0;
   len: usize = 0;
   /** For B3 (x-b3-traceid), the x-b3-spanid value: span[0, 16). */
   readonly span: usize = heap.alloc(16);
@@ -38,11 +42,13 @@ export class TraceIdMaker {
       writeHex16(this.buf + 3, hi);
       writeHex16(this.buf + 19, lo);
       writeHex16(this.buf + 36, nonZero(e.next()));
+      this.ptr = this.buf;
       this.len = TRACEPARENT_LEN;
       return;
     }
-    writeHex16(this.buf, hi);
-    writeHex16(this.buf + 16, lo);
+    writeHex16(this.buf + 3, hi);
+    writeHex16(this.buf + 19, lo);
+    this.ptr = this.buf + 3;
     this.len = 32;
     if (kind == TRACE_B3) {
       writeHex16(this.span, nonZero(e.next()));
