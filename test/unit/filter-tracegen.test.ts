@@ -2,6 +2,8 @@
 // carries no trace header gets a new one at the edge, before anything reads it, so later hops can
 // restore the lane from trace memory; a generated id is never a sticky key.
 import { describe, expect, it } from "vitest";
+import { fromBinary } from "@bufbuild/protobuf";
+import { TrafficReportSchema } from "../../control-plane/src/generated/graylane/v1/traffic_pb.js";
 import { ManualClock, SharedData } from "../../control-plane/src/wasmhost/index.js";
 import { mockGroup, newFilter, routeTo, type Filter } from "../support/filter.js";
 
@@ -141,6 +143,33 @@ describe("trace ids made at the edge", () => {
       if (lane === "canary") canary++;
     }
     expect(canary).toBeGreaterThan(150);
+  });
+
+  it("the traffic counter keys and counts are those of generation off (a running fleet's counters go on)", async () => {
+    const report = async (generateTraceId: boolean) => {
+      const clock = new ManualClock(1_700_000_000_000_000_000n);
+      const calls: Array<{ message: Uint8Array }> = [];
+      const f = await newFilter({
+        groups: [weighted({ generateTraceId })], edge: true, clock,
+        config: { cluster: "graylane-control-plane", reportIntervalMs: 1000, node: { id: "gateway" } },
+        grpc: { onCall: (c: never) => calls.push(c) },
+      });
+      for (let i = 0; i < 300; i++) {
+        const h: Record<string, string> = { ...toMocka };
+        if (i % 3 === 0) h["x-user-id"] = `u${i}`;
+        if (i % 5 === 0) h["x-asm-prefer-tag"] = "canary";
+        if (i % 7 === 0) h["my-request-id"] = `client-${i}`;
+        f.exchange(h, i % 11 === 0 ? 503 : 200);
+      }
+      f.vm.tick();
+      expect(calls).toHaveLength(1);
+      const counters = fromBinary(TrafficReportSchema, calls[0].message).counters
+        .map((c) => ({ group: c.group, lane: c.lane, route: c.route, service: c.service, direction: c.direction, source: c.source, statusClass: c.statusClass, requests: Number(c.requests) }));
+      return counters.sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
+    };
+    const on = await report(true);
+    expect(on.length).toBeGreaterThan(3);
+    expect(on).toEqual(await report(false));
   });
 
   it("10,000 ids are distinct, also across worker VMs configured at the same clock reading", async () => {
