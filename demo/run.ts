@@ -51,16 +51,18 @@ try {
 if (stopping) await new Promise(() => {});
 
 const gw = stack.gatewayUrl;
+// No trace header: the gateway gives each request a new one (generateTraceId), so every run of a
+// command is a trace of its own and trace memory never answers for an earlier one.
 const examples: Array<[string, string]> = [
-  [`curl -s ${gw}/mock -H 'my-request-id: 10000'`, "mocka(v1)->mockb(v1)->mockc(v1)"],
-  [`curl -s ${gw}/mock -H 'x-asm-prefer-tag: canary' -H 'my-request-id: 10001'`, "mocka(v2)->mockb(v1)->mockc(v1)"],
-  [`curl -s ${gw}/mock -H 'grayrelease: version2' -H 'my-request-id: 10002'`, "mocka(v2)->mockb(v1)->mockc(v1)"],
-  [`curl -s ${gw}/mock -H 'x-graylane-lane: canary' -H 'my-request-id: 10003'`, "mocka(v1)->mockb(v1)->mockc(v1)"],
+  [`curl -s ${gw}/mock`, "mocka(v1)->mockb(v1)->mockc(v1)"],
+  [`curl -s ${gw}/mock -H 'x-asm-prefer-tag: canary'`, "mocka(v2)->mockb(v1)->mockc(v1)"],
+  [`curl -s ${gw}/mock -H 'grayrelease: version2'`, "mocka(v2)->mockb(v1)->mockc(v1)"],
+  [`curl -s ${gw}/mock -H 'x-graylane-lane: canary'`, "mocka(v1)->mockb(v1)->mockc(v1)"],
 ];
 // Self-check before handing over: each example must give its expected output.
 for (const [cmd, want] of examples) {
   const headers: Record<string, string> = {};
-  for (const m of cmd.matchAll(/-H '([^:]+): ([^']*)'/g)) headers[m[1]] = m[2].replace(/^1000/, "9000");
+  for (const m of cmd.matchAll(/-H '([^:]+): ([^']*)'/g)) headers[m[1]] = m[2];
   const got = await (await fetch(`${gw}/mock`, { headers })).text();
   if (got !== want) console.error(`! self-check: ${cmd} gave ${got}, expected ${want}`);
 }
@@ -71,10 +73,11 @@ Lane group "${group.name}" from ${file}; every filter ACKed.
 Try (expected output on the right):`);
 for (const [cmd, want] of examples) console.log(`  ${cmd}\n      → ${want}`);
 console.log(`
-Put mockc into the canary lane too; mockb (base only) passes the lane on by trace memory:
+Put mockc into the canary lane too; mockb (base only) passes the lane on by trace memory, keyed by
+the trace id (my-request-id) the gateway gave the request:
   curl -s -X PUT ${stack.server.url}/v1/lanegroups/${group.name} -H 'content-type: application/json' \\
     -d "$(jq -c '.lanes[0].services = ["mocka","mockc"]' ${file})"
-  curl -s ${gw}/mock -H 'x-asm-prefer-tag: canary' -H 'my-request-id: 10004'
+  curl -s ${gw}/mock -H 'x-asm-prefer-tag: canary'
       → mocka(v2)->mockb(v1)->mockc(v2)
 
   npx graylane --server ${stack.server.url} status
@@ -83,6 +86,7 @@ Put mockc into the canary lane too; mockb (base only) passes the lane on by trac
 A progressive release of the canary lane (10% → approve → 50% → approve → 100%), with some traffic:
   npx graylane --server ${stack.server.url} release create --name demo --group ${group.name} --lane canary
   for i in $(seq 1 2000); do curl -s -o /dev/null ${gw}/mock -H "x-user-id: u$i"; done &
+      (with mockc in the lane, each user mocka(v2) serves reaches mockc(v2) too: traffic shows equal canary shares)
   npx graylane --server ${stack.server.url} release watch demo      (another terminal: release approve demo)
 
 Dashboard: ${stack.server.url}/

@@ -32,7 +32,8 @@ import { GroupMetrics } from "./plugin/metrics";
 import { RequestPath } from "./plugin/requestpath";
 import { RuleStreamClient } from "./plugin/rulestream";
 import { TrafficReporter } from "./plugin/reporter";
-import { newInstanceId } from "./plugin/shareddata";
+import { claimInstanceNumber, newInstanceId } from "./plugin/shareddata";
+import { splitmix64 } from "./lane/entropy";
 
 const FILTER_VERSION = "0.1.0";
 
@@ -44,6 +45,7 @@ const F_CLEAR_ROUTE_CACHE = utf8("clear_route_cache");
 const H_BAGGAGE = utf8("baggage");
 const H_STATUS = utf8(":status");
 const H_SET_COOKIE = utf8("set-cookie");
+const H_B3_SPAN = utf8("x-b3-spanid");
 
 class LaneRoot extends RootContext {
   config: PluginConfig = new PluginConfig();
@@ -51,6 +53,8 @@ class LaneRoot extends RootContext {
   readonly stream: RuleStreamClient = new RuleStreamClient(this.path.entropy);
   readonly reporter: TrafficReporter = new TrafficReporter(this.path.counters);
   instanceAssigned: bool = false;
+  /** This VM's number in the proxy-wide sequence (0: not claimed yet). */
+  vmNumber: u32 = 0;
   readonly pool: Array<LaneStream> = [];
 
   onConfigure(size: u32): bool {
@@ -74,7 +78,11 @@ class LaneRoot extends RootContext {
     this.config = c;
     path.traces.slots = c.traceSlots;
     path.traces.ttlMillis = c.traceTtlMillis;
-    path.entropy.seed(host.nowNanos() ^ (<u64>this.id << 40));
+    // The worker VMs of one Envoy are configured within the same clock reading: at the edge the
+    // number is claimed now, so their streams differ (trace ids made there must not repeat across
+    // workers); elsewhere at the first tick, as the instance id needs it.
+    if (c.edge && this.vmNumber == 0) this.vmNumber = claimInstanceNumber();
+    path.entropy.seed(host.nowNanos() ^ (<u64>this.id << 40) ^ splitmix64(<u64>this.vmNumber));
     path.configure(c.edge, c.direction, c.service);
 
     const cluster = utf8(c.cluster);
@@ -109,7 +117,8 @@ class LaneRoot extends RootContext {
     if (this.config.cluster.length == 0) return;
     if (!this.instanceAssigned) {
       // Before the first report or stream.
-      const id = utf8(newInstanceId(this.config.nodeId, this.path.entropy));
+      if (this.vmNumber == 0) this.vmNumber = claimInstanceNumber();
+      const id = utf8(newInstanceId(this.config.nodeId, this.vmNumber, this.path.entropy));
       this.stream.instanceId = id;
       this.reporter.instanceId = id;
       this.instanceAssigned = true;
@@ -227,6 +236,10 @@ class LaneStream extends HttpContext {
     const gi = destinationGroup(dest);
     const si = destinationService(dest);
     const g = unchecked(rules.groups[gi]);
+    // At the edge, before anything reads the trace header: a request without one gets a new id.
+    // The decision below reads the request as it came (path.view), so the new id is no sticky key
+    // and no trace-memory lookup: the lane is the one a request without a trace header gets.
+    if (edge && g.generateTrace && !view.header(g.traceHeader)) addTraceId(path, g, this.startNanos);
     const d = path.decider;
     const now = this.startNanos / 1000000;
     d.decide(g, view, edge, now, path.entropy.mix(this.startNanos)); // no second clock read
@@ -303,6 +316,16 @@ class LaneStream extends HttpContext {
     this.reset();
     if (this.root.pool.length < 1024) this.root.pool.push(this);
   }
+}
+
+/** Writes a new trace header of group `g` (and for B3 its span id) on the request, counted. */
+function addTraceId(path: RequestPath, g: CGroup, nanos: u64): void {
+  const t = path.traceIds;
+  t.make(g, path.entropy, nanos);
+  const h = g.traceHeader;
+  host.replaceHeader(MapType.RequestHeaders, h.dataStart, <usize>h.byteLength, t.ptr, t.len);
+  if (t.hasSpan) host.replaceHeader(MapType.RequestHeaders, H_B3_SPAN.dataStart, <usize>H_B3_SPAN.byteLength, t.span, 16);
+  host.incrementMetric(path.metrics.traceGenerated, 1);
 }
 
 /** Removes the plan's headers the request carries (path.view), and its baggage lane member. */

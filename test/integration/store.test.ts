@@ -7,6 +7,7 @@ import { join } from "node:path";
 import {
   ConflictError, diff, NotFoundError, openStore, SqliteStore, ValidationError, type PatchOp,
 } from "../../control-plane/src/store/index.js";
+import Database from "better-sqlite3";
 import { mockGroup } from "../support/filter.js";
 
 let dir: string;
@@ -54,6 +55,32 @@ function applyPatch(doc: unknown, ops: PatchOp[]): unknown {
 }
 
 describe("SqliteStore", () => {
+  it("a lane group stored before generateTraceId existed reads back with its default, true, the same as written now", () => {
+    const s = store();
+    const put = s.put(mockGroup(), alice);
+    expect(put.group.lanegroup.generateTraceId).toBe(true);
+    s.close();
+    open.pop();
+    // The rows as a control plane before this change wrote them: the field absent from the JSON.
+    const db = new Database(file);
+    for (const table of ["lanegroups", "history"]) {
+      const rows = db.prepare(`SELECT rowid, body FROM ${table} WHERE body IS NOT NULL`).all() as Array<{ rowid: number; body: string }>;
+      for (const r of rows) {
+        const { generateTraceId, ...old } = JSON.parse(r.body);
+        expect(generateTraceId).toBe(true);
+        db.prepare(`UPDATE ${table} SET body = ? WHERE rowid = ?`).run(JSON.stringify(old), r.rowid);
+      }
+    }
+    expect(JSON.parse((db.prepare("SELECT body FROM lanegroups").get() as { body: string }).body)).not.toHaveProperty("generateTraceId");
+    db.close();
+    const again = store();
+    expect(again.get("mock")!.lanegroup.generateTraceId).toBe(true);
+    expect(again.current().groups[0].generateTraceId).toBe(true);
+    expect(again.get("mock")!.revision).toBe(put.revision);
+    expect(diff(again.get("mock")!.lanegroup, put.group.lanegroup)).toEqual([]); // a re-put changes nothing
+    expect(again.revision(put.revision)!.lanegroups[0].generateTraceId).toBe(true);
+  });
+
   it("creates the file's directory, uses WAL, and starts empty at revision 0", () => {
     const s = store();
     expect(existsSync(file)).toBe(true);

@@ -88,6 +88,7 @@ function groupArb(gi: number) {
     overrideTrust: fc.option(fc.constantFrom("any", "internal", "signed"), { nil: undefined }),
     trustIncoming: fc.option(fc.boolean(), { nil: undefined }),
     traceHeader: fc.option(fc.constantFrom(...TRACE_HEADERS), { nil: undefined }),
+    generateTraceId: fc.option(fc.boolean(), { nil: undefined }),
     stickySalt: fc.option(fc.string({ minLength: 1, maxLength: 8, unit: "grapheme" }), { nil: undefined, freq: 4 }),
     stickyKey: fc.option(fc.oneof(
       fc.constantFrom(...STICKY_HEADERS).map((header) => ({ header })),
@@ -133,7 +134,7 @@ function groupArb(gi: number) {
       };
     });
     const g: Record<string, unknown> = { name, services, lanes };
-    for (const k of ["baseLane", "laneHeader", "routeHeader", "overrideHeader", "overrideTrust", "trustIncoming", "traceHeader", "stickySalt", "stickyKey"] as const) {
+    for (const k of ["baseLane", "laneHeader", "routeHeader", "overrideHeader", "overrideTrust", "trustIncoming", "traceHeader", "generateTraceId", "stickySalt", "stickyKey"] as const) {
       if (r[k] !== undefined) g[k] = r[k];
     }
     return g;
@@ -352,6 +353,7 @@ export interface ParsedGroupLike {
   overrideTrust: string;
   trustIncoming: boolean;
   traceHeader: string;
+  generateTraceId: boolean;
   stickyKey?: { header?: string; cookie?: string; generate?: boolean };
   services: Array<{ name: string; hosts: string[]; paths: string[] }>;
   lanes: Array<{ name: string; services: string[]; fallback: string; weight: number; match: Array<{ headers?: object; cookies?: object; queryParams?: object }> }>;
@@ -495,6 +497,12 @@ export function destination(groups: ParsedGroupLike[], view: View, placement: { 
 }
 
 /** The lane index `name` names in group g (base is 0), or -1: GroupRules.laneByName, exact bytes. */
+/** The trace header value the edge makes (DESIGN.md "The edge"), by trace header; B3 also gets x-b3-spanid. */
+export function generatedTraceFormat(traceHeader: string): RegExp {
+  return traceHeader === "traceparent" ? /^00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-00$/ : /^[0-9a-f]{32}$/;
+}
+export const B3_SPAN = /^(?!0{16})[0-9a-f]{16}$/;
+
 export function laneIndex(g: ParsedGroupLike, name: Uint8Array | undefined): number {
   if (!name) return -1;
   const names = [g.baseLane, ...g.lanes.map((l) => l.name)];

@@ -20,7 +20,7 @@ describe("RuleSet mapping", () => {
     name: "shop",
     services: [{ name: "web", hosts: ["Web.Example.COM"], paths: ["/shop"] }, { name: "api" }],
     laneHeader: "X-Lane", routeHeader: "X-Route", overrideHeader: "X-Prefer", overrideTrust: "signed", trustIncoming: true,
-    traceHeader: "TraceParent", stickySalt: "salt", stickyKey: { cookie: "uid", generate: true },
+    traceHeader: "TraceParent", generateTraceId: false, stickySalt: "salt", stickyKey: { cookie: "uid", generate: true },
     lanes: [
       { name: "gray", services: ["web"], weight: 5, match: [{
         browser: ["Edge", "IE"], os: ["iOS", "Linux"], method: ["get"], uri: { regex: "/api/.*" },
@@ -39,7 +39,7 @@ describe("RuleSet mapping", () => {
     const g = ruleSet.groups[0];
     expect(g).toMatchObject({
       name: "shop", laneHeader: "x-lane", routeHeader: "x-route", overrideHeader: "x-prefer",
-      overrideTrust: OverrideTrust.SIGNED, trustIncoming: true, traceHeader: "traceparent", stickySalt: "salt",
+      overrideTrust: OverrideTrust.SIGNED, trustIncoming: true, traceHeader: "traceparent", generateTraceId: false, stickySalt: "salt",
       stickyKey: { header: "", cookie: "uid", generate: true, maxAgeSeconds: 2592000 },
     });
     expect(g.services.map((s) => [s.name, s.hosts, s.paths])).toEqual([["web", ["web.example.com"], ["/shop"]], ["api", ["api"], []]]);

@@ -107,6 +107,18 @@ describe("compileRuleSet", () => {
     expect(compileRuleSet([(r as { value: LaneGroup }).value], { stateCap: 4096 }).ruleSet.dfas[0].stateCount).toBe(2048);
   });
 
+  it("generateTraceId compiles into Group.generate_trace_id (default true); no required feature, counter keys untouched", () => {
+    const on = compileRuleSet([parse(example)]);
+    expect(on.ruleSet.groups[0].generateTraceId).toBe(true);
+    expect(on.ruleSet.requiredFeatures).toEqual([]);
+    const off = compileRuleSet([parse({ ...example, generateTraceId: false })]);
+    expect(off.ruleSet.groups[0].generateTraceId).toBe(false);
+    expect(off.version).not.toBe(on.version);
+    // A group given without the field (stored before it existed) compiles with the default.
+    const { generateTraceId: _, ...old } = parse(example);
+    expect(compileRuleSet([old as LaneGroup]).version).toBe(on.version);
+  });
+
   it("required features are sorted and deduplicated", () => {
     const { ruleSet } = compileRuleSet([parse(example)], { requiredFeatures: ["match/dfa", "lanes/v1", "match/dfa"] });
     expect(ruleSet.requiredFeatures).toEqual(["lanes/v1", "match/dfa"]);

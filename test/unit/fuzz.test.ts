@@ -7,7 +7,10 @@
 // A VM is reconfigured (a config update, as Envoy does) for every RuleSet and placement: each
 // RuleSet's requests go through three inbound sidecars (random local services), an outbound sidecar
 // (reading the trace memory the inbound ones filled) and a gateway; a VM serves 10 RuleSets, then a
-// new one starts. Every request must: not trap; when it has a destination, leave exactly one lane
+// new one starts. Every request must: not trap; at the edge, when it is of a group that generates trace ids and
+// carries no trace header, get exactly one well-formed new one (B3: and x-b3-spanid), distinct from
+// every other made in the run, counted once in graylane.trace_generated and used neither as a sticky
+// key nor for trace memory, while every other request keeps its trace headers byte for byte; when it has a destination, leave exactly one lane
 // header naming a lane of the destination's group (base included), the route DESIGN.md derives from
 // that lane, the lane as the baggage member, and move exactly one decision counter, whose source
 // agrees with the request (override and propagated headers predicted exactly; rule/weight/base only
@@ -31,7 +34,7 @@ import { parseLaneGroup, type LaneGroup } from "../../control-plane/src/model/la
 import { loadFilterModule, ManualClock, SharedData, WasmVm, type HttpStream, type Metric } from "../../control-plane/src/wasmhost/index.js";
 import { WASM_PATH } from "../support/filter.js";
 import {
-  destination, type Destination, type FuzzRequest, groupsArb, laneIndex, requestArb, routeOf, View, vocabulary,
+  B3_SPAN, bytesOf, destination, type Destination, type FuzzRequest, generatedTraceFormat, groupsArb, laneIndex, requestArb, routeOf, View, vocabulary,
 } from "../support/fuzz.js";
 
 const CASES = Number(process.env.FUZZ_RUNS || 100_000);
@@ -145,6 +148,9 @@ const viewOf = (r: FuzzRequest) => {
 };
 
 let vm: WasmVm;
+let traceGeneratedLast = 0n;
+/** Every trace id the edge made in this run: none may repeat. */
+const generatedIds = new Set<string>();
 let vmRuleSets = 0;
 let vms = 0;
 const module = loadFilterModule(WASM);
@@ -159,7 +165,7 @@ async function newVm(): Promise<WasmVm> {
   });
 }
 const clock = new ManualClock(1_700_000_000_000_000_000n);
-const stats = { requests: 0, replayed: 0, noDestination: 0, sources: new Map<string, number>(), memory: [] as number[], placements: new Map<string, number>() };
+const stats = { requests: 0, replayed: 0, noDestination: 0, traceGenerated: 0, sources: new Map<string, number>(), memory: [] as number[], placements: new Map<string, number>() };
 
 /** One request through the filter; checks every per-request property; returns the decision (undefined: no destination). */
 function runRequest(groups: LaneGroup[], counters: SourceCounters[], placement: Placement, r: FuzzRequest): Outcome | undefined {
@@ -173,6 +179,32 @@ function runRequest(groups: LaneGroup[], counters: SourceCounters[], placement: 
   const edge = placement.kind === "edge";
   const untrusting = edge ? groups.filter((g) => !g.trustIncoming) : [];
   let outcome: Outcome | undefined;
+
+  // Trace ids made at the edge: only there, only for a request of a group that asks for them and
+  // carries no (non-empty) trace header of its own; every other trace header is kept as sent.
+  const gen = vm.metric("graylane.trace_generated")!;
+  const generated = edge && dest !== undefined && groups[dest.group].generateTraceId && input.header(groups[dest.group].traceHeader) === undefined;
+  check(gen.value - traceGeneratedLast === (generated ? 1n : 0n), () => `graylane.trace_generated moved by ${gen.value - traceGeneratedLast}, want ${generated ? 1 : 0}`);
+  traceGeneratedLast = gen.value;
+  if (generated) {
+    stats.traceGenerated++;
+    const th = groups[dest.group].traceHeader;
+    const made = out.all(th);
+    const dec = new TextDecoder();
+    check(made.length === 1 && generatedTraceFormat(th).test(dec.decode(made[0])), () => `edge: want one generated ${th}, got ${made.map(show).join(", ")}`);
+    check(!generatedIds.has(dec.decode(made[0])), () => `edge: generated ${th} ${dec.decode(made[0])} twice`);
+    generatedIds.add(dec.decode(made[0]));
+    if (th === "x-b3-traceid") {
+      const span = out.all("x-b3-spanid");
+      check(span.length === 1 && B3_SPAN.test(dec.decode(span[0])), () => `edge: want one generated x-b3-spanid, got ${span.map(show).join(", ")}`);
+    }
+  }
+  for (const g of dest ? [groups[dest.group]] : groups) {
+    if (generated) break;
+    const sent = input.all(g.traceHeader);
+    const kept = out.all(g.traceHeader);
+    check(sent.length === kept.length && sent.every((v, i) => Buffer.compare(bytesOf(v), kept[i]) === 0), () => `trace header ${g.traceHeader} changed from ${sent.map(show).join(", ")} to ${kept.map(show).join(", ")}`);
+  }
 
   if (!dest) {
     for (const c of counters) check(c.moved().length === 0, () => "a request with no destination moved a decision counter");
@@ -224,6 +256,13 @@ function runRequest(groups: LaneGroup[], counters: SourceCounters[], placement: 
       if (source === "base") check(lane === 0, () => `source base but lane ${names[lane]}`);
       if (source === "rule") check(lane > 0 && g.lanes[lane - 1].match.length > 0, () => `source rule for lane ${names[lane]}, which has no match`);
       if (source === "weight") check(lane > 0 && g.lanes[lane - 1].weight > 0, () => `source weight for lane ${names[lane]}, which has no weight`);
+      // A generated trace id is no sticky key, and no trace memory knows it.
+      if (generated) {
+        check(source !== "trace", () => "edge: decided by trace memory with a freshly generated trace id");
+        const sk = g.stickyKey;
+        const keyed = sk !== undefined && (sk.cookie !== undefined || (sk.header !== undefined && input.header(sk.header) !== undefined));
+        check(source !== "weight" || keyed, () => `edge: decided ${names[lane]} by weight with no sticky key but the generated trace id`);
+      }
     }
     outcome = { lane, route, source, group: dest.group };
   }
@@ -253,6 +292,7 @@ function runPlacement(sc: Scenario, groups: LaneGroup[], ruleSet: string, placem
   const counters = groups.map((g) => new SourceCounters(vm, g));
   const noDest = vm.metric("graylane.no_destination")!;
   const noDestBefore = noDest.value;
+  traceGeneratedLast = vm.metric("graylane.trace_generated")!.value; // pass 3 below runs requests unchecked
   stats.placements.set(placement.kind, (stats.placements.get(placement.kind) ?? 0) + 1);
 
   let index = -1;
@@ -318,7 +358,7 @@ it(`fuzz: ${(RULESETS * PER_RULESET * PLACEMENTS).toLocaleString("en")} decision
   const sources = [...stats.sources].sort(([a], [b]) => SOURCES.indexOf(a as Source) - SOURCES.indexOf(b as Source)).map(([k, v]) => `${k} ${v}`).join(", ");
   console.log(`fuzz: seed ${SEED}: ${stats.requests.toLocaleString("en")} requests (+${stats.replayed.toLocaleString("en")} replayed) over ${details.numRuns} RuleSets ` +
     `(${[...stats.placements].map(([k, v]) => `${k} ${v}`).join(", ")}) in ${seconds.toFixed(1)} s, ${Math.round((stats.requests + stats.replayed) / seconds).toLocaleString("en")} requests/s; ` +
-    `decisions: ${sources}, no destination ${stats.noDestination}; ` +
+    `decisions: ${sources}, no destination ${stats.noDestination}; trace ids made at the edge ${stats.traceGenerated}; ` +
     `linear memory of the ${vms} VMs after each RuleSet: ${mem.reduce((a, b) => Math.min(a, b), Infinity) / 1024}-${mem.reduce((a, b) => Math.max(a, b), 0) / 1024} KiB (limit ${MEMORY_LIMIT / 1024})`);
   if (details.failed) {
     const err = details.errorInstance as Error | undefined;

@@ -1,7 +1,7 @@
 // Lane group validation: defaults, and every problem reported at once with its JSON Pointer.
 import { describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
-import { parseLaneGroup, validateLaneGroups, type LaneGroup } from "../../control-plane/src/model/lanegroup.js";
+import { parseLaneGroup, storedLaneGroup, validateLaneGroups, type LaneGroup } from "../../control-plane/src/model/lanegroup.js";
 
 const example = JSON.parse(readFileSync("test/fixtures/lanegroup-mock.json", "utf8"));
 
@@ -31,7 +31,7 @@ describe("lane group model", () => {
     const r = parseLaneGroup(base({ lanes: [{ name: "c" }] }));
     expect(r).toMatchObject({ ok: true, value: {
       baseLane: "base", laneHeader: "x-graylane-lane", routeHeader: "x-graylane-route", traceHeader: "x-request-id",
-      overrideTrust: "any", trustIncoming: false, stickySalt: "g", lanes: [{ name: "c", services: [], fallback: "base", weight: 0, match: [] }],
+      overrideTrust: "any", trustIncoming: false, generateTraceId: true, stickySalt: "g", lanes: [{ name: "c", services: [], fallback: "base", weight: 0, match: [] }],
     } });
     expect((r as { value: LaneGroup }).value.overrideHeader).toBeUndefined();
     const gen = parseLaneGroup(base({ stickyKey: { cookie: "uid", generate: true } }));
@@ -63,6 +63,8 @@ describe("lane group model", () => {
     ["regex with backreference", base({ lanes: [{ name: "c", match: [{ uri: { regex: "(a+)\\1" } }] }] }), "/lanes/0/match/0/uri/regex", /backreference/],
     ["regex with a flag group other than a leading (?i)", base({ lanes: [{ name: "c", match: [{ headers: { "user-agent": { regex: "(?is).*iphone.*" } } }] }] }), "/lanes/0/match/0/headers/user-agent/regex", /flag group \(\?is\) at 0 is not supported/],
     ["duplicate host", base({ services: [{ name: "a" }, { name: "b", hosts: ["A"] }] }), "/services/1/hosts/0", /already a host of service a/],
+    ["generateTraceId not a boolean", base({ generateTraceId: "yes" }), "/generateTraceId", /boolean/],
+    ["generateTraceId null", base({ generateTraceId: null }), "/generateTraceId", /boolean/],
     ["sticky key with both", base({ stickyKey: { header: "x", cookie: "y" } }), "/stickyKey", /exactly one of header, cookie/],
   ];
 
@@ -74,6 +76,15 @@ describe("lane group model", () => {
       expect(hit!.message).toMatch(message);
     });
   }
+
+  it("generateTraceId: default true, false kept; a stored group without it reads with the default", () => {
+    expect((parseLaneGroup(base()) as { value: LaneGroup }).value.generateTraceId).toBe(true);
+    expect((parseLaneGroup(base({ generateTraceId: false })) as { value: LaneGroup }).value.generateTraceId).toBe(false);
+    const { generateTraceId: _, ...old } = (parseLaneGroup(base()) as { value: LaneGroup }).value;
+    expect(storedLaneGroup(old as LaneGroup).generateTraceId).toBe(true);
+    const off = (parseLaneGroup(base({ generateTraceId: false })) as { value: LaneGroup }).value;
+    expect(storedLaneGroup(off)).toBe(off);
+  });
 
   it("reports every problem at once", () => {
     const errors = errorsOf(base({ lanes: [{ name: "c", weight: 70, services: ["zz"] }, { name: "d", weight: 70, fallback: "nope" }] }));

@@ -95,6 +95,7 @@ function group(g: LaneGroup, dfas: DfaTable): Group {
     overrideTrust: TRUST[g.overrideTrust],
     trustIncoming: g.trustIncoming,
     traceHeader: g.traceHeader.toLowerCase(),
+    generateTraceId: g.generateTraceId,
     stickySalt: g.stickySalt,
     stickyKey: sk ? { header: (sk.header ?? "").toLowerCase(), cookie: sk.cookie ?? "", generate: sk.generate ?? false, maxAgeSeconds: sk.maxAgeSeconds ?? 0 } : undefined,
   } as unknown as Group;

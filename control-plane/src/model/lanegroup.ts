@@ -111,6 +111,8 @@ const Group = z.strictObject({
   overrideTrust: z.enum(["any", "internal", "signed"]).default("any"),
   trustIncoming: z.boolean().default(false),
   traceHeader: headerName.default("x-request-id"),
+  generateTraceId: z.boolean().default(true)
+    .meta({ description: "At the edge, a request without traceHeader gets a new trace id first (never a sticky key)" }),
   stickySalt: stickySalt.optional(),
   stickyKey: StickyKey.optional(),
   lanes: z.array(Lane).default([]),
@@ -236,7 +238,7 @@ function looseGroup(input: unknown): LaneGroup | undefined {
   });
   return {
     name: "", services, baseLane, laneHeader: "", routeHeader: "", overrideTrust: "any", trustIncoming: false,
-    traceHeader: "", stickySalt: "", lanes,
+    traceHeader: "", generateTraceId: true, stickySalt: "", lanes,
   };
 }
 
@@ -288,6 +290,16 @@ export function parseLaneGroup(input: unknown, opts: ParseOptions = {}): ParseRe
   else if (value.stickyKey.generate && value.stickyKey.maxAgeSeconds === undefined) value.stickyKey = { ...value.stickyKey, maxAgeSeconds: 2_592_000 };
   const errors = semantic(value);
   return errors.length ? { ok: false, errors } : { ok: true, value };
+}
+
+/**
+ * A lane group as a store read it back: written by this or an earlier version, so fields added
+ * since (and their defaults) may be missing. Fills them in, as parseLaneGroup would have: a group
+ * stored before `generateTraceId` existed reads with its default, true.
+ */
+export function storedLaneGroup(stored: LaneGroup): LaneGroup {
+  if (stored.generateTraceId !== undefined) return stored;
+  return { ...stored, generateTraceId: true };
 }
 
 /** Rules across groups: unique names, a service in one group only, hosts unique everywhere. */

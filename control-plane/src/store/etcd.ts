@@ -10,7 +10,7 @@
 // reads are local and synchronous, and change listeners (the rule push) fire on every replica for
 // every revision, whichever replica wrote it. A write resolves once this replica's mirror holds it.
 import { Etcd3, type IKeyValue, type Watcher } from "etcd3";
-import type { LaneGroup } from "../model/lanegroup.js";
+import { storedLaneGroup, type LaneGroup } from "../model/lanegroup.js";
 import { checkExpected, putChange, rollbackPlan, validateAmong, type Validation } from "./checks.js";
 import {
   ConflictError, NotFoundError,
@@ -100,10 +100,11 @@ export class EtcdStore implements Store {
       this.revs.set(r.n, r);
       for (const [name, body] of Object.entries(r.wrote)) {
         const h = this.history.get(name) ?? [];
-        h.push([r.n, body]);
+        const g = body === null ? null : storedLaneGroup(body);
+        h.push([r.n, g]);
         this.history.set(name, h);
-        if (body === null) this.groups.delete(name);
-        else this.groups.set(name, { name, revision: r.n, lanegroup: body });
+        if (g === null) this.groups.delete(name);
+        else this.groups.set(name, { name, revision: r.n, lanegroup: g });
       }
       this.latest = r.n;
       if (notify) {

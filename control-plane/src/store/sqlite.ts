@@ -13,7 +13,7 @@
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
-import type { LaneGroup } from "../model/lanegroup.js";
+import { storedLaneGroup, type LaneGroup } from "../model/lanegroup.js";
 import { checkExpected, putChange, rollbackPlan, validateAmong, type Validation } from "./checks.js";
 import {
   ConflictError, NotFoundError,
@@ -223,7 +223,7 @@ export class SqliteStore implements Store {
 }
 
 function toStored(row: GroupRow): StoredGroup {
-  return { name: row.name, revision: row.revision, lanegroup: JSON.parse(row.body) as LaneGroup };
+  return { name: row.name, revision: row.revision, lanegroup: storedLaneGroup(JSON.parse(row.body) as LaneGroup) };
 }
 
 function summary(r: RevisionRow, changes: GroupChange[]): RevisionSummary {

@@ -7,6 +7,7 @@ import { laneMatches } from "./match";
 import { BUCKETS, CGroup, TRUST_ANY, TRUST_INTERNAL, TRUST_SIGNED } from "./rules";
 import { SignedOverrides } from "./signed";
 import { TraceMemory } from "./tracememory";
+import { writeHex16 } from "./tracegen";
 
 // Values of rules.proto/traffic.proto DecisionSource.
 export const SRC_NONE: u32 = 0;
@@ -140,7 +141,7 @@ export class Decider {
       return true;
     }
     if (g.generateCookie) {
-      writeHex(this.generatedId, entropy);
+      writeHex16(this.generatedId, entropy);
       this.generated = true;
       k.push(this.generatedId, 16);
       return true;
@@ -153,9 +154,3 @@ export class Decider {
   }
 }
 
-function writeHex(p: usize, n: u64): void {
-  for (let i = 0; i < 16; i++) {
-    const d = <u32>((n >> (<u64>(15 - i) * 4)) & 15);
-    store<u8>(p + <usize>i, <u8>(d < 10 ? 48 + d : 87 + d));
-  }
-}

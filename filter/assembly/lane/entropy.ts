@@ -1,5 +1,6 @@
 // One VM's stream of pseudo-random 64-bit values (splitmix64), advanced with clock readings the
-// caller already has: generated sticky ids, reconnect jitter, instance ids.
+// caller already has: generated sticky ids, trace ids made at the edge, reconnect jitter, instance ids.
+// Not cryptographic: ids need to be distinct, not unguessable.
 
 export function splitmix64(x: u64): u64 {
   let z = x + 0x9e3779b97f4a7c15;
@@ -16,6 +17,12 @@ export class Entropy {
   /** Advances the state with `nanos` (a time the caller read) and returns it. */
   @inline mix(nanos: u64): u64 {
     this.state = splitmix64(this.state ^ nanos);
+    return this.state;
+  }
+
+  /** The next value, with no new input (the second and later words of one id). */
+  @inline next(): u64 {
+    this.state = splitmix64(this.state);
     return this.state;
   }
 }

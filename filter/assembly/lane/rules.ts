@@ -10,7 +10,7 @@ import { utf8 } from "./bytes";
 import { checkRuleSetWire, wireError } from "./wirecheck";
 
 /** Features this filter implements; a RuleSet requiring any other is refused. */
-export const FEATURES: StaticArray<string> = ["lanes/v1", "match/dfa", "match/user-agent", "sticky/cookie", "propagation/baggage", "trace-memory"];
+export const FEATURES: StaticArray<string> = ["lanes/v1", "match/dfa", "match/user-agent", "sticky/cookie", "propagation/baggage", "trace-memory", "trace-generation"];
 export const BUCKETS: u32 = 10000;
 /** Limits that let a destination (lane/destination.ts) pack group and service into one i32. */
 export const MAX_GROUPS: i32 = 0x7fff;
@@ -30,6 +30,11 @@ export const OP_REGEX: u32 = 2;
 export const OP_PRESENT: u32 = 3;
 export const OP_ABSENT: u32 = 4;
 export const OP_ANY_OF: u32 = 5;
+
+// CGroup.traceKind: how a trace id is read and made.
+export const TRACE_PLAIN: u32 = 0;
+export const TRACE_TRACEPARENT: u32 = 1;
+export const TRACE_B3: u32 = 2;
 
 export const TRUST_ANY: u32 = 0;
 export const TRUST_INTERNAL: u32 = 1;
@@ -101,6 +106,9 @@ export class CGroup {
   trustIncoming: bool = false;
   traceHeader: Uint8Array = new Uint8Array(0);
   traceparent: bool = false;
+  traceKind: u32 = TRACE_PLAIN;
+  /** At the edge, give a request without the trace header a new one (generate_trace_id). */
+  generateTrace: bool = false;
   saltPrefix: Uint8Array = new Uint8Array(0); // stickySalt + ":"
   stickyHeader: Uint8Array = new Uint8Array(0);
   stickyCookie: Uint8Array = new Uint8Array(0);
@@ -251,6 +259,8 @@ function buildGroup(g: Group, gi: i32, dfas: Array<CDfa>): CGroup | null {
   cg.trustIncoming = g.trustIncoming;
   cg.traceHeader = utf8(g.traceHeader);
   cg.traceparent = g.traceHeader == "traceparent";
+  cg.traceKind = cg.traceparent ? TRACE_TRACEPARENT : g.traceHeader == "x-b3-traceid" ? TRACE_B3 : TRACE_PLAIN;
+  cg.generateTrace = g.generateTraceId && g.traceHeader.length > 0;
   cg.saltPrefix = utf8(g.stickySalt + ":");
   cg.seed = 0x5bd1e995 ^ <u32>g.name.length;
   for (let i = 0; i < cg.name.length; i++) cg.seed = (cg.seed ^ <u32>cg.name[i]) * 0x01000193;

@@ -13,6 +13,7 @@ export class FilterMetrics {
   noDestination: u32 = u32.MAX_VALUE;
   applied: u32 = u32.MAX_VALUE;
   rejected: u32 = u32.MAX_VALUE;
+  traceGenerated: u32 = u32.MAX_VALUE;
 
   /** Defines them the first time (on_configure may run again on the same root). */
   define(): void {
@@ -22,6 +23,7 @@ export class FilterMetrics {
     this.noDestination = host.defineMetric(MetricType.Counter, "graylane.no_destination");
     this.applied = host.defineMetric(MetricType.Counter, "graylane.ruleset_applied");
     this.rejected = host.defineMetric(MetricType.Counter, "graylane.ruleset_rejected");
+    this.traceGenerated = host.defineMetric(MetricType.Counter, "graylane.trace_generated");
   }
 }
 

@@ -11,6 +11,7 @@ import { Entropy } from "../lane/entropy";
 import { RequestView } from "../lane/request";
 import { buildRuleSet, CRuleSet, ruleError } from "../lane/rules";
 import { TraceMemory } from "../lane/tracememory";
+import { TraceIdMaker } from "../lane/tracegen";
 import { FilterMetrics, GroupMetrics } from "./metrics";
 import { HostSharedStore } from "./shareddata";
 
@@ -37,6 +38,8 @@ export class RequestPath {
   readonly scratch: Scratch = new Scratch();
   readonly counters: Counters = new Counters();
   readonly entropy: Entropy = new Entropy();
+  /** The trace header value made at the edge for a request without one (edge filters only). */
+  readonly traceIds: TraceIdMaker = new TraceIdMaker();
   readonly metrics: FilterMetrics = new FilterMetrics();
 
   version(): string {

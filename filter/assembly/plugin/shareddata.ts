@@ -21,8 +21,11 @@ export class HostSharedStore extends SharedStore {
 
 const INSTANCE_SEQ = utf8("graylane/instance-seq");
 
-/** The next number of a proxy-wide sequence (1, 2, …), by compare-and-swap; 0 if the host refuses. */
-function claimInstanceNumber(): u32 {
+/**
+ * The next number of a proxy-wide sequence (1, 2, …), by compare-and-swap; 0 if the host refuses.
+ * Claimed once per root context (LaneRoot.vmNumber): it seeds the VM's Entropy and names the instance.
+ */
+export function claimInstanceNumber(): u32 {
   const buf = heap.alloc(4);
   let claimed: u32 = 0;
   for (let attempt = 0; attempt < 64 && claimed == 0; attempt++) {
@@ -55,7 +58,7 @@ function hex64(n: u64): string {
  * counts lost or multiplied). A number claimed by compare-and-swap in the proxy-wide shared data
  * tells them apart; the time, read on the VM's own worker thread, tells restarts apart.
  */
-export function newInstanceId(nodeId: string, entropy: Entropy): string {
+export function newInstanceId(nodeId: string, number: u32, entropy: Entropy): string {
   const r = entropy.mix(host.nowNanos());
-  return (nodeId.length > 0 ? nodeId : "node") + "/" + claimInstanceNumber().toString() + "/" + hex64(r);
+  return (nodeId.length > 0 ? nodeId : "node") + "/" + number.toString() + "/" + hex64(r);
 }

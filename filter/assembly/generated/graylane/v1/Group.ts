@@ -57,6 +57,9 @@ export class Group {
       StickyKey.encode(stickyKey, writer);
       writer.ldelim();
     }
+
+    writer.uint32(96);
+    writer.bool(message.generateTraceId);
   }
 
   static decode(reader: Reader, length: i32): Group {
@@ -110,6 +113,10 @@ export class Group {
           message.stickyKey = StickyKey.decode(reader, reader.uint32());
           break;
 
+        case 12:
+          message.generateTraceId = reader.bool();
+          break;
+
         default:
           reader.skipType(tag & 7);
           break;
@@ -130,6 +137,7 @@ export class Group {
   traceHeader: string;
   stickySalt: string;
   stickyKey: StickyKey | null;
+  generateTraceId: bool;
 
   constructor(
     name: string = "",
@@ -142,7 +150,8 @@ export class Group {
     trustIncoming: bool = false,
     traceHeader: string = "",
     stickySalt: string = "",
-    stickyKey: StickyKey | null = null
+    stickyKey: StickyKey | null = null,
+    generateTraceId: bool = false
   ) {
     this.name = name;
     this.services = services;
@@ -155,5 +164,6 @@ export class Group {
     this.traceHeader = traceHeader;
     this.stickySalt = stickySalt;
     this.stickyKey = stickyKey;
+    this.generateTraceId = generateTraceId;
   }
 }
