@@ -11,9 +11,9 @@ type PerHook = Record<string, { host: Record<string, number>; intoModule: Record
 const N = 10;
 
 /** Calls per request of `N` warm exchanges (after warm-up, so pools and indices are built). */
-async function perRequest(opts: FilterOptions, headers: Record<string, string>, props: Record<string, unknown> = {}) {
+async function perRequest(opts: FilterOptions, headers: Record<string, string>, props: Record<string, unknown> = {}, traceId = true) {
   const f = await newFilter({ groups: [mockGroup()], ...opts, countCalls: true });
-  const send = (tag: string) => f.exchange({ ...headers, "my-request-id": `${tag}-${Math.random()}` }, 200, props);
+  const send = (tag: string) => f.exchange(traceId ? { ...headers, "my-request-id": `${tag}-${Math.random()}` } : headers, 200, props);
   for (let i = 0; i < 20; i++) send("warm");
   f.vm.calls!.reset();
   for (let i = 0; i < N; i++) send("counted");
@@ -89,5 +89,14 @@ describe("host calls per request", () => {
       proxy_on_response_headers: { host: {}, intoModule: {} },
     });
     expect(r.totals).toEqual({ hooks: 5, host: 5, intoModule: 2 });
+  });
+
+  it("edge, a request without a trace header: one header write more, for the trace id the gateway makes", async () => {
+    const r = await perRequest({ edge: true }, { ":method": "GET", ":path": "/mock", ":authority": "gw", "x-asm-prefer-tag": "canary" }, {}, false);
+    expect(r.hooks.proxy_on_request_headers.host).toEqual({
+      proxy_get_current_time_nanoseconds: 1, proxy_get_header_map_pairs: 1, proxy_get_property: 1,
+      proxy_replace_header_map_value: 4, proxy_call_foreign_function: 1, proxy_increment_metric: 2, // + graylane.trace_generated
+    });
+    expect(r.totals).toEqual({ hooks: 5, host: 12, intoModule: 2 });
   });
 });
