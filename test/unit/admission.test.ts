@@ -13,6 +13,8 @@ import type { Release } from "../../control-plane/src/rollout/state.js";
 import { validateAmong } from "../../control-plane/src/store/checks.js";
 import type { Store, StoredGroup } from "../../control-plane/src/store/types.js";
 import type { FieldError } from "../../control-plane/src/model/errors.js";
+import { DEFAULT_WEBHOOK_PORT, webhookConfiguration, webhookYaml } from "../../control-plane/src/api/webhook-config.js";
+import { parseAllDocuments } from "yaml";
 
 const mock = JSON.parse(readFileSync("test/fixtures/lanegroup-mock.json", "utf8"));
 const { name: _name, ...mockSpec } = mock;
@@ -315,5 +317,30 @@ describe("the RuleSet's LaneGroup objects (selectLaneGroups)", () => {
     const s = selectLaneGroups([{ ...laneGroup("a", {}), spec: "x" }, laneGroup("b", { name: "b", services: [{ name: "s" }] })]);
     expect(s.valid).toEqual([]);
     expect(s.rejected.map((r) => r.errors[0]!.path)).toEqual(["/spec", "/spec/name"]);
+  });
+});
+
+describe("the ValidatingWebhookConfiguration (api/webhook-config.ts)", () => {
+  it("deploy/webhook.yaml is its rendering for the shipped Service (regenerate: tsx control-plane/src/api/webhook-config.ts > deploy/webhook.yaml)", () => {
+    expect(readFileSync("deploy/webhook.yaml", "utf8")).toBe(webhookYaml());
+    const [service, config] = parseAllDocuments(readFileSync("deploy/webhook.yaml", "utf8")).map((d) => d.toJS());
+    expect(service).toMatchObject({ kind: "Service", metadata: { name: "graylane-webhook", namespace: "graylane-system" }, spec: { ports: [{ port: 443, targetPort: DEFAULT_WEBHOOK_PORT }] } });
+    expect(config.webhooks[0]).toMatchObject({
+      name: "validate.graylane.io", failurePolicy: "Fail", sideEffects: "None", admissionReviewVersions: ["v1"],
+      clientConfig: { service: { namespace: "graylane-system", name: "graylane-webhook", path: "/validate", port: 443 }, caBundle: "" },
+      rules: [{ apiGroups: ["graylane.io"], apiVersions: ["v1alpha1"], operations: ["CREATE", "UPDATE"], resources: ["lanegroups", "releases"], scope: "Cluster" }],
+    });
+  });
+
+  it("renders a caBundle, for a URL or another Service", () => {
+    const pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+    const byUrl = webhookConfiguration({ caPem: pem, target: { url: "https://127.0.0.1:9443/" } });
+    expect(byUrl.webhooks[0]!.clientConfig).toEqual({ url: "https://127.0.0.1:9443/validate", caBundle: Buffer.from(pem).toString("base64") });
+    const bySvc = webhookConfiguration({ caPem: Buffer.from(pem), target: { service: { namespace: "ops", name: "gl" } } });
+    expect(bySvc.webhooks[0]!.clientConfig).toEqual({ service: { namespace: "ops", name: "gl", path: "/validate", port: 443 }, caBundle: Buffer.from(pem).toString("base64") });
+    // Another Service: no shipped Service in front of it, and no note about an empty caBundle.
+    const yaml = webhookYaml({ caPem: pem, target: { service: { namespace: "ops", name: "gl", port: 8443 } } });
+    expect(parseAllDocuments(yaml).map((d) => d.toJS().kind)).toEqual(["ValidatingWebhookConfiguration"]);
+    expect(yaml).not.toContain("caBundle is empty");
   });
 });
