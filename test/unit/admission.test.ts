@@ -74,7 +74,7 @@ function restErrors(document: unknown): FieldError[] {
 function expectSameAsRest(r: AdmissionResponse, rest: FieldError[]) {
   expect(r.allowed).toBe(false);
   expect(r.status).toMatchObject({ status: "Failure", code: 422, reason: "Invalid" });
-  const expected = rest.map((e) => ({ type: "FieldValueInvalid", field: objectPath(e.path), message: e.message }));
+  const expected = rest.map((e) => ({ reason: "FieldValueInvalid", field: objectPath(e.path), message: e.message }));
   expect(r.status!.details!.causes).toEqual(expected);
   for (const e of expected) expect(r.status!.message).toContain(`${e.field}: ${e.message}`);
 }
@@ -113,10 +113,10 @@ describe("admission: LaneGroup", () => {
   it("names the object by metadata.name: a bad name is refused at /metadata/name", () => {
     const r = responseOf(laneGroup("Bad.Name", { services: [{ name: "a" }] }));
     expectSameAsRest(r, restErrors({ name: "Bad.Name", services: [{ name: "a" }] }));
-    expect(r.status!.details!.causes).toEqual([{ type: "FieldValueInvalid", field: "/metadata/name", message: expect.stringMatching(/lowercase/) }]);
+    expect(r.status!.details!.causes).toEqual([{ reason: "FieldValueInvalid", field: "/metadata/name", message: expect.stringMatching(/lowercase/) }]);
     // The name lives in metadata only.
     const named = responseOf(laneGroup("g", { name: "g", services: [{ name: "a" }] }));
-    expect(named.status!.details!.causes).toEqual([{ type: "FieldValueInvalid", field: "/spec/name", message: "unknown field name (the name is metadata.name)" }]);
+    expect(named.status!.details!.causes).toEqual([{ reason: "FieldValueInvalid", field: "/spec/name", message: "unknown field name (the name is metadata.name)" }]);
   });
 
   it("reports several problems at once", () => {
@@ -150,7 +150,7 @@ describe("admission: LaneGroup", () => {
   });
 
   it("refuses a spec that is no object, and takes a missing spec as empty", () => {
-    expect(responseOf({ ...laneGroup("g", {}), spec: [1] }).status!.details!.causes).toEqual([{ type: "FieldValueInvalid", field: "/spec", message: "must be an object" }]);
+    expect(responseOf({ ...laneGroup("g", {}), spec: [1] }).status!.details!.causes).toEqual([{ reason: "FieldValueInvalid", field: "/spec", message: "must be an object" }]);
     const missing = responseOf({ apiVersion: "graylane.io/v1alpha1", kind: "LaneGroup", metadata: { name: "g" } });
     expectSameAsRest(missing, restErrors({ name: "g" }));
   });
@@ -186,7 +186,7 @@ describe("admission: Release", () => {
 
   it("checks the release against its lane group", () => {
     const noLane = responseOf(release("r1", { group: "mock", lane: "blue" }), { kind: "Release" });
-    expect(noLane.status!.details!.causes).toEqual([{ type: "FieldValueInvalid", field: "/spec/lane", message: expect.stringContaining("lane group mock has no lane blue") }]);
+    expect(noLane.status!.details!.causes).toEqual([{ reason: "FieldValueInvalid", field: "/spec/lane", message: expect.stringContaining("lane group mock has no lane blue") }]);
     const noGroup = responseOf(release("r1", { group: "nope", lane: "canary" }), { kind: "Release" });
     expect(noGroup.status!.details!.causes[0]).toMatchObject({ field: "/spec/group", message: "lane group nope does not exist" });
     // A step that would break the group: the group's rule, at the step.
@@ -243,7 +243,7 @@ describe("admission: malformed reviews", () => {
       uid: "u", allowed: false,
       status: {
         status: "Failure", code: 422, reason: "Invalid", message: "LaneGroup g: /spec/a: m; /spec/b: n",
-        details: { name: "g", group: "graylane.io", kind: "lanegroups", causes: [{ type: "FieldValueInvalid", field: "/spec/a", message: "m" }, { type: "FieldValueInvalid", field: "/spec/b", message: "n" }] },
+        details: { name: "g", group: "graylane.io", kind: "lanegroups", causes: [{ reason: "FieldValueInvalid", field: "/spec/a", message: "m" }, { reason: "FieldValueInvalid", field: "/spec/b", message: "n" }] },
       },
     });
   });

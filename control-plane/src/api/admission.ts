@@ -40,7 +40,7 @@ export interface AdmissionResponse {
     code: number;
     reason: "Invalid" | "Conflict" | "BadRequest";
     message: string;
-    details?: { name?: string; group: string; kind: string; causes: Array<{ type: "FieldValueInvalid"; field: string; message: string }> };
+    details?: { name?: string; group: string; kind: string; causes: Array<{ reason: "FieldValueInvalid"; field: string; message: string }> };
   };
 }
 
@@ -49,7 +49,7 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "obj
 const review = (response: AdmissionResponse): AdmissionAnswer => ({ status: 200, body: { apiVersion: ADMISSION_VERSION, kind: "AdmissionReview", response } });
 const malformed = (errors: FieldError[]): AdmissionAnswer => ({ status: 400, body: { errors: errors.map((e) => ({ ...e, message: `not an AdmissionReview ${ADMISSION_VERSION}: ${e.message}` })) } });
 
-/** A refusal that names every problem: status.message lists `path: message`, details.causes carry each. */
+/** A refusal that names every problem: status.message lists `path: message`, details.causes carry each (metav1.StatusCause: reason, field, message). */
 export function denial(uid: string, kind: string, name: string | undefined, errors: FieldError[], status = 400): AdmissionResponse {
   const conflict = status === 409;
   return {
@@ -62,7 +62,7 @@ export function denial(uid: string, kind: string, name: string | undefined, erro
       message: `${kind}${name ? ` ${name}` : ""}: ${describeErrors(errors)}`,
       details: {
         ...(name ? { name } : {}), group: API_GROUP, kind: KINDS[kind as Kind] ?? kind,
-        causes: errors.map((e) => ({ type: "FieldValueInvalid", field: e.path, message: e.message })),
+        causes: errors.map((e) => ({ reason: "FieldValueInvalid", field: e.path, message: e.message })),
       },
     },
   };
