@@ -18,6 +18,7 @@ import { registerReleaseCommands } from "./release-command.js";
 import { newToken, ROLES, Tokens, type Role } from "../auth/tokens.js";
 import { loadOrCreateKey, type OverrideKey } from "../auth/override.js";
 import { registerMeshCommands } from "./mesh-command.js";
+import { crdFiles, writeCrds } from "../kube/crds.js";
 
 export const DEFAULT_SERVER = `http://${DEFAULT_HOST}:${DEFAULT_PORT}`;
 
@@ -191,6 +192,14 @@ export function buildProgram(io: Io): Command {
       await (io.stopSignal ?? untilSignal)();
       await server.close();
       io.out("graylane: stopped\n");
+    });
+
+  program.command("crds")
+    .description("the LaneGroup, Release and LaneGroupRevision CustomResourceDefinitions (YAML, for kubectl apply -f -)")
+    .option("--out <dir>", "write one file per CRD into this directory instead")
+    .action((o: { out?: string }) => {
+      if (o.out) for (const f of writeCrds(o.out)) io.out(`wrote ${f}\n`);
+      else io.out([...crdFiles().values()].join("---\n"));
     });
 
   program.command("apply")
