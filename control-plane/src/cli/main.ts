@@ -19,6 +19,7 @@ import { newToken, ROLES, Tokens, type Role } from "../auth/tokens.js";
 import { loadOrCreateKey, type OverrideKey } from "../auth/override.js";
 import { registerMeshCommands } from "./mesh-command.js";
 import { DEFAULT_WEBHOOK_SERVICE, webhookYaml, type WebhookTarget } from "../api/webhook-config.js";
+import { crdFiles, writeCrds } from "../kube/crds.js";
 
 export const DEFAULT_SERVER = `http://${DEFAULT_HOST}:${DEFAULT_PORT}`;
 
@@ -230,6 +231,14 @@ export function buildProgram(io: Io): Command {
         target = { service: { namespace: m[1]!, name: m[2]!, port: m[3] === undefined ? 443 : Number(m[3]) } };
       }
       io.out(webhookYaml({ caPem, target }));
+    });
+
+  program.command("crds")
+    .description("the LaneGroup, Release and LaneGroupRevision CustomResourceDefinitions (YAML, for kubectl apply -f -)")
+    .option("--out <dir>", "write one file per CRD into this directory instead")
+    .action((o: { out?: string }) => {
+      if (o.out) for (const f of writeCrds(o.out)) io.out(`wrote ${f}\n`);
+      else io.out([...crdFiles().values()].join("---\n"));
     });
 
   program.command("apply")
