@@ -7,9 +7,11 @@
 // failurePolicy Fail refuses every create.
 //
 // The CRDs: deploy/crds (generated from the zod model) when present, else a minimal one written
-// here (spec an object keeping unknown fields). The documents refused below break rules no CRD
-// schema can express (cross-field, cross-group, regex, unknown fields), so the API server's own
-// schema validation passes them on to the webhook either way.
+// here (spec an object keeping unknown fields). The API server checks an object against its CRD's
+// schema before any validating webhook sees it, so a bound the schema carries (a weight over 100)
+// comes back in the API server's words at its `spec.lanes[0].weight` field; the documents compared
+// with REST break rules no CRD schema expresses (cross-field, cross-group, regex, unknown fields),
+// which only the webhook answers.
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -107,7 +109,7 @@ beforeAll(async () => {
   expect(config.webhooks[0].clientConfig.url).toBe(`${cp.webhookUrl}/validate`);
   expect((await kube.request("POST", "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations", config)).status).toBe(201);
   // The API server takes the configuration up asynchronously: wait until a dry run is refused by it.
-  await until("the webhook in force", () => kube.request("POST", `${API}/lanegroups?dryRun=All`, laneGroup("probe", { services: [] })),
+  await until("the webhook in force", () => kube.request("POST", `${API}/lanegroups?dryRun=All`, laneGroup("probe", { services: [{ name: "p" }], lanes: [{ name: "base" }] })),
     (r) => r.status === 422 && String(r.body?.message).includes("validate.graylane.io"));
 }, 150_000);
 
@@ -140,6 +142,16 @@ describe("the admission webhook behind a real kube-apiserver", () => {
     expectSameAsRest(refused, byRest.body.errors);
     expect(refused.body.details.causes.map((c: { field: string }) => c.field)).toEqual(expect.arrayContaining(["/spec/services/0/region", "/spec/lanes/0/services/0", "/spec/lanes", "/spec/lanes/2/name"]));
     expect((await kube.request("GET", `${API}/lanegroups/broken`)).status).toBe(404);
+  });
+
+  it("a bound the CRD's schema carries (from the same zod model) is refused by the API server itself, before the webhook", async () => {
+    const spec = { services: [{ name: "a" }], lanes: [{ name: "c", weight: 150 }] };
+    const byRest = await rest("PUT", "/v1/lanegroups/heavy", spec);
+    expect(byRest.body.errors).toEqual([{ path: "/lanes/0/weight", message: "must be from 0 to 100" }]);
+    const refused = await kube.request("POST", `${API}/lanegroups`, laneGroup("heavy", spec));
+    expect(refused.status).toBe(422);
+    expect(refused.body.message).not.toContain("denied the request");
+    expect(refused.body.details.causes).toContainEqual(expect.objectContaining({ field: "spec.lanes[0].weight" }));
   });
 
   it("checks a LaneGroup against the other groups: a service another group claims is refused as REST refuses it", async () => {

@@ -12,7 +12,8 @@ import { isDeepStrictEqual } from "node:util";
 import type { FieldError } from "../model/errors.js";
 import type { ReleaseEngine } from "../rollout/engine.js";
 import type { Store } from "../store/types.js";
-import { API_GROUP, API_VERSION, describeErrors, KINDS, modelDocument, objectErrors, type Kind, type KubeObject } from "../model/kube.js";
+import { describeErrors, modelDocument, objectErrors, type KubeObject } from "../model/kube.js";
+import { API_GROUP, API_VERSION, LANE_GROUP, RELEASE } from "../store/kube-resources.js";
 
 export const ADMISSION_VERSION = "admission.k8s.io/v1";
 
@@ -61,7 +62,7 @@ export function denial(uid: string, kind: string, name: string | undefined, erro
       reason: conflict ? "Conflict" : "Invalid",
       message: `${kind}${name ? ` ${name}` : ""}: ${describeErrors(errors)}`,
       details: {
-        ...(name ? { name } : {}), group: API_GROUP, kind: KINDS[kind as Kind] ?? kind,
+        ...(name ? { name } : {}), group: API_GROUP, kind: kind === LANE_GROUP.kind ? LANE_GROUP.plural : kind === RELEASE.kind ? RELEASE.plural : kind,
         causes: errors.map((e) => ({ reason: "FieldValueInvalid", field: e.path, message: e.message })),
       },
     },
@@ -84,7 +85,7 @@ export function admit(body: unknown, validators: AdmissionValidators): Admission
   const deny = (errors: FieldError[], kind = "AdmissionReview", name?: string, status?: number) => review(denial(uid, kind, name, errors, status));
   const gvk = isObject(request.kind) ? request.kind : {};
   const kind = gvk.kind;
-  if (gvk.group !== API_GROUP || gvk.version !== API_VERSION || (kind !== "LaneGroup" && kind !== "Release")) {
+  if (gvk.group !== API_GROUP || gvk.version !== API_VERSION || (kind !== LANE_GROUP.kind && kind !== RELEASE.kind)) {
     return deny([{ path: "/request/kind", message: `this webhook validates ${API_GROUP}/${API_VERSION} LaneGroup and Release, not ${JSON.stringify(gvk)}` }]);
   }
   const operation = request.operation;
@@ -108,7 +109,7 @@ export function admit(body: unknown, validators: AdmissionValidators): Admission
   const doc = modelDocument(obj);
   if (!doc.ok) return deny(doc.errors, kind, name);
   let verdict: Verdict;
-  if (kind === "LaneGroup") verdict = validators.laneGroup(doc.document);
+  if (kind === LANE_GROUP.kind) verdict = validators.laneGroup(doc.document);
   else if (validators.release) verdict = validators.release(doc.document, operation === "UPDATE" ? name : undefined);
   else return deny([{ path: "", message: "this control plane runs no release engine: Releases cannot be validated" }], kind, name);
   return verdict.ok ? review({ uid, allowed: true }) : deny(objectErrors(verdict.errors), kind, name, verdict.status);

@@ -6,7 +6,7 @@
 //
 //   tsx control-plane/src/api/webhook-config.ts > deploy/webhook.yaml   # regenerate (test/unit/admission.test.ts compares)
 import { stringify } from "yaml";
-import { API_GROUP, API_VERSION, KINDS } from "../model/kube.js";
+import { API_GROUP, API_VERSION, LANE_GROUP, RELEASE } from "../store/kube-resources.js";
 import { ADMISSION_PATH } from "./admission.js";
 
 export const WEBHOOK_NAME = "validate.graylane.io";
@@ -49,7 +49,7 @@ export function webhookConfiguration(opts: WebhookConfigOptions = {}) {
       clientConfig: { ...clientConfig, caBundle },
       rules: [{
         apiGroups: [API_GROUP], apiVersions: [API_VERSION], operations: ["CREATE", "UPDATE"],
-        resources: Object.values(KINDS), scope: "Cluster",
+        resources: [LANE_GROUP.plural, RELEASE.plural], scope: "Cluster",
       }],
     }],
   };

@@ -9,14 +9,6 @@
 import { pointer, type FieldError } from "./errors.js";
 import { parseLaneGroup, validateLaneGroups, type LaneGroup, type ParseOptions } from "./lanegroup.js";
 
-export const API_GROUP = "graylane.io";
-export const API_VERSION = "v1alpha1";
-/** apiVersion of both kinds. */
-export const GROUP_VERSION = `${API_GROUP}/${API_VERSION}`;
-/** The kinds, with their plural resource names (the webhook's rules and the store's URLs). */
-export const KINDS = { LaneGroup: "lanegroups", Release: "releases" } as const;
-export type Kind = keyof typeof KINDS;
-
 /** The parts of an object these functions read. */
 export interface KubeObject {
   apiVersion?: string;
