@@ -63,6 +63,11 @@ generate: node_modules/.stamp
 crds: node_modules/.stamp
 	tsx control-plane/src/kube/crds.ts deploy/crds
 
+## webhook-config: regenerate deploy/webhook.yaml (the webhook's Service and ValidatingWebhookConfiguration, no CA) from control-plane/src/api/webhook-config.ts
+.PHONY: webhook-config
+webhook-config: node_modules/.stamp
+	tsx control-plane/src/api/webhook-config.ts > deploy/webhook.yaml.tmp && mv deploy/webhook.yaml.tmp deploy/webhook.yaml
+
 ## typecheck: strict TypeScript over the control plane, tests, bench and demo
 typecheck: node_modules/.stamp
 	tsc -p tsconfig.json

@@ -4,7 +4,7 @@
 // subresource is not matched). deploy/webhook.yaml is its rendering for the shipped Service, and
 // `graylane webhook manifest --ca-file CA.pem` renders it with a caBundle, for a Service or a URL.
 //
-//   tsx control-plane/src/api/webhook-config.ts > deploy/webhook.yaml   # regenerate (test/unit/admission.test.ts compares)
+//   make webhook-config   # regenerates deploy/webhook.yaml (test/unit/admission.test.ts compares)
 import { stringify } from "yaml";
 import { API_GROUP, API_VERSION, LANE_GROUP, RELEASE } from "../store/kube-resources.js";
 import { ADMISSION_PATH } from "./admission.js";
