@@ -5,8 +5,9 @@
 // metadata.name), and every error comes back at its object path (`/lanes/0/weight` →
 // `/spec/lanes/0/weight`, `/name` → `/metadata/name`), all at once.
 //
-// Served over HTTPS by server/webhook.ts; registered by the ValidatingWebhookConfiguration of
-// api/webhook-config.ts (deploy/webhook.yaml).
+// admissionHandler (below) is its HTTP face, which startControlPlane serves on its own HTTPS port
+// (`serve --webhook-port`); api/webhook-config.ts renders the ValidatingWebhookConfiguration that
+// points the API server at it (deploy/webhook.yaml, `graylane webhook manifest`).
 import type { RequestListener, ServerResponse } from "node:http";
 import { isDeepStrictEqual } from "node:util";
 import type { FieldError } from "../model/errors.js";
@@ -39,7 +40,7 @@ export interface AdmissionResponse {
   status?: {
     status: "Failure";
     code: number;
-    reason: "Invalid" | "Conflict" | "BadRequest";
+    reason: "Invalid" | "Conflict";
     message: string;
     details?: { name?: string; group: string; kind: string; causes: Array<{ reason: "FieldValueInvalid"; field: string; message: string }> };
   };
