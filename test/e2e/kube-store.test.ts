@@ -423,3 +423,38 @@ describe("graylane serve --store kubernetes", () => {
     }
   });
 });
+
+describe("releases beside --store kubernetes", () => {
+  it("are Release objects (spec + status subresource) and survive a control-plane restart", async () => {
+    await reset();
+    for (const r of (await kube.request("GET", "/apis/graylane.io/v1alpha1/releases")).body.items) await kube.request("DELETE", `/apis/graylane.io/v1alpha1/releases/${r.metadata.name}`);
+    const opts = { port: 0, grpcPort: 0, store: `kubernetes:${kubeconfig}`, rollout: { tickMs: 20, reportSettleMs: 0 } };
+    const call = async (server: { url: string }, method: string, path: string, body?: unknown) => {
+      const res = await fetch(server.url + path, { method, headers: { "content-type": "application/json", "x-graylane-actor": "carol" }, body: body === undefined ? undefined : JSON.stringify(body) });
+      return { status: res.status, body: await res.json() as any };
+    };
+    let server = await startControlPlane(opts);
+    try {
+      expect((await call(server, "PUT", "/v1/lanegroups/mock", mockGroup())).status).toBe(201);
+      const created = await call(server, "POST", "/v1/releases", { name: "r1", group: "mock", lane: "canary", steps: [{ setWeight: 10 }, { pause: {} }, { setWeight: 50 }, { pause: {} }] });
+      expect(created.status, JSON.stringify(created.body)).toBe(201);
+      expect(created.body.release).toMatchObject({ status: "paused", weight: 10, createdBy: "carol" });
+      const obj = (await kube.request("GET", "/apis/graylane.io/v1alpha1/releases/r1")).body;
+      expect(obj.spec).toMatchObject({ group: "mock", lane: "canary", strategy: "canary" });
+      expect(obj.status).toMatchObject({ status: "paused", weight: 10, currentStep: 1 });
+      await server.close();
+
+      server = await startControlPlane(opts);
+      expect((await call(server, "GET", "/v1/releases/r1")).body.release).toMatchObject({ status: "paused", weight: 10, currentStep: 1, createdBy: "carol" });
+      const approved = await call(server, "POST", "/v1/releases/r1/approve");
+      expect(approved.status, JSON.stringify(approved.body)).toBe(200);
+      await until("weight 50", async () => (await call(server, "GET", "/v1/releases/r1")).body.release.weight === 50);
+      expect((await call(server, "GET", "/v1/lanegroups/mock")).body.lanegroup.lanes[0].weight).toBe(50);
+      await until("status written", async () => (await kube.request("GET", "/apis/graylane.io/v1alpha1/releases/r1")).body.status?.weight === 50);
+      // the release's weight change is a revision like any other
+      expect((await call(server, "GET", "/v1/revisions?limit=1")).body.revisions[0]).toMatchObject({ op: "replace", group: "mock" });
+    } finally {
+      await server.close();
+    }
+  });
+});
