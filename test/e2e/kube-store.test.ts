@@ -242,6 +242,18 @@ describe("KubernetesStore: the store behaviours", () => {
     expect((await b.put(other(), alice)).revision).toBe(2);
     await until("a sees shop", () => a.get("shop"));
     await expect(a.put(mockGroup(), { actor: "x", expectedRevision: 0 })).rejects.toThrow(ConflictError);
+
+    // 2 x 8 writes at once on both: every one lands with its own revision, and both logs agree
+    const writes = await Promise.all(Array.from({ length: 16 }, (_, i) => (i % 2 ? a : b).put({ name: `g${i}`, services: [{ name: `svc${i}` }] }, { actor: `w${i}` })));
+    expect(new Set(writes.map((w) => w.revision)).size).toBe(16);
+    await until("logs agree", () => a.current().revision === 18 && b.current().revision === 18);
+    expect(JSON.stringify(b.revisions({ limit: 1000 }))).toBe(JSON.stringify(a.revisions({ limit: 1000 })));
+    expect(a.revisions({ limit: 1000 }).map((r) => r.revision)).toEqual(Array.from({ length: 18 }, (_, i) => 18 - i));
+    expect(a.revisions({ limit: 16 }).map((r) => r.actor).sort()).toEqual(Array.from({ length: 16 }, (_, i) => `w${i}`).sort());
+    // and the same group from both at once: one wins, the other is checked again against it
+    const same = await Promise.allSettled([a.put(mockGroup({ traceHeader: "from-a" }), { actor: "a", expectedRevision: 1 }), b.put(mockGroup({ traceHeader: "from-b" }), { actor: "b", expectedRevision: 1 })]);
+    expect(same.map((r) => r.status).sort()).toEqual(["fulfilled", "rejected"]);
+    expect((same.find((r) => r.status === "rejected") as PromiseRejectedResult).reason).toBeInstanceOf(ConflictError);
   });
 
   it("openStore: kubernetes:KUBECONFIG, and a clear error without the CRDs or the file", async () => {
@@ -298,6 +310,21 @@ describe("KubernetesStore: LaneGroups written through the API server", () => {
     expect(s.get("mock")).toBeUndefined();
     expect(changes).toEqual([1, 2, 3, 4]);
     console.log(`kubernetes store: kubectl create → onChange ${createMs.toFixed(1)} ms, kubectl replace → onChange ${replaceMs.toFixed(1)} ms`);
+  });
+
+  it("the user the admission webhook saw is the actor of the change it admitted", async () => {
+    await reset();
+    const s = await store();
+    const { name: _n, ...spec } = mockGroup({ traceHeader: "x-b3-traceid" });
+    s.admitted("mock", spec, "jane@example.com"); // as the webhook does on AdmissionReview
+    await kubectlApply(mockGroup({ traceHeader: "x-b3-traceid" }));
+    await until("recorded", () => s.current().revision === 1);
+    expect(s.revisions()[0].actor).toBe("jane@example.com");
+    // a hint for other content does not name the next change
+    s.admitted("mock", { ...spec, traceHeader: "other" }, "mallory");
+    await kubectlApply(mockGroup());
+    await until("recorded", () => s.current().revision === 2);
+    expect(s.revisions()[0].actor).toBe("kubectl-client-side-apply");
   });
 
   it("a REST write never overwrites a kubectl change it has not recorded yet", async () => {

@@ -99,8 +99,8 @@ function apiMessage(e: unknown): string {
   return (e as Error).message ?? String(e);
 }
 
-/** Who made an object's latest spec change, by its managedFields (see the header). */
-export function actorOf(obj: KubeObject): string {
+/** The field manager of an object's latest spec change (managedFields), if the API server recorded one. */
+function newestManager(obj: KubeObject): string | undefined {
   let best: { manager: string; time: string } | undefined;
   for (const f of obj.metadata.managedFields ?? []) {
     if (f.subresource || !f.manager) continue;
@@ -108,9 +108,15 @@ export function actorOf(obj: KubeObject): string {
     const time = f.time ?? "";
     if (!best || time >= best.time) best = { manager: f.manager, time };
   }
-  if (!best) return "kubectl";
-  if (best.manager === FIELD_MANAGER) return obj.metadata.annotations?.[ACTOR_ANNOTATION] ?? FIELD_MANAGER;
-  return best.manager;
+  return best?.manager;
+}
+
+/** Who made an object's latest spec change (see the header): this control plane's actor annotation, the field manager, or `kubectl`. */
+export function actorOf(obj: KubeObject): string {
+  const manager = newestManager(obj);
+  if (!manager) return "kubectl";
+  if (manager === FIELD_MANAGER) return obj.metadata.annotations?.[ACTOR_ANNOTATION] ?? FIELD_MANAGER;
+  return manager;
 }
 
 export class KubernetesStore implements Store {
@@ -130,6 +136,8 @@ export class KubernetesStore implements Store {
    * seen yet is never overwritten.
    */
   private readonly reviewedRv = new Map<string, string>();
+  /** Who the admission webhook saw submit a spec, per group (newest last), until the watch records it. */
+  private readonly admissions = new Map<string, Array<{ body: LaneGroup; user: string; at: number }>>();
   private latest = 0;
   private pendingRevs: Rev[] = [];
   /** Writes and reconciliations run one at a time, in order. */
@@ -309,6 +317,29 @@ export class KubernetesStore implements Store {
     this.listeners.clear();
     for (const w of this.watches.splice(0)) w.abort();
     await this.chain.catch(() => undefined);
+  }
+
+  /**
+   * The admission webhook tells who submitted `spec` for group `name` (AdmissionReview
+   * request.userInfo.username): when the watch then records a change to that very content, the
+   * user is its actor instead of the field manager. Hints older than a minute are dropped.
+   */
+  admitted(name: string, spec: unknown, user: string): void {
+    const parsed = parseLaneGroup({ ...(spec as object), name });
+    if (!parsed.ok || !user) return;
+    const now = Date.now();
+    const list = (this.admissions.get(name) ?? []).filter((h) => now - h.at < 60_000);
+    list.push({ body: parsed.value, user, at: now });
+    this.admissions.set(name, list.slice(-16));
+  }
+
+  private admittedBy(name: string, body: LaneGroup): string | undefined {
+    const list = this.admissions.get(name);
+    const i = list ? list.map((h) => same(h.body, body) && Date.now() - h.at < 60_000).lastIndexOf(true) : -1;
+    if (!list || i < 0) return undefined;
+    const user = list[i]!.user;
+    list.splice(0, i + 1);
+    return user;
   }
 
   // ---- objects ----
@@ -572,7 +603,10 @@ export class KubernetesStore implements Store {
       this.reviewedRv.set(name, obj.metadata.resourceVersion ?? "");
       return;
     }
-    await this.record(current ? "replace" : "create", actorOf(obj), undefined, [this.changeOf(name, current, parsed.value, obj)]);
+    const actor = actorOf(obj);
+    // A write of this store's own (REST, another replica) names its actor; else the webhook's user, else the field manager.
+    const by = newestManager(obj) === FIELD_MANAGER ? undefined : this.admittedBy(name, parsed.value);
+    await this.record(current ? "replace" : "create", by ?? actor, undefined, [this.changeOf(name, current, parsed.value, obj)]);
   }
 
   private async notReady(obj: KubeObject, message: string): Promise<void> {
