@@ -7,6 +7,7 @@
 // RuleSet pushed to a gRPC subscriber; changes made while no control plane watched are recorded at
 // start; a spec the model refuses is not recorded and is reported Ready=False; old revisions are
 // pruned. No kubectl binary: every kubectl-style write goes through @kubernetes/client-node.
+import { spawn } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -14,6 +15,7 @@ import { create } from "@bufbuild/protobuf";
 import { CustomObjectsApi, KubeConfig } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
+import { main } from "../../control-plane/src/cli/main.js";
 import { RuleRequestSchema, type RuleResponse } from "../../control-plane/src/generated/graylane/v1/discovery_pb.js";
 import { startControlPlane } from "../../control-plane/src/server/index.js";
 import { ConflictError, KubernetesStore, NotFoundError, openStore, ValidationError } from "../../control-plane/src/store/index.js";
@@ -448,6 +450,54 @@ describe("graylane serve --store kubernetes", () => {
       client.close();
       await server.close();
     }
+  });
+});
+
+describe("the graylane command", () => {
+  const run = async (...argv: string[]) => {
+    let out = "";
+    let err = "";
+    const code = await main(argv, { out: (t) => (out += t), err: (t) => (err += t), env: {} });
+    return { code, out, err };
+  };
+
+  it("serve --store kubernetes --kubeconfig FILE: apply through REST lands as a LaneGroup; SIGTERM stops it", async () => {
+    await reset();
+    const server = spawn(process.execPath, ["bin/graylane.mjs", "serve", "--port", "0", "--grpc-port", "0", "--store", "kubernetes", "--kubeconfig", kubeconfig]);
+    let out = "";
+    const exited = new Promise<number | null>((resolve) => server.on("close", resolve));
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        server.stdout.on("data", (d) => { out += d; const m = /listening on (http:\/\/\S+)/.exec(out); if (m) resolve(m[1]!); });
+        server.stderr.on("data", (d) => (out += d));
+        server.on("close", () => reject(new Error("serve exited: " + out)));
+      });
+      expect(out).toContain("store kubernetes");
+      const file = join(dir, "mock.json");
+      writeFileSync(file, JSON.stringify(mockGroup()));
+      expect(await run("--server", url, "--actor", "dana", "apply", "-f", file)).toEqual({ code: 0, out: "lanegroup/mock created (revision 1)\n", err: "" });
+      const obj = (await kube.request("GET", "/apis/graylane.io/v1alpha1/lanegroups/mock")).body;
+      expect(obj.metadata.annotations["graylane.io/actor"]).toBe("dana");
+    } finally {
+      server.kill("SIGTERM");
+    }
+    expect(await exited).toBe(0);
+  });
+
+  it("refuses --kubeconfig without --store kubernetes, and says what is wrong with a kubeconfig", async () => {
+    expect(await run("serve", "--kubeconfig", kubeconfig)).toMatchObject({ code: 2, err: "error: --kubeconfig goes with --store kubernetes\n" });
+    const bad = join(dir, "bad-kubeconfig");
+    writeFileSync(bad, "apiVersion: v1\nkind: Config\nclusters: []\n");
+    const r = await run("serve", "--port", "0", "--grpc-port", "0", "--store", "kubernetes", "--kubeconfig", bad);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/cannot start: --store kubernetes: .*bad-kubeconfig/);
+  });
+
+  it("crds prints the CRDs kubectl applies", async () => {
+    const r = await run("crds");
+    expect(r.code).toBe(0);
+    expect(r.out.split("\n---\n").length).toBe(3);
+    expect(r.out).toContain("name: lanegroups.graylane.io");
   });
 });
 
