@@ -374,10 +374,15 @@ describe("KubernetesStore: LaneGroups written through the API server", () => {
     await kubectlApply(mockGroup({ traceHeader: "x-b3-traceid" }), "kubectl-edit");
     await kubectl.deleteClusterCustomObject({ ...G, plural: "lanegroups", name: "shop" });
     await kubectlApply({ name: "fresh", services: [{ name: "f" }] }, "argocd-controller");
+    // a control plane that stopped between writing the object and recording its revision
+    await kubectl.createClusterCustomObject({ ...G, plural: "lanegroups", fieldManager: "graylane", body: {
+      apiVersion: "graylane.io/v1alpha1", kind: "LaneGroup", metadata: { name: "crashed", annotations: { "graylane.io/actor": "erin" } }, spec: { services: [{ name: "c" }] },
+    } });
     const s2 = await store();
     expect(s2.revisions().map((r) => [r.revision, r.op, r.group, r.actor])).toEqual([
       // in name order: when each happened is not known
-      [5, "delete", "shop", "kubectl"], [4, "replace", "mock", "kubectl-edit"], [3, "create", "fresh", "argocd-controller"], [2, "create", "shop", "alice"], [1, "create", "mock", "alice"],
+      [6, "delete", "shop", "kubectl"], [5, "replace", "mock", "kubectl-edit"], [4, "create", "fresh", "argocd-controller"], [3, "create", "crashed", "erin"],
+      [2, "create", "shop", "alice"], [1, "create", "mock", "alice"],
     ]);
     expect(s2.get("mock")?.lanegroup.traceHeader).toBe("x-b3-traceid");
   });
