@@ -405,6 +405,58 @@ describe("KubernetesStore: LaneGroups written through the API server", () => {
   });
 });
 
+describe("KubernetesStore: finalizers and RBAC", () => {
+  it("a group whose object waits for a finalizer is deleted for Graylane; writing it again waits until it is gone", async () => {
+    await reset();
+    const s = await store();
+    await s.put(mockGroup(), alice);
+    const path = "/apis/graylane.io/v1alpha1/lanegroups/mock";
+    expect((await kube.request("PATCH", path, { metadata: { finalizers: ["graylane.io/mesh"] } }, { contentType: "application/merge-patch+json" })).status).toBe(200);
+    expect((await s.delete("mock", alice)).revision).toBe(2);
+    expect((await kube.request("GET", path)).body.metadata.deletionTimestamp).toBeDefined(); // still there, for the controller
+    expect(s.get("mock")).toBeUndefined();
+    const again = await s.put(mockGroup(), alice).catch((e) => e);
+    expect(again.status).toBe(409);
+    expect(again.message).toContain("lane group mock is still being deleted (finalizers: graylane.io/mesh)");
+    expect((await kube.request("PATCH", path, { metadata: { finalizers: null } }, { contentType: "application/merge-patch+json" })).status).toBe(200);
+    await until("gone", async () => (await kube.request("GET", path)).status === 404);
+    await until("put again", async () => (await s.put(mockGroup(), alice).catch(() => undefined))?.revision === 3);
+    expect(s.revisions().map((r) => r.op)).toEqual(["create", "delete", "create"]);
+  });
+
+  it("runs as an identity granted only what docs/kubernetes.md lists", async () => {
+    await reset();
+    const role = {
+      apiVersion: "rbac.authorization.k8s.io/v1", kind: "ClusterRole", metadata: { name: "graylane-store" },
+      rules: [
+        { apiGroups: ["graylane.io"], resources: ["lanegroups", "lanegrouprevisions", "releases"], verbs: ["get", "list", "watch", "create", "update", "delete"] },
+        { apiGroups: ["graylane.io"], resources: ["lanegroups/status", "releases/status"], verbs: ["patch"] },
+      ],
+    };
+    expect((await kube.request("POST", "/apis/rbac.authorization.k8s.io/v1/clusterroles", role)).status).toBe(201);
+    const binding = {
+      apiVersion: "rbac.authorization.k8s.io/v1", kind: "ClusterRoleBinding", metadata: { name: "graylane-store" },
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "graylane-store" },
+      subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "User", name: "graylane-user" }],
+    };
+    const userConfig = join(dir, "user-kubeconfig");
+    writeFileSync(userConfig, readFileSync(kubeconfig, "utf8").replace(kube.adminToken, kube.userToken));
+    // without the binding: a clear refusal
+    await expect(KubernetesStore.open({ kubeconfig: userConfig })).rejects.toThrow(/forbidden.*\(RBAC: the control plane needs lanegroups and lanegrouprevisions\)/i);
+    expect((await kube.request("POST", "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", binding)).status).toBe(201);
+    const s = await until("RBAC in effect", () => KubernetesStore.open({ kubeconfig: userConfig }).catch(() => undefined));
+    open.push(s);
+    await s.put(mockGroup(), alice);
+    await s.put(mockGroup({ traceHeader: "x" }), alice);
+    await kubectlApply(mockGroup({ traceHeader: "y" }));
+    await until("kubectl change recorded", () => s.current().revision === 3);
+    expect(await s.rollback(1, alice)).toMatchObject({ revision: 4, groups: ["mock"] });
+    expect((await s.delete("mock", alice)).revision).toBe(5);
+    const obj = await until("status", async () => (await kube.request("GET", "/apis/graylane.io/v1alpha1/lanegrouprevisions")).body.items.length === 5);
+    expect(obj).toBe(true);
+  });
+});
+
 describe("graylane serve --store kubernetes", () => {
   it("kubectl apply reaches GET /v1/lanegroups, /v1/revisions and a gRPC subscriber like a REST PUT", async () => {
     await reset();

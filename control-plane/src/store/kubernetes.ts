@@ -130,6 +130,8 @@ export class KubernetesStore implements Store {
   private readonly groups = new Map<string, StoredGroup>();
   /** The LaneGroup objects as last seen (deleting ones excluded). */
   private readonly objects = new Map<string, KubeObject>();
+  /** Objects being deleted (deletionTimestamp set, finalizers pending): name → finalizers. */
+  private readonly terminating = new Map<string, string[]>();
   /**
    * Per group, the object version the mirror has reviewed (recorded, or found equal to what is
    * recorded, or refused as invalid): the precondition of every write, so a change nobody here has
@@ -239,6 +241,7 @@ export class KubernetesStore implements Store {
       for (let attempt = 0; ; attempt++) {
         const { group, created, change } = putChange(this.list(), input, opts.expectedRevision);
         const before = this.groups.get(group.name);
+        if (!this.objects.has(group.name)) this.notTerminating(group.name);
         const { name: _name, ...spec } = input as Record<string, unknown>;
         let obj: KubeObject;
         try {
@@ -534,7 +537,8 @@ export class KubernetesStore implements Store {
   private async listObjects(): Promise<string> {
     const list = await this.api.listClusterCustomObject({ group: API_GROUP, version: API_VERSION, plural: LANE_GROUP.plural }) as { items: KubeObject[]; metadata: { resourceVersion: string } };
     this.objects.clear();
-    for (const o of list.items) if (!o.metadata.deletionTimestamp) this.objects.set(o.metadata.name, o);
+    this.terminating.clear();
+    for (const o of list.items) this.take(o, false);
     return list.metadata.resourceVersion;
   }
 
@@ -553,8 +557,7 @@ export class KubernetesStore implements Store {
     }
     for (const name of this.names()) await this.reconcile(name);
     this.watch(LG_PATH, lgRv, (type, o: KubeObject) => {
-      if (type === "DELETED" || o.metadata.deletionTimestamp) this.objects.delete(o.metadata.name);
-      else this.objects.set(o.metadata.name, o);
+      this.take(o, type === "DELETED");
       this.serial(() => this.reconcile(o.metadata.name)).catch((e) => console.error(`kubernetes store: recording LaneGroup ${o.metadata.name}: ${(e as Error).message}`));
     }, () => this.serial(async () => {
       const rv = await this.listObjects();
@@ -564,6 +567,25 @@ export class KubernetesStore implements Store {
     this.watch(REV_PATH, revRv, (type, o: { spec: unknown }) => {
       if (type === "ADDED" || type === "MODIFIED") this.applyRev(this.parseRev(o.spec), true);
     }, () => this.loadRevisions());
+  }
+
+  /** An object as the cluster has it now (gone when deleted or being deleted). */
+  private take(o: KubeObject, deleted: boolean): void {
+    const name = o.metadata.name;
+    if (deleted || o.metadata.deletionTimestamp) {
+      this.objects.delete(name);
+      if (deleted) this.terminating.delete(name);
+      else this.terminating.set(name, (o.metadata.finalizers as string[] | undefined) ?? []);
+    } else {
+      this.objects.set(name, o);
+      this.terminating.delete(name);
+    }
+  }
+
+  /** A group cannot be created again while its old object waits for its finalizers. */
+  private notTerminating(name: string): void {
+    const f = this.terminating.get(name);
+    if (f) throw new StoreError(409, [{ path: "", message: `lane group ${name} is still being deleted (finalizers: ${f.join(", ") || "none"}); write it again once it is gone` }]);
   }
 
   /** Every group name the mirror or the cluster knows, in name order. */
@@ -643,7 +665,8 @@ export class KubernetesStore implements Store {
           if (gone) last = await relist();
           await start();
         };
-        setTimeout(() => void again().catch((e) => { console.error(`kubernetes store: watch ${path}: ${apiMessage(e)}`); setTimeout(() => void again(), 1000); }), gone ? 0 : 200);
+        // at once after 410 Gone (relist), soon after a normal close, later after an error
+        setTimeout(() => void again().catch((e) => { console.error(`kubernetes store: watch ${path}: ${apiMessage(e)}`); setTimeout(() => void again(), 1000); }), gone ? 0 : err ? 1000 : 200);
       }).catch((e) => {
         if (this.closed) return undefined;
         console.error(`kubernetes store: watch ${path}: ${apiMessage(e)}`);
