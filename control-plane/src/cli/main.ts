@@ -142,7 +142,8 @@ export function buildProgram(io: Io): Command {
     .description("run the control plane: REST API, gRPC rule push and traffic ingestion")
     .option("--host <host>", "listen address", DEFAULT_HOST)
     .option("--port <port>", "REST port (0: any free port)", String(DEFAULT_PORT))
-    .option("--store <spec>", "sqlite:PATH, :memory: or etcd://HOST:PORT (replicas)", "sqlite:.data/graylane.db")
+    .option("--store <spec>", "sqlite:PATH, :memory:, etcd://HOST:PORT (replicas) or kubernetes (LaneGroup objects)", "sqlite:.data/graylane.db")
+    .option("--kubeconfig <file>", "with --store kubernetes: the kubeconfig to use (default: in-cluster, else ~/.kube/config)")
     .option("--grpc-port <port>", "gRPC rule push and traffic port (0: any free port)", String(DEFAULT_GRPC_PORT))
     .option("--wasm <path>", "filter.wasm used by /v1/preview")
     .option("--tokens <file>", "API tokens file ({tokens: [{name, role, sha256}]}); also env GRAYLANE_TOKENS=name:role:token,...")
@@ -154,12 +155,14 @@ export function buildProgram(io: Io): Command {
     .option("--webhook-port <port>", "serve the validating admission webhook (LaneGroup, Release) over HTTPS on this port (0: any free port)")
     .option("--webhook-cert <file>", "the webhook's serving certificate (PEM; its CA is the caBundle of `webhook manifest`)")
     .option("--webhook-key <file>", "its private key (PEM)")
-    .action(async (o: { host: string; port: string; grpcPort: string; store: string; wasm?: string; tokens?: string; overrideKeyFile?: string;
+    .action(async (o: { host: string; port: string; grpcPort: string; store: string; kubeconfig?: string; wasm?: string; tokens?: string; overrideKeyFile?: string;
       overrideKeyPreviousFile?: string; tlsCert?: string; tlsKey?: string; tlsClientCa?: string; webhookPort?: string; webhookCert?: string; webhookKey?: string }) => {
       const port = Number(o.port);
       if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port ${o.port}: want 0-65535`);
       const grpcPort = Number(o.grpcPort);
       if (!Number.isInteger(grpcPort) || grpcPort < 0 || grpcPort > 65535) throw new UsageError(`--grpc-port ${o.grpcPort}: want 0-65535`);
+      if (o.kubeconfig && o.store !== "kubernetes") throw new UsageError("--kubeconfig goes with --store kubernetes");
+      const store = o.kubeconfig ? `kubernetes:${o.kubeconfig}` : o.store;
       let tokens = Tokens.empty();
       try {
         if (o.tokens) tokens = tokens.merge(Tokens.fromFile(o.tokens));
@@ -194,7 +197,7 @@ export function buildProgram(io: Io): Command {
       try {
         // One tokens file holds both kinds: API tokens for REST, role node for the filters on gRPC.
         server = await startControlPlane({
-          ...io.serverOptions, host: o.host, port, grpcPort, store: o.store, wasmPath: o.wasm, tokens, nodeTokens: tokens, overrideKey,
+          ...io.serverOptions, host: o.host, port, grpcPort, store, wasmPath: o.wasm, tokens, nodeTokens: tokens, overrideKey,
           tls: tls && { cert: tls.cert, key: tls.key }, grpcTls: tls, webhook,
         });
       } catch (e) {
