@@ -344,3 +344,20 @@ describe("the ValidatingWebhookConfiguration (api/webhook-config.ts)", () => {
     expect(yaml).not.toContain("caBundle is empty");
   });
 });
+
+describe("admission: the user of an admitted change", () => {
+  it("tells the store who made each admitted LaneGroup change (not dry runs, refusals or Releases)", () => {
+    const told: Array<[string, unknown, string]> = [];
+    const v = restValidators({ ...store, admitted: (name, spec, user) => void told.push([name, spec, user]) }, engine);
+    const spec = { services: [{ name: "told-svc" }] };
+    const withUser = (r: ReturnType<typeof reviewOf>, extra: Record<string, unknown> = {}) => ({ ...r, request: { ...r.request, userInfo: { username: "alice" }, ...extra } });
+    expect((admit(withUser(reviewOf(laneGroup("told", spec))), v).body as { response: AdmissionResponse }).response.allowed).toBe(true);
+    expect(told).toEqual([["told", spec, "alice"]]);
+    admit(withUser(reviewOf(laneGroup("told", spec)), { dryRun: true }), v);
+    admit(withUser(reviewOf(laneGroup("told", { services: [] }))), v);
+    admit(withUser(reviewOf(release("r1", { group: "mock", lane: "canary" }), { kind: "Release" })), v);
+    expect(told).toHaveLength(1);
+    // Without a store that records actors, nothing is told.
+    expect(restValidators(store, engine).admitted).toBeUndefined();
+  });
+});

@@ -26,6 +26,11 @@ export interface AdmissionValidators {
   laneGroup(document: unknown): Verdict;
   /** A Release document (the release engine's validate); `existing` names the release an UPDATE replaces. Absent: Releases are refused. */
   release?(document: unknown, existing?: string): Verdict;
+  /**
+   * Told of each LaneGroup create or update it admits (dry runs aside) with the user the API server
+   * names, so the Kubernetes store can make that user the actor of the revision it then records.
+   */
+  admitted?(name: string, spec: unknown, user: string): void;
 }
 
 /** The HTTP answer: 200 with an AdmissionReview, or 400 with the API's errors when the body is none. */
@@ -113,7 +118,10 @@ export function admit(body: unknown, validators: AdmissionValidators): Admission
   if (kind === LANE_GROUP.kind) verdict = validators.laneGroup(doc.document);
   else if (validators.release) verdict = validators.release(doc.document, operation === "UPDATE" ? name : undefined);
   else return deny([{ path: "", message: "this control plane runs no release engine: Releases cannot be validated" }], kind, name);
-  return verdict.ok ? review({ uid, allowed: true }) : deny(objectErrors(verdict.errors), kind, name, verdict.status);
+  if (!verdict.ok) return deny(objectErrors(verdict.errors), kind, name, verdict.status);
+  const user = isObject(request.userInfo) && typeof request.userInfo.username === "string" ? request.userInfo.username : "";
+  if (kind === LANE_GROUP.kind && name && user && request.dryRun !== true) validators.admitted?.(name, obj.spec, user);
+  return review({ uid, allowed: true });
 }
 
 /** Where the webhook answers (the ValidatingWebhookConfiguration's path). */
@@ -159,10 +167,15 @@ export function admissionHandler(validators: AdmissionValidators): RequestListen
   };
 }
 
-/** The validators REST uses: the store's validate for lane groups, the release engine's for releases. */
-export function restValidators(store: Pick<Store, "validate">, releases?: Pick<ReleaseEngine, "validate">): AdmissionValidators {
+/**
+ * The validators REST uses: the store's validate for lane groups, the release engine's for
+ * releases; and a store that records who changed an object (the Kubernetes store's `admitted`) is
+ * told the user of each admitted change.
+ */
+export function restValidators(store: Pick<Store, "validate"> & { admitted?(name: string, spec: unknown, user: string): void }, releases?: Pick<ReleaseEngine, "validate">): AdmissionValidators {
   return {
     laneGroup: (document) => store.validate(document),
+    admitted: store.admitted && ((name, spec, user) => store.admitted!(name, spec, user)),
     release: releases && ((document, existing) => {
       const v = releases.validate(document, { existing });
       return v.ok ? { ok: true } : { ok: false, errors: v.error.errors, status: v.error.status };
