@@ -4,7 +4,9 @@
 // the API server runs on loopback beside it, and the caBundle of that CA). A LaneGroup or Release
 // the API server is asked to create is refused with the messages, at /spec paths, that REST gives
 // for the same document on the same control plane; a valid one is created; with the webhook down,
-// failurePolicy Fail refuses every create.
+// failurePolicy Fail refuses every create. Then a control plane on `--store kubernetes` takes the
+// registration over: its webhook checks against the LaneGroup objects themselves, names the user it
+// admitted in the revision the store records, and admits the store's own writes.
 //
 // The CRDs: deploy/crds (generated from the zod model) when present, else a minimal one written
 // here (spec an object keeping unknown fields). The API server checks an object against its CRD's
@@ -12,7 +14,7 @@
 // comes back in the API server's words at its `spec.lanes[0].weight` field; the documents compared
 // with REST break rules no CRD schema expresses (cross-field, cross-group, regex, unknown fields),
 // which only the webhook answers.
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -105,15 +107,24 @@ beforeAll(async () => {
     await until(`${plural}.graylane.io Established`, () => kube.request("GET", `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${plural}.graylane.io`),
       (r) => (r.body?.status?.conditions ?? []).some((c: { type: string; status: string }) => c.type === "Established" && c.status === "True"));
   }
-  const [config] = await manifest(cp.webhookUrl!);
-  expect(config.webhooks[0].clientConfig.url).toBe(`${cp.webhookUrl}/validate`);
+  await register(cp.webhookUrl!);
+}, 150_000);
+
+/** Registers the webhook at `url` (replacing an earlier registration) and waits until the API server calls it. */
+async function register(url: string): Promise<void> {
+  const [config] = await manifest(url);
+  expect(config.webhooks[0].clientConfig.url).toBe(`${url}/validate`);
+  await kube.request("DELETE", `/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/${config.metadata.name}`);
   expect((await kube.request("POST", "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations", config)).status).toBe(201);
   // The API server takes the configuration up asynchronously: wait until a dry run is refused by it.
   await until("the webhook in force", () => kube.request("POST", `${API}/lanegroups?dryRun=All`, laneGroup("probe", { services: [{ name: "p" }], lanes: [{ name: "base" }] })),
     (r) => r.status === 422 && String(r.body?.message).includes("validate.graylane.io"));
-}, 150_000);
+}
+
+let kubeCp: ControlPlane | undefined;
 
 afterAll(async () => {
+  await kubeCp?.close();
   await cp?.close();
   await kube?.stop();
   if (dir) rmSync(dir, { recursive: true, force: true });
@@ -205,5 +216,51 @@ describe("the admission webhook behind a real kube-apiserver", () => {
     expect((await kube.request("GET", `${API}/lanegroups/while-down`)).status).toBe(404);
     expect((await kube.request("POST", `${API}/releases`, release("r2", { group: "mock", lane: "canary" }))).status).toBe(500);
     expect((await kube.request("DELETE", `${API}/lanegroups/kept`)).status).toBe(200);
+    expect((await kube.request("DELETE", `${API}/releases/r1`)).status).toBe(200);
+  });
+});
+
+describe("the admission webhook of a control plane on --store kubernetes", () => {
+  const webhookTls = () => ({ cert: readFileSync(join(dir, "webhook.pem")), key: readFileSync(join(dir, "webhook.key")) });
+  let url: string;
+
+  beforeAll(async () => {
+    const kubeconfig = join(dir, "kubeconfig");
+    writeFileSync(kubeconfig, JSON.stringify({
+      apiVersion: "v1", kind: "Config", "current-context": "test",
+      clusters: [{ name: "test", cluster: { server: kube.url, "certificate-authority": kube.caFile } }],
+      users: [{ name: "admin", user: { token: kube.adminToken } }],
+      contexts: [{ name: "test", context: { cluster: "test", user: "admin" } }],
+    }));
+    kubeCp = await startControlPlane({ port: 0, grpcPort: 0, store: `kubernetes:${kubeconfig}`, webhook: { port: 0, ...webhookTls() } });
+    url = kubeCp.url;
+    await register(kubeCp.webhookUrl!);
+  }, 120_000);
+
+  const restOf = async (method: string, path: string, body?: unknown) => {
+    const res = await fetch(url + path, { method, headers: { "content-type": "application/json" }, body: body === undefined ? undefined : JSON.stringify(body) });
+    return { status: res.status, body: await res.json() as any };
+  };
+
+  it("checks a LaneGroup against the LaneGroup objects, and the revision of an admitted change names the user the webhook saw", async () => {
+    const created = await kube.request("POST", `${API}/lanegroups`, laneGroup("alpha", { services: [{ name: "svc-a" }] }));
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    await until("alpha in the store", () => restOf("GET", "/v1/lanegroups/alpha"), (r) => r.status === 200);
+    const revisions = await until("alpha's revision", () => restOf("GET", "/v1/revisions?group=alpha"), (r) => r.body.revisions?.length > 0);
+    expect(revisions.body.revisions[0]).toMatchObject({ op: "create", actor: "admin" });
+
+    const spec = { services: [{ name: "svc-a" }] };
+    const byRest = await restOf("PUT", "/v1/lanegroups/beta", spec);
+    expect(byRest.body.errors).toEqual([
+      { path: "/services/0/name", message: "service svc-a already belongs to lane group alpha" },
+      { path: "/services/0/hosts/0", message: "host svc-a already routes to alpha/svc-a" },
+    ]);
+    expectSameAsRest(await kube.request("POST", `${API}/lanegroups`, laneGroup("beta", spec)), byRest.body.errors);
+  });
+
+  it("admits the store's own writes: a REST PUT lands as a LaneGroup object through the webhook", async () => {
+    const put = await restOf("PUT", "/v1/lanegroups/gamma", { services: [{ name: "svc-g" }] });
+    expect(put.status, JSON.stringify(put.body)).toBe(201);
+    expect((await kube.request("GET", `${API}/lanegroups/gamma`)).body.spec).toMatchObject({ services: [{ name: "svc-g" }] });
   });
 });
