@@ -330,6 +330,10 @@ describe("the ValidatingWebhookConfiguration (api/webhook-config.ts)", () => {
       clientConfig: { service: { namespace: "graylane-system", name: "graylane-webhook", path: "/validate", port: 443 }, caBundle: "" },
       rules: [{ apiGroups: ["graylane.io"], apiVersions: ["v1alpha1"], operations: ["CREATE", "UPDATE"], resources: ["lanegroups", "releases"], scope: "Cluster" }],
     });
+    // The Service selects the control plane's pods (deploy/control-plane.yaml), in its namespace.
+    const deployment = parseAllDocuments(readFileSync("deploy/control-plane.yaml", "utf8")).map((d) => d.toJS()).find((o) => o.kind === "Deployment");
+    expect(service.metadata.namespace).toBe(deployment.metadata.namespace);
+    for (const [k, v] of Object.entries(service.spec.selector)) expect(deployment.spec.template.metadata.labels[k], k).toBe(v);
   });
 
   it("renders a caBundle, for a URL or another Service", () => {
