@@ -58,6 +58,16 @@ image: $(WASM)
 generate: node_modules/.stamp
 	buf generate 2>&1 | grep -v 'does not conform to the Protobuf generation specification' || true
 
+## crds: regenerate the checked-in CustomResourceDefinitions in deploy/crds/ from the zod models
+.PHONY: crds
+crds: node_modules/.stamp
+	tsx control-plane/src/kube/crds.ts deploy/crds
+
+## webhook-config: regenerate deploy/webhook.yaml (the webhook's Service and ValidatingWebhookConfiguration, no CA) from control-plane/src/api/webhook-config.ts
+.PHONY: webhook-config
+webhook-config: node_modules/.stamp
+	tsx control-plane/src/api/webhook-config.ts > deploy/webhook.yaml.tmp && mv deploy/webhook.yaml.tmp deploy/webhook.yaml
+
 ## typecheck: strict TypeScript over the control plane, tests, bench and demo
 typecheck: node_modules/.stamp
 	tsc -p tsconfig.json

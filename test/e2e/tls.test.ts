@@ -2,7 +2,6 @@
 // files (made here with openssl), per-node tokens as the alternative to client certificates, the
 // namespace scope of an identity (a filter receives only its namespace's lane groups), and a forged
 // traffic report refused so it cannot move a release's analysis.
-import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -20,6 +19,7 @@ import { grpcBridge } from "../../control-plane/src/wasmhost/index.js";
 import { parseGrpcService } from "../../control-plane/src/wasmhost/grpc.js";
 import { startControlPlane, type ControlPlane, type ControlPlaneOptions } from "../../control-plane/src/server/index.js";
 import { GraylaneClient } from "../../control-plane/src/xds/index.js";
+import { makeCa } from "../support/certs.js";
 import { mockGroup, newFilter, routeTo } from "../support/filter.js";
 import { resolve } from "node:path";
 import { gatewayConfig, type Topology } from "../../control-plane/src/mesh/envoy-config.js";
@@ -27,19 +27,11 @@ import { envoyBin, startEnvoy, type RunningEnvoy } from "../../control-plane/src
 
 let dir: string;
 const pem = (name: string) => readFileSync(join(dir, name));
-function openssl(...args: string[]): void {
-  execFileSync("openssl", args, { cwd: dir, stdio: "pipe" });
-}
 /** A CA, a server certificate for 127.0.0.1/localhost, and client certificates with SPIFFE identities. */
 function makeCerts(): void {
-  openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=graylane test CA");
-  const leaf = (name: string, subject: string, san: string) => {
-    writeFileSync(join(dir, `${name}.ext`), `subjectAltName=${san}\n`);
-    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", `${name}.key`, "-out", `${name}.csr`, "-subj", subject);
-    openssl("x509", "-req", "-in", `${name}.csr`, "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", `${name}.pem`, "-days", "2", "-extfile", `${name}.ext`);
-  };
-  leaf("server", "/CN=graylane-control-plane", "IP:127.0.0.1,DNS:localhost");
-  leaf("shop", "/CN=shop-sidecar", "URI:spiffe://cluster.local/ns/shop/sa/default");
+  const ca = makeCa(dir);
+  ca.leaf("server", "/CN=graylane-control-plane", "IP:127.0.0.1,DNS:localhost");
+  ca.leaf("shop", "/CN=shop-sidecar", "URI:spiffe://cluster.local/ns/shop/sa/default");
 }
 
 const groups = [

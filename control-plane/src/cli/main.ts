@@ -18,6 +18,8 @@ import { registerReleaseCommands } from "./release-command.js";
 import { newToken, ROLES, Tokens, type Role } from "../auth/tokens.js";
 import { loadOrCreateKey, type OverrideKey } from "../auth/override.js";
 import { registerMeshCommands } from "./mesh-command.js";
+import { DEFAULT_WEBHOOK_SERVICE, webhookYaml, type WebhookTarget } from "../api/webhook-config.js";
+import { crdFiles, writeCrds } from "../kube/crds.js";
 
 export const DEFAULT_SERVER = `http://${DEFAULT_HOST}:${DEFAULT_PORT}`;
 
@@ -140,7 +142,8 @@ export function buildProgram(io: Io): Command {
     .description("run the control plane: REST API, gRPC rule push and traffic ingestion")
     .option("--host <host>", "listen address", DEFAULT_HOST)
     .option("--port <port>", "REST port (0: any free port)", String(DEFAULT_PORT))
-    .option("--store <spec>", "sqlite:PATH, :memory: or etcd://HOST:PORT (replicas)", "sqlite:.data/graylane.db")
+    .option("--store <spec>", "sqlite:PATH, :memory:, etcd://HOST:PORT (replicas) or kubernetes (LaneGroup objects)", "sqlite:.data/graylane.db")
+    .option("--kubeconfig <file>", "with --store kubernetes: the kubeconfig to use (default: in-cluster, else ~/.kube/config)")
     .option("--grpc-port <port>", "gRPC rule push and traffic port (0: any free port)", String(DEFAULT_GRPC_PORT))
     .option("--wasm <path>", "filter.wasm used by /v1/preview")
     .option("--tokens <file>", "API tokens file ({tokens: [{name, role, sha256}]}); also env GRAYLANE_TOKENS=name:role:token,...")
@@ -149,12 +152,17 @@ export function buildProgram(io: Io): Command {
     .option("--tls-cert <file>", "certificate (PEM) for HTTPS and gRPC over TLS")
     .option("--tls-key <file>", "its private key (PEM)")
     .option("--tls-client-ca <file>", "CA (PEM) whose client certificates filters must present on gRPC (mTLS)")
-    .action(async (o: { host: string; port: string; grpcPort: string; store: string; wasm?: string; tokens?: string; overrideKeyFile?: string;
-      overrideKeyPreviousFile?: string; tlsCert?: string; tlsKey?: string; tlsClientCa?: string }) => {
+    .option("--webhook-port <port>", "serve the validating admission webhook (LaneGroup, Release) over HTTPS on this port (0: any free port)")
+    .option("--webhook-cert <file>", "the webhook's serving certificate (PEM; its CA is the caBundle of `webhook manifest`)")
+    .option("--webhook-key <file>", "its private key (PEM)")
+    .action(async (o: { host: string; port: string; grpcPort: string; store: string; kubeconfig?: string; wasm?: string; tokens?: string; overrideKeyFile?: string;
+      overrideKeyPreviousFile?: string; tlsCert?: string; tlsKey?: string; tlsClientCa?: string; webhookPort?: string; webhookCert?: string; webhookKey?: string }) => {
       const port = Number(o.port);
       if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port ${o.port}: want 0-65535`);
       const grpcPort = Number(o.grpcPort);
       if (!Number.isInteger(grpcPort) || grpcPort < 0 || grpcPort > 65535) throw new UsageError(`--grpc-port ${o.grpcPort}: want 0-65535`);
+      if (o.kubeconfig && o.store !== "kubernetes") throw new UsageError("--kubeconfig goes with --store kubernetes");
+      const store = o.kubeconfig ? `kubernetes:${o.kubeconfig}` : o.store;
       let tokens = Tokens.empty();
       try {
         if (o.tokens) tokens = tokens.merge(Tokens.fromFile(o.tokens));
@@ -176,21 +184,64 @@ export function buildProgram(io: Io): Command {
       } catch (e) {
         throw new UsageError(`cannot read TLS files: ${(e as Error).message}`);
       }
+      let webhook: ControlPlaneOptions["webhook"];
+      if (o.webhookPort !== undefined || o.webhookCert || o.webhookKey) {
+        if (o.webhookPort === undefined || !o.webhookCert || !o.webhookKey) throw new UsageError("--webhook-port, --webhook-cert and --webhook-key go together (the API server calls webhooks over HTTPS only)");
+        const webhookPort = Number(o.webhookPort);
+        if (!/^\d+$/.test(o.webhookPort) || webhookPort > 65535) throw new UsageError(`--webhook-port ${o.webhookPort}: want 0-65535`);
+        try { webhook = { port: webhookPort, cert: readFileSync(o.webhookCert), key: readFileSync(o.webhookKey) }; } catch (e) {
+          throw new UsageError(`cannot read the webhook's TLS files: ${(e as Error).message}`);
+        }
+      }
       let server;
       try {
         // One tokens file holds both kinds: API tokens for REST, role node for the filters on gRPC.
         server = await startControlPlane({
-          ...io.serverOptions, host: o.host, port, grpcPort, store: o.store, wasmPath: o.wasm, tokens, nodeTokens: tokens, overrideKey,
-          tls: tls && { cert: tls.cert, key: tls.key }, grpcTls: tls,
+          ...io.serverOptions, host: o.host, port, grpcPort, store, wasmPath: o.wasm, tokens, nodeTokens: tokens, overrideKey,
+          tls: tls && { cert: tls.cert, key: tls.key }, grpcTls: tls, webhook,
         });
       } catch (e) {
         throw new UsageError(`cannot start: ${(e as Error).message}`);
       }
       io.out(`graylane: REST API listening on ${server.url} (gRPC rule push and traffic on ${o.host}:${server.grpcPort}, store ${o.store})\n`);
+      if (server.webhookUrl) io.out(`graylane: admission webhook listening on ${server.webhookUrl}/validate\n`);
       io.onListening?.(server.url);
       await (io.stopSignal ?? untilSignal)();
       await server.close();
       io.out("graylane: stopped\n");
+    });
+
+  program.command("webhook")
+    .description("the validating admission webhook's Kubernetes configuration")
+    .command("manifest")
+    .description("print the ValidatingWebhookConfiguration (and, for the shipped Service, that Service) with the caBundle of --ca-file")
+    .requiredOption("--ca-file <file>", "PEM of the CA that signed the webhook's certificate (--webhook-cert)")
+    .option("--service <ns/name[:port]>", "reach the webhook through this Service", `${DEFAULT_WEBHOOK_SERVICE.namespace}/${DEFAULT_WEBHOOK_SERVICE.name}:${DEFAULT_WEBHOOK_SERVICE.port}`)
+    .option("--url <https-url>", "reach the webhook at this URL instead (outside the cluster)")
+    .action((o: { caFile: string; service: string; url?: string }) => {
+      let caPem: Buffer;
+      try { caPem = readFileSync(o.caFile); } catch (e) { throw new UsageError(`--ca-file ${o.caFile}: ${(e as Error).message}`); }
+      if (!caPem.toString("utf8").includes("-----BEGIN CERTIFICATE-----")) throw new UsageError(`--ca-file ${o.caFile}: not a PEM certificate`);
+      let target: WebhookTarget;
+      if (o.url !== undefined) {
+        let u: URL;
+        try { u = new URL(o.url); } catch { throw new UsageError(`--url ${o.url}: not a URL`); }
+        if (u.protocol !== "https:" || u.search || u.hash || u.username) throw new UsageError(`--url ${o.url}: want https://HOST[:PORT][/PATH] (the API server calls webhooks over HTTPS, without query or credentials)`);
+        target = { url: o.url };
+      } else {
+        const m = /^([a-z0-9-]+)\/([a-z0-9-]+)(?::(\d+))?$/.exec(o.service);
+        if (!m || (m[3] !== undefined && (Number(m[3]) < 1 || Number(m[3]) > 65535))) throw new UsageError(`--service ${o.service}: want NAMESPACE/NAME[:PORT]`);
+        target = { service: { namespace: m[1]!, name: m[2]!, port: m[3] === undefined ? 443 : Number(m[3]) } };
+      }
+      io.out(webhookYaml({ caPem, target }));
+    });
+
+  program.command("crds")
+    .description("the LaneGroup, Release and LaneGroupRevision CustomResourceDefinitions (YAML, for kubectl apply -f -)")
+    .option("--out <dir>", "write one file per CRD into this directory instead")
+    .action((o: { out?: string }) => {
+      if (o.out) for (const f of writeCrds(o.out)) io.out(`wrote ${f}\n`);
+      else io.out([...crdFiles().values()].join("---\n"));
     });
 
   program.command("apply")

@@ -13,7 +13,7 @@ import type { TrafficTotal } from "../traffic/ingest.js";
 import { between, judge, prometheusValue, snapshot, type ExternalValues } from "./analysis.js";
 import { refusal, type Operation } from "./operations.js";
 import type { ReleaseStore } from "./release-store.js";
-import { describeStep, parseRelease, stepAnalysis, type AnalysisSpec, type ConfirmHook } from "./spec.js";
+import { describeStep, parseRelease, stepAnalysis, type AnalysisSpec, type ConfirmHook, type ReleaseSpec } from "./spec.js";
 import { parseDuration } from "../model/duration.js";
 import {
   ACTIVE, MAX_EVENTS, MAX_INTERVALS, RUNNING,
@@ -92,24 +92,43 @@ export class ReleaseEngine {
     return this.opts.releases.list(filter);
   }
 
-  /** Validates the release against its lane group (every step applied in turn) and starts it. */
+  /**
+   * Every check create runs, without starting anything (REST's create and the admission webhook
+   * both call it): the release on its own, then against its lane group (every step applied in
+   * turn) and the other releases. `existing`: the input replaces that release (an update), so
+   * neither its name nor its own lane count as taken.
+   */
+  validate(input: unknown, opts: { existing?: string } = {}): { ok: true; value: ReleaseSpec } | { ok: false; error: ReleaseError } {
+    const parsed = parseRelease(input);
+    if (!parsed.ok) return { ok: false, error: new ReleaseError(400, parsed.errors) };
+    const error = this.stateError(parsed.value, opts.existing);
+    return error ? { ok: false, error } : parsed;
+  }
+
+  private stateError(spec: ReleaseSpec, existing?: string): ReleaseError | undefined {
+    if (spec.name !== existing && this.opts.releases.get(spec.name)) return new ReleaseError(409, [{ path: "/name", message: `release ${spec.name} already exists` }]);
+    const stored = this.opts.store.get(spec.group);
+    if (!stored) return new ReleaseError(400, [{ path: "/group", message: `lane group ${spec.group} does not exist` }]);
+    const lane = stored.lanegroup.lanes.find((l) => l.name === spec.lane);
+    if (!lane) {
+      const known = stored.lanegroup.lanes.map((l) => l.name).join(", ") || "none";
+      return new ReleaseError(400, [{ path: "/lane", message: `lane group ${spec.group} has no lane ${spec.lane} (lanes: ${known}; the base lane cannot be released)` }]);
+    }
+    const busy = this.opts.releases.list({ group: spec.group, status: [...ACTIVE] }).find((r) => r.lane === spec.lane && r.name !== existing);
+    if (busy) return new ReleaseError(409, [{ path: "/lane", message: `release ${busy.name} is ${busy.status} on lane ${spec.lane} of ${spec.group}: abort or finish it first` }]);
+    const errors = this.simulate(stored.lanegroup, spec.lane, spec.steps);
+    return errors.length ? new ReleaseError(400, errors) : undefined;
+  }
+
+  /** Validates the release (see validate) and starts it. */
   async create(input: unknown, actor: string): Promise<Release> {
     const parsed = parseRelease(input);
     if (!parsed.ok) throw new ReleaseError(400, parsed.errors);
     const spec = parsed.value;
     return this.locked(`create:${spec.group}/${spec.lane}`, async () => {
-      if (this.opts.releases.get(spec.name)) throw new ReleaseError(409, [{ path: "/name", message: `release ${spec.name} already exists` }]);
-      const stored = this.opts.store.get(spec.group);
-      if (!stored) throw new ReleaseError(400, [{ path: "/group", message: `lane group ${spec.group} does not exist` }]);
-      const lane = stored.lanegroup.lanes.find((l) => l.name === spec.lane);
-      if (!lane) {
-        const known = stored.lanegroup.lanes.map((l) => l.name).join(", ") || "none";
-        throw new ReleaseError(400, [{ path: "/lane", message: `lane group ${spec.group} has no lane ${spec.lane} (lanes: ${known}; the base lane cannot be released)` }]);
-      }
-      const busy = this.opts.releases.list({ group: spec.group, status: [...ACTIVE] }).find((r) => r.lane === spec.lane);
-      if (busy) throw new ReleaseError(409, [{ path: "/lane", message: `release ${busy.name} is ${busy.status} on lane ${spec.lane} of ${spec.group}: abort or finish it first` }]);
-      const errors = this.simulate(stored.lanegroup, spec.lane, spec.steps);
-      if (errors.length) throw new ReleaseError(400, errors);
+      const error = this.stateError(spec);
+      if (error) throw error;
+      const lane = this.opts.store.get(spec.group)!.lanegroup.lanes.find((l) => l.name === spec.lane)!;
       const at = new Date(this.now()).toISOString();
       const r: Release = {
         ...spec,

@@ -4,6 +4,7 @@
 // once and /v1/status and /v1/traffic read what the gRPC side sees; closed in the reverse order.
 // `graylane serve`, the demo, the tests and the benchmarks all start it here.
 import { Registry } from "prom-client";
+import { admissionHandler, restValidators } from "../api/admission.js";
 import { createApi } from "../api/app.js";
 import { requireTokensBeyondLoopback } from "../api/auth.js";
 import { NodeAuth } from "../auth/nodes.js";
@@ -49,6 +50,8 @@ export interface ControlPlaneOptions {
   rollout?: Pick<EngineOptions, "tickMs" | "reportSettleMs" | "log">;
   /** The clock of traffic windows, releases and override expiry (default Date.now; tests). */
   now?: () => number;
+  /** The validating admission webhook (LaneGroup and Release objects), HTTPS on its own port of `host` (0: ephemeral). */
+  webhook?: { port: number; cert: Buffer; key: Buffer };
   /** TEST-ONLY HOOK: RuleSet.required_features of every pushed snapshot (to provoke a NACK). */
   requiredFeatures?: string[];
 }
@@ -63,6 +66,8 @@ export interface ControlPlane {
   grpc: GrpcServerHandle;
   traffic: TrafficIngest;
   releases: ReleaseEngine;
+  /** With `webhook`: its base URL (https://HOST:PORT; the reviews go to /validate). */
+  webhookUrl?: string;
   /** With an etcd store: this replica's part in the release-engine election. */
   leader?: Leadership;
   close(): Promise<void>;
@@ -111,12 +116,15 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     closers.push(() => api.dispose());
     const http = await listenHttp(api, host, opts.port ?? DEFAULT_PORT, opts.tls);
     closers.push(() => http.close());
+    // The admission webhook runs the checks REST runs, on the same store and engine.
+    const webhook = opts.webhook && await listenHttp(admissionHandler(restValidators(store, releases)), host, opts.webhook.port, opts.webhook);
+    if (webhook) closers.push(() => webhook.close());
     // Replicas advertise their REST URL to each other: a non-leader forwards release writes there.
     await leader?.start(http.url);
 
     let closing: Promise<void> | undefined;
     return {
-      url: http.url, port: http.port, grpcPort: grpc.port, store, registry, grpc, traffic, releases, leader,
+      url: http.url, port: http.port, grpcPort: grpc.port, store, registry, grpc, traffic, releases, leader, webhookUrl: webhook?.url,
       close: () => (closing ??= closeAll()),
     };
   } catch (e) {

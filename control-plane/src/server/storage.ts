@@ -1,10 +1,12 @@
 // Where the control plane keeps what is not lane groups, by the kind of store: traffic rollups in
 // the store's SQLite file (one transaction per report) or, beside any other store, an in-memory
-// database; releases in that database, or on etcd, where the replicas share them.
+// database; releases in that database, on etcd, where the replicas share them, or as Release
+// objects beside a Kubernetes store.
 import Database from "better-sqlite3";
+import { KubeReleaseStore } from "../replicas/kube-release-store.js";
 import { EtcdReleaseStore } from "../replicas/release-store.js";
 import { SqliteReleaseStore, type ReleaseStore } from "../rollout/release-store.js";
-import { EtcdStore, SqliteStore, type Store } from "../store/index.js";
+import { EtcdStore, KubernetesStore, SqliteStore, type Store } from "../store/index.js";
 
 export interface SideStores {
   /** Traffic rollups. */
@@ -20,11 +22,13 @@ export async function openSideStores(store: Store): Promise<SideStores> {
   const db = store instanceof SqliteStore ? store.database : own!;
   const etcd = store instanceof EtcdStore ? store : undefined;
   try {
-    const releases = etcd ? await EtcdReleaseStore.open(etcd.client, etcd.prefix) : new SqliteReleaseStore(db);
+    const releases = etcd ? await EtcdReleaseStore.open(etcd.client, etcd.prefix)
+      : store instanceof KubernetesStore ? await KubeReleaseStore.open(store.kubeConfig)
+      : new SqliteReleaseStore(db);
     return {
       db, releases, etcd,
       close: async () => {
-        if (releases instanceof EtcdReleaseStore) await releases.close();
+        if (releases instanceof EtcdReleaseStore || releases instanceof KubeReleaseStore) await releases.close();
         own?.close();
       },
     };

@@ -1,0 +1,594 @@
+// `--store kubernetes` against the real kube-apiserver (test/support/kube.ts) with the CRDs of
+// deploy/crds installed: the store behaviours the SQLite and etcd stores have (revisions, ETags,
+// If-Match, validation before writing, onChange, the audit trail, rollback, a reopened store serving
+// the same state), and what a cluster adds: a REST PUT is a LaneGroup object; a LaneGroup written
+// through the API server as a kubectl user would (the client library, fieldManager like kubectl's)
+// becomes a revision with that actor, reaches onChange, GET /v1/lanegroups, /v1/revisions and the
+// RuleSet pushed to a gRPC subscriber; changes made while no control plane watched are recorded at
+// start; a spec the model refuses is not recorded and is reported Ready=False; old revisions are
+// pruned. No kubectl binary: every kubectl-style write goes through @kubernetes/client-node.
+import { spawn } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { create } from "@bufbuild/protobuf";
+import { CustomObjectsApi, KubeConfig } from "@kubernetes/client-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parse } from "yaml";
+import { main } from "../../control-plane/src/cli/main.js";
+import { RuleRequestSchema, type RuleResponse } from "../../control-plane/src/generated/graylane/v1/discovery_pb.js";
+import { startControlPlane } from "../../control-plane/src/server/index.js";
+import { ConflictError, KubernetesStore, NotFoundError, openStore, ValidationError } from "../../control-plane/src/store/index.js";
+import { GraylaneClient } from "../../control-plane/src/xds/index.js";
+import { mockGroup } from "../support/filter.js";
+import { startKube, type RunningKube } from "../support/kube.js";
+
+let kube: RunningKube;
+let dir: string;
+let kubeconfig: string;
+let kubectl: CustomObjectsApi; // what a kubectl user does, through the client library
+const open: KubernetesStore[] = [];
+let tick = 0;
+const clock = () => new Date(Date.UTC(2025, 0, 1, 12, 0, tick++));
+const alice = { actor: "alice" };
+const other = (extra: Record<string, unknown> = {}) => ({ name: "shop", services: [{ name: "web" }, { name: "api" }], ...extra });
+const G = { group: "graylane.io", version: "v1alpha1" };
+
+async function until<T>(what: string, fn: () => T | Promise<T>, ms = 20_000): Promise<NonNullable<T>> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v as NonNullable<T>;
+    if (Date.now() > end) throw new Error(`${what}: not within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+async function store(opts: { retain?: number } = {}): Promise<KubernetesStore> {
+  const s = await KubernetesStore.open({ kubeconfig, now: clock, ...opts });
+  open.push(s);
+  return s;
+}
+
+/** Every LaneGroup and LaneGroupRevision gone, every store closed: the next store starts at revision 0. */
+async function reset(): Promise<void> {
+  for (const s of open.splice(0)) await s.close();
+  for (const plural of ["lanegroups", "lanegrouprevisions"]) {
+    expect((await kube.request("DELETE", `/apis/graylane.io/v1alpha1/${plural}`)).status).toBe(200);
+    await until(`${plural} gone`, async () => (await kube.request("GET", `/apis/graylane.io/v1alpha1/${plural}`)).body.items.length === 0);
+  }
+  tick = 0;
+}
+
+/** What kubectl apply/edit does to a LaneGroup: create it, or replace its spec (read, modify, write; again on 409). */
+async function kubectlApply(doc: Record<string, unknown>, fieldManager = "kubectl-client-side-apply"): Promise<any> {
+  const { name, ...spec } = doc;
+  const body = { apiVersion: "graylane.io/v1alpha1", kind: "LaneGroup", metadata: { name: name as string }, spec };
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const had = await kubectl.getClusterCustomObject({ ...G, plural: "lanegroups", name: name as string }) as any;
+      return await kubectl.replaceClusterCustomObject({ ...G, plural: "lanegroups", name: name as string, fieldManager, body: { ...had, spec, metadata: { ...had.metadata, managedFields: undefined } } });
+    } catch (e) {
+      const code = (e as { code?: number }).code;
+      if (code === 409 && attempt < 10) continue;
+      if (code !== 404) throw e;
+      return await kubectl.createClusterCustomObject({ ...G, plural: "lanegroups", fieldManager, body });
+    }
+  }
+}
+
+beforeAll(async () => {
+  kube = await startKube();
+  for (const f of readdirSync("deploy/crds").filter((n) => n.endsWith(".yaml"))) {
+    const crd = parse(readFileSync(`deploy/crds/${f}`, "utf8"));
+    expect((await kube.request("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd)).status).toBe(201);
+    await until(`${crd.metadata.name} served`, async () => (await kube.request("GET", `/apis/graylane.io/v1alpha1/${crd.spec.names.plural}`)).status === 200);
+  }
+  dir = mkdtempSync(join(tmpdir(), "graylane-kstore-"));
+  kubeconfig = join(dir, "kubeconfig");
+  writeFileSync(kubeconfig, JSON.stringify({
+    apiVersion: "v1", kind: "Config", "current-context": "test",
+    clusters: [{ name: "test", cluster: { server: kube.url, "certificate-authority": kube.caFile } }],
+    users: [{ name: "admin", user: { token: kube.adminToken } }],
+    contexts: [{ name: "test", context: { cluster: "test", user: "admin" } }],
+  }));
+  const kc = new KubeConfig();
+  kc.loadFromFile(kubeconfig);
+  kubectl = kc.makeApiClient(CustomObjectsApi);
+});
+afterAll(async () => {
+  for (const s of open.splice(0)) await s.close();
+  await kube?.stop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+describe("KubernetesStore: the store behaviours", () => {
+  it("starts empty at revision 0 and answers ping", async () => {
+    await reset();
+    const s = await store();
+    expect(s.current()).toEqual({ revision: 0, groups: [] });
+    expect(s.revisions()).toEqual([]);
+    expect(await s.ping()).toBe(true);
+  });
+
+  it("create then replace: one revision each, the ETag is the revision that last wrote the group", async () => {
+    await reset();
+    const s = await store();
+    const a = await s.put(mockGroup(), alice);
+    expect(a).toMatchObject({ revision: 1, created: true, group: { name: "mock", revision: 1 } });
+    expect(a.group.lanegroup.laneHeader).toBe("x-graylane-lane");
+    expect((await s.put(other(), alice)).revision).toBe(2);
+    const c = await s.put(mockGroup({ lanes: [{ name: "canary", services: ["mocka"], weight: 10 }] }), alice);
+    expect(c).toMatchObject({ revision: 3, created: false });
+    expect(s.list().map((g) => [g.name, g.revision])).toEqual([["mock", 3], ["shop", 2]]);
+    expect(s.current().revision).toBe(3);
+  });
+
+  it("refused input writes nothing: alone, and against the other stored groups", async () => {
+    await reset();
+    const s = await store();
+    await s.put(mockGroup(), alice);
+    const before = JSON.stringify([s.list(), s.revisions()]);
+    await expect(s.put(mockGroup({ lanes: [{ name: "c", weight: 101 }] }), alice)).rejects.toThrow(ValidationError);
+    const clash = await s.put(other({ services: [{ name: "mockb" }] }), alice).catch((e) => e);
+    expect(clash).toBeInstanceOf(ValidationError);
+    expect(clash.errors).toContainEqual({ path: "/services/0/name", message: "service mockb already belongs to lane group mock" });
+    expect(JSON.stringify([s.list(), s.revisions()])).toBe(before);
+    expect((await kube.request("GET", "/apis/graylane.io/v1alpha1/lanegroups")).body.items.map((i: any) => i.metadata.name)).toEqual(["mock"]);
+    expect((await s.put(mockGroup({ traceHeader: "x-request-id" }), alice)).revision).toBe(2);
+  });
+
+  it("optimistic concurrency: the expected revision must be the group's ETag", async () => {
+    await reset();
+    const s = await store();
+    await s.put(mockGroup(), alice); // 1
+    await s.put(other(), alice); // 2
+    expect((await s.put(mockGroup({ traceHeader: "a" }), { actor: "a", expectedRevision: 1 })).revision).toBe(3);
+    await expect(s.put(mockGroup({ traceHeader: "b" }), { actor: "b", expectedRevision: 1 })).rejects.toThrow(/is at revision 3, expected revision 1/);
+    await expect(s.put(mockGroup(), { actor: "b", expectedRevision: 0 })).rejects.toThrow(/expected it not to exist/);
+    await expect(s.put({ name: "new", services: [{ name: "n" }] }, { actor: "b", expectedRevision: "*" })).rejects.toThrow(/does not exist, expected it to exist/);
+    expect((await s.put({ name: "new", services: [{ name: "n" }] }, { actor: "b", expectedRevision: 0 })).created).toBe(true);
+    await expect(s.delete("mock", { actor: "b", expectedRevision: 2 })).rejects.toThrow(ConflictError);
+    expect((await s.delete("mock", { actor: "b", expectedRevision: 3 })).revision).toBe(5);
+    await expect(s.delete("mock", alice)).rejects.toThrow(NotFoundError);
+    expect(s.current().revision).toBe(5);
+    expect((await kube.request("GET", "/apis/graylane.io/v1alpha1/lanegroups/mock")).status).toBe(404);
+  });
+
+  it("onChange fires after the commit, with the new revision visible", async () => {
+    await reset();
+    const s = await store();
+    const seen: Array<[number, number, string[]]> = [];
+    const off = s.onChange((n) => seen.push([n, s.current().revision, s.current().groups.map((g) => g.name)]));
+    await s.put(mockGroup(), alice);
+    await expect(s.put(mockGroup({ name: "Bad" }), alice)).rejects.toThrow();
+    await s.delete("mock", alice);
+    off();
+    await s.put(other(), alice);
+    expect(seen).toEqual([[1, 1, ["mock"]], [2, 2, []]]);
+  });
+
+  it("audit trail: actor, time, op, group and an RFC 6902 diff; revisions are LaneGroupRevision objects", async () => {
+    await reset();
+    const s = await store();
+    await s.put(mockGroup(), { actor: "alice" });
+    const v1 = s.get("mock")!.lanegroup;
+    await s.put(mockGroup({ lanes: [{ name: "canary", services: ["mocka"], weight: 12.5 }, { name: "dev" }] }), { actor: "bob" });
+    const v2 = s.get("mock")!.lanegroup;
+    await s.delete("mock", { actor: "carol" });
+    expect(s.revisions().map((r) => [r.revision, r.actor, r.op, r.group, r.groups])).toEqual([
+      [3, "carol", "delete", "mock", ["mock"]],
+      [2, "bob", "replace", "mock", ["mock"]],
+      [1, "alice", "create", "mock", ["mock"]],
+    ]);
+    expect(s.revisions().map((r) => r.time)).toEqual(["2025-01-01T12:00:02.000Z", "2025-01-01T12:00:01.000Z", "2025-01-01T12:00:00.000Z"]);
+    expect(s.revision(1)).toMatchObject({ diff: [{ group: "mock", action: "create", patch: [{ op: "add", path: "", value: v1 }] }], lanegroups: [v1] });
+    expect(s.revision(2)!.diff[0].patch).toContainEqual({ op: "replace", path: "/lanes/0/weight", value: 12.5, old: 0 });
+    expect(s.revision(2)!.lanegroups).toEqual([v2]);
+    expect(s.revision(3)).toMatchObject({ diff: [{ group: "mock", action: "delete", patch: [{ op: "remove", path: "", old: v2 }] }], lanegroups: [] });
+    expect(s.revision(4)).toBeUndefined();
+    expect(s.revisions({ limit: 1, before: 3 }).map((r) => r.revision)).toEqual([2]);
+    await s.put(other(), alice);
+    expect(s.revisions({ group: "shop" }).map((r) => r.revision)).toEqual([4]);
+    const objs = (await kube.request("GET", "/apis/graylane.io/v1alpha1/lanegrouprevisions")).body.items;
+    expect(objs.map((o: any) => [o.metadata.name, o.spec.actor, o.spec.op])).toEqual([
+      ["rev-000000000001", "alice", "create"], ["rev-000000000002", "bob", "replace"], ["rev-000000000003", "carol", "delete"], ["rev-000000000004", "alice", "create"],
+    ]);
+  });
+
+  it("rollback writes a new revision whose content equals revision n's; unchanged groups keep their ETag", async () => {
+    await reset();
+    const s = await store();
+    await s.put(mockGroup(), alice); // 1
+    await s.put(other(), alice); // 2
+    await s.put(mockGroup({ lanes: [{ name: "canary", services: ["mocka"], weight: 50 }] }), alice); // 3
+    await s.delete("shop", alice); // 4
+    await s.put({ name: "late", services: [{ name: "z" }] }, alice); // 5
+    const at2 = s.revision(2)!.lanegroups;
+    expect(await s.rollback(2, { actor: "ops" })).toEqual({ revision: 6, groups: ["late", "mock", "shop"] });
+    expect(s.current()).toEqual({ revision: 6, groups: at2 });
+    expect(s.revision(6)).toMatchObject({ op: "rollback", actor: "ops", target: 2, group: null, groups: ["late", "mock", "shop"], lanegroups: at2 });
+    expect(s.revision(6)!.diff.map((c) => [c.group, c.action])).toEqual([["late", "delete"], ["mock", "replace"], ["shop", "create"]]);
+    await s.put({ name: "late", services: [{ name: "z" }] }, alice); // 7
+    expect(await s.rollback(7, { actor: "ops" })).toEqual({ revision: 8, groups: [] });
+    expect(s.get("late")?.revision).toBe(7);
+    expect(s.get("mock")?.revision).toBe(6);
+    await expect(s.rollback(99, alice)).rejects.toThrow(NotFoundError);
+    await expect(s.rollback(0, alice)).rejects.toThrow(/revision 0 does not exist/);
+    // the objects hold the rolled-back content
+    const objs = (await kube.request("GET", "/apis/graylane.io/v1alpha1/lanegroups")).body.items;
+    expect(objs.map((o: any) => o.metadata.name)).toEqual(["late", "mock", "shop"]);
+  });
+
+  it("a reopened store serves exactly the same groups, ETags and revisions", async () => {
+    await reset();
+    const s = await store();
+    await s.put(mockGroup(), { actor: "alice" });
+    await s.put(other(), { actor: "bob" });
+    await s.put(mockGroup({ lanes: [{ name: "canary", services: ["mocka"], weight: 5 }] }), alice);
+    await s.rollback(1, { actor: "carol" });
+    const snapshot = (x: KubernetesStore) => JSON.stringify({ current: x.current(), list: x.list(), revisions: x.revisions(), detail: [1, 2, 3, 4].map((n) => x.revision(n)) });
+    const before = snapshot(s);
+    await s.close();
+    const s2 = await store();
+    expect(snapshot(s2)).toBe(before);
+    expect((await s2.put(mockGroup(), { actor: "x", expectedRevision: 4 })).revision).toBe(5);
+  });
+
+  it("two stores on one cluster: the second sees the first's commits and keeps numbering", async () => {
+    await reset();
+    const a = await store();
+    const b = await store();
+    await a.put(mockGroup(), alice);
+    await until("b sees mock", () => b.get("mock")?.revision === 1);
+    expect((await b.put(other(), alice)).revision).toBe(2);
+    await until("a sees shop", () => a.get("shop"));
+    await expect(a.put(mockGroup(), { actor: "x", expectedRevision: 0 })).rejects.toThrow(ConflictError);
+
+    // 2 x 8 writes at once on both: every one lands with its own revision, and both logs agree
+    const writes = await Promise.all(Array.from({ length: 16 }, (_, i) => (i % 2 ? a : b).put({ name: `g${i}`, services: [{ name: `svc${i}` }] }, { actor: `w${i}` })));
+    expect(new Set(writes.map((w) => w.revision)).size).toBe(16);
+    await until("logs agree", () => a.current().revision === 18 && b.current().revision === 18);
+    expect(JSON.stringify(b.revisions({ limit: 1000 }))).toBe(JSON.stringify(a.revisions({ limit: 1000 })));
+    expect(a.revisions({ limit: 1000 }).map((r) => r.revision)).toEqual(Array.from({ length: 18 }, (_, i) => 18 - i));
+    expect(a.revisions({ limit: 16 }).map((r) => r.actor).sort()).toEqual(Array.from({ length: 16 }, (_, i) => `w${i}`).sort());
+    // and the same group from both at once: one wins, the other is checked again against it
+    const same = await Promise.allSettled([a.put(mockGroup({ traceHeader: "from-a" }), { actor: "a", expectedRevision: 1 }), b.put(mockGroup({ traceHeader: "from-b" }), { actor: "b", expectedRevision: 1 })]);
+    expect(same.map((r) => r.status).sort()).toEqual(["fulfilled", "rejected"]);
+    expect((same.find((r) => r.status === "rejected") as PromiseRejectedResult).reason).toBeInstanceOf(ConflictError);
+  });
+
+  it("openStore: kubernetes:KUBECONFIG, and a clear error without the CRDs or the file", async () => {
+    await reset();
+    const s = await openStore(`kubernetes:${kubeconfig}`);
+    open.push(s as KubernetesStore);
+    expect((await s.put(mockGroup(), alice)).revision).toBe(1);
+    await expect(openStore(`kubernetes:${join(dir, "missing")}`)).rejects.toThrow(/cannot load kubeconfig .*missing/);
+  });
+});
+
+describe("KubernetesStore: LaneGroups written through the API server", () => {
+  it("a REST write is a LaneGroup object: spec without name, actor annotation, status with the revision", async () => {
+    await reset();
+    const s = await store();
+    await s.put(mockGroup(), { actor: "alice" });
+    const obj = await until("status.revision", async () => { const o = (await kube.request("GET", "/apis/graylane.io/v1alpha1/lanegroups/mock")).body; return o.status?.revision === 1 && o; });
+    const { name: _n, ...spec } = mockGroup();
+    expect(obj.spec).toEqual(spec);
+    expect(obj.metadata.annotations["graylane.io/actor"]).toBe("alice");
+    expect(obj.status).toMatchObject({ revision: 1, observedGeneration: 1, services: "mocka,mockb,mockc", lanes: "canary" });
+  });
+
+  it("kubectl apply / edit / delete become revisions with the field manager as actor, and reach onChange", async () => {
+    await reset();
+    const s = await store();
+    const changes: number[] = [];
+    s.onChange((n) => changes.push(n));
+    let at = performance.now();
+    await kubectlApply(mockGroup());
+    await until("create recorded", () => changes.includes(1));
+    const createMs = performance.now() - at;
+    expect(s.revisions()[0]).toMatchObject({ revision: 1, op: "create", actor: "kubectl-client-side-apply", group: "mock" });
+    expect(s.get("mock")?.lanegroup.laneHeader).toBe("x-graylane-lane"); // read through the model: defaults filled
+
+    at = performance.now();
+    await kubectlApply(mockGroup({ lanes: [{ name: "canary", services: ["mocka"], weight: 30 }] }), "kubectl-edit");
+    await until("replace recorded", () => changes.includes(2));
+    const replaceMs = performance.now() - at;
+    expect(s.revision(2)).toMatchObject({ op: "replace", actor: "kubectl-edit" });
+    expect(s.revision(2)!.diff[0].patch).toContainEqual({ op: "replace", path: "/lanes/0/weight", value: 30, old: 0 });
+
+    // a status or label change is no revision
+    await kube.request("PATCH", "/apis/graylane.io/v1alpha1/lanegroups/mock", { metadata: { labels: { team: "a" } } }, { contentType: "application/merge-patch+json" });
+    // a REST write after the kubectl ones: its ETag is what kubectl's change made
+    await expect(s.put(mockGroup(), { actor: "alice", expectedRevision: 1 })).rejects.toThrow(/is at revision 2/);
+    expect((await s.put(mockGroup({ traceHeader: "x-b3-traceid" }), { actor: "alice", expectedRevision: 2 })).revision).toBe(3);
+    const labels = (await kube.request("GET", "/apis/graylane.io/v1alpha1/lanegroups/mock")).body.metadata.labels;
+    expect(labels).toEqual({ team: "a" }); // the REST write kept what others put in metadata
+
+    await kubectl.deleteClusterCustomObject({ ...G, plural: "lanegroups", name: "mock" });
+    await until("delete recorded", () => changes.includes(4));
+    expect(s.revision(4)).toMatchObject({ op: "delete", actor: "kubectl", group: "mock" });
+    expect(s.get("mock")).toBeUndefined();
+    expect(changes).toEqual([1, 2, 3, 4]);
+    console.log(`kubernetes store: kubectl create → onChange ${createMs.toFixed(1)} ms, kubectl replace → onChange ${replaceMs.toFixed(1)} ms`);
+  });
+
+  it("the user the admission webhook saw is the actor of the change it admitted", async () => {
+    await reset();
+    const s = await store();
+    const { name: _n, ...spec } = mockGroup({ traceHeader: "x-b3-traceid" });
+    s.admitted("mock", spec, "jane@example.com"); // as the webhook does on AdmissionReview
+    await kubectlApply(mockGroup({ traceHeader: "x-b3-traceid" }));
+    await until("recorded", () => s.current().revision === 1);
+    expect(s.revisions()[0].actor).toBe("jane@example.com");
+    // a hint for other content does not name the next change
+    s.admitted("mock", { ...spec, traceHeader: "other" }, "mallory");
+    await kubectlApply(mockGroup());
+    await until("recorded", () => s.current().revision === 2);
+    expect(s.revisions()[0].actor).toBe("kubectl-client-side-apply");
+  });
+
+  it("a REST write never overwrites a kubectl change it has not recorded yet", async () => {
+    await reset();
+    const s = await store();
+    await s.put(mockGroup(), alice);
+    // kubectl and REST race: whichever way the watch and the write interleave, both are revisions
+    const [, put] = await Promise.all([
+      kubectlApply(mockGroup({ traceHeader: "from-kubectl" })),
+      s.put(mockGroup({ traceHeader: "from-rest" }), { actor: "alice" }),
+    ]);
+    await until("both recorded", () => s.current().revision === 3);
+    const log = s.revisions().map((r) => r.actor);
+    expect(log.sort()).toEqual(["alice", "alice", "kubectl-client-side-apply"]);
+    const last = s.revision(3)!;
+    const obj = (await kube.request("GET", "/apis/graylane.io/v1alpha1/lanegroups/mock")).body;
+    expect(obj.spec.traceHeader).toBe(last.lanegroups[0].traceHeader); // the store and the object agree
+    expect(put.revision).toBeGreaterThan(1);
+  });
+
+  it("a spec the model refuses is not recorded and is reported Ready=False; the last good content stays", async () => {
+    await reset();
+    const s = await store();
+    await s.put(mockGroup(), alice);
+    await kubectlApply(mockGroup({ lanes: [{ name: "canary", services: ["nope"] }], color: "blue" }));
+    const obj = await until("Ready=False", async () => {
+      const o = (await kube.request("GET", "/apis/graylane.io/v1alpha1/lanegroups/mock")).body;
+      return o.status?.conditions?.some((c: any) => c.type === "Ready" && c.status === "False") && o;
+    });
+    const ready = obj.status.conditions.find((c: any) => c.type === "Ready");
+    expect(ready.message).toContain("/spec/color: unknown field color");
+    expect(ready.message).toContain("/spec/lanes/0/services/0: unknown service nope");
+    expect(s.current().revision).toBe(1);
+    expect(s.get("mock")?.lanegroup.lanes[0].services).toEqual(["mocka"]);
+    // a REST write repairs it
+    expect((await s.put(mockGroup(), alice)).revision).toBe(2);
+  });
+
+  it("changes made while no control plane watched are recorded at start", async () => {
+    await reset();
+    const s = await store();
+    await s.put(mockGroup(), alice);
+    await s.put(other(), alice);
+    await s.close();
+    await kubectlApply(mockGroup({ traceHeader: "x-b3-traceid" }), "kubectl-edit");
+    await kubectl.deleteClusterCustomObject({ ...G, plural: "lanegroups", name: "shop" });
+    await kubectlApply({ name: "fresh", services: [{ name: "f" }] }, "argocd-controller");
+    // a control plane that stopped between writing the object and recording its revision
+    await kubectl.createClusterCustomObject({ ...G, plural: "lanegroups", fieldManager: "graylane", body: {
+      apiVersion: "graylane.io/v1alpha1", kind: "LaneGroup", metadata: { name: "crashed", annotations: { "graylane.io/actor": "erin" } }, spec: { services: [{ name: "c" }] },
+    } });
+    const s2 = await store();
+    expect(s2.revisions().map((r) => [r.revision, r.op, r.group, r.actor])).toEqual([
+      // in name order: when each happened is not known
+      [6, "delete", "shop", "kubectl"], [5, "replace", "mock", "kubectl-edit"], [4, "create", "fresh", "argocd-controller"], [3, "create", "crashed", "erin"],
+      [2, "create", "shop", "alice"], [1, "create", "mock", "alice"],
+    ]);
+    expect(s2.get("mock")?.lanegroup.traceHeader).toBe("x-b3-traceid");
+  });
+
+  it("keeps only the last `retain` revisions; a group untouched since keeps its ETag across a restart", async () => {
+    await reset();
+    const s = await store({ retain: 3 });
+    await s.put(other(), alice); // 1
+    for (let i = 0; i < 5; i++) await s.put(mockGroup({ lanes: [{ name: "canary", services: ["mocka"], weight: i }] }), alice); // 2..6
+    await until("pruned", async () => (await kube.request("GET", "/apis/graylane.io/v1alpha1/lanegrouprevisions")).body.items.length === 3);
+    expect(s.revisions().map((r) => r.revision)).toEqual([6, 5, 4]);
+    expect(s.revision(2)).toBeUndefined();
+    await expect(s.rollback(2, alice)).rejects.toThrow(/only revisions from 4 are kept/);
+    expect(s.revision(4)!.lanegroups.map((g) => g.name)).toEqual(["mock", "shop"]);
+    await s.close();
+    const s2 = await store({ retain: 3 });
+    expect(s2.list().map((g) => [g.name, g.revision])).toEqual([["mock", 6], ["shop", 1]]);
+    expect(s2.revisions().map((r) => r.revision)).toEqual([6, 5, 4]);
+    expect((await s2.put(other({ traceHeader: "t" }), { actor: "x", expectedRevision: 1 })).revision).toBe(7);
+  });
+});
+
+describe("KubernetesStore: finalizers and RBAC", () => {
+  it("a group whose object waits for a finalizer is deleted for Graylane; writing it again waits until it is gone", async () => {
+    await reset();
+    const s = await store();
+    await s.put(mockGroup(), alice);
+    const path = "/apis/graylane.io/v1alpha1/lanegroups/mock";
+    expect((await kube.request("PATCH", path, { metadata: { finalizers: ["graylane.io/mesh"] } }, { contentType: "application/merge-patch+json" })).status).toBe(200);
+    expect((await s.delete("mock", alice)).revision).toBe(2);
+    expect((await kube.request("GET", path)).body.metadata.deletionTimestamp).toBeDefined(); // still there, for the controller
+    expect(s.get("mock")).toBeUndefined();
+    const again = await s.put(mockGroup(), alice).catch((e) => e);
+    expect(again.status).toBe(409);
+    expect(again.message).toContain("lane group mock is still being deleted (finalizers: graylane.io/mesh)");
+    expect((await kube.request("PATCH", path, { metadata: { finalizers: null } }, { contentType: "application/merge-patch+json" })).status).toBe(200);
+    await until("gone", async () => (await kube.request("GET", path)).status === 404);
+    await until("put again", async () => (await s.put(mockGroup(), alice).catch(() => undefined))?.revision === 3);
+    expect(s.revisions().map((r) => r.op)).toEqual(["create", "delete", "create"]);
+  });
+
+  it("runs as an identity granted only what docs/kubernetes.md lists", async () => {
+    await reset();
+    const role = {
+      apiVersion: "rbac.authorization.k8s.io/v1", kind: "ClusterRole", metadata: { name: "graylane-store" },
+      rules: [
+        { apiGroups: ["graylane.io"], resources: ["lanegroups", "lanegrouprevisions", "releases"], verbs: ["get", "list", "watch", "create", "update", "delete"] },
+        { apiGroups: ["graylane.io"], resources: ["lanegroups/status", "releases/status"], verbs: ["patch"] },
+      ],
+    };
+    expect((await kube.request("POST", "/apis/rbac.authorization.k8s.io/v1/clusterroles", role)).status).toBe(201);
+    const binding = {
+      apiVersion: "rbac.authorization.k8s.io/v1", kind: "ClusterRoleBinding", metadata: { name: "graylane-store" },
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "graylane-store" },
+      subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "User", name: "graylane-user" }],
+    };
+    const userConfig = join(dir, "user-kubeconfig");
+    writeFileSync(userConfig, readFileSync(kubeconfig, "utf8").replace(kube.adminToken, kube.userToken));
+    // without the binding: a clear refusal
+    await expect(KubernetesStore.open({ kubeconfig: userConfig })).rejects.toThrow(/forbidden.*\(RBAC: the control plane needs lanegroups and lanegrouprevisions\)/i);
+    expect((await kube.request("POST", "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", binding)).status).toBe(201);
+    const s = await until("RBAC in effect", () => KubernetesStore.open({ kubeconfig: userConfig }).catch(() => undefined));
+    open.push(s);
+    await s.put(mockGroup(), alice);
+    await s.put(mockGroup({ traceHeader: "x" }), alice);
+    await kubectlApply(mockGroup({ traceHeader: "y" }));
+    await until("kubectl change recorded", () => s.current().revision === 3);
+    expect(await s.rollback(1, alice)).toMatchObject({ revision: 4, groups: ["mock"] });
+    expect((await s.delete("mock", alice)).revision).toBe(5);
+    const obj = await until("status", async () => (await kube.request("GET", "/apis/graylane.io/v1alpha1/lanegrouprevisions")).body.items.length === 5);
+    expect(obj).toBe(true);
+  });
+});
+
+describe("graylane serve --store kubernetes", () => {
+  it("kubectl apply reaches GET /v1/lanegroups, /v1/revisions and a gRPC subscriber like a REST PUT", async () => {
+    await reset();
+    const server = await startControlPlane({ port: 0, grpcPort: 0, store: `kubernetes:${kubeconfig}` });
+    const client = new GraylaneClient(`127.0.0.1:${server.grpcPort}`);
+    const stream = client.streamRules();
+    const got: RuleResponse[] = [];
+    try {
+      stream.on("data", (r: RuleResponse) => {
+        got.push(r);
+        stream.write(create(RuleRequestSchema, { instanceId: "mocka-0", versionInfo: r.version, responseNonce: r.nonce }));
+      });
+      stream.on("error", () => {});
+      stream.write(create(RuleRequestSchema, { node: { id: "mocka-0" }, instanceId: "mocka-0" }));
+      await until("first RuleSet", () => got.length > 0);
+      const call = async (method: string, path: string, body?: unknown) => {
+        const res = await fetch(server.url + path, { method, headers: { "content-type": "application/json", "x-graylane-actor": "alice" }, body: body === undefined ? undefined : JSON.stringify(body) });
+        return { status: res.status, etag: res.headers.get("etag"), body: await res.json() as any };
+      };
+      /** The canary lane's share of sticky buckets (of 10000) in a pushed RuleSet. */
+      const weightOf = (r: RuleResponse | undefined) => {
+        const lane = r?.ruleSet?.groups.find((g) => g.name === "mock")?.lanes.find((l) => l.name === "canary");
+        return lane && lane.bucketEnd - lane.bucketStart;
+      };
+
+      const at = performance.now();
+      await kubectlApply(mockGroup({ lanes: [{ name: "canary", services: ["mocka"], weight: 40 }] }));
+      await until("pushed", () => weightOf(got.at(-1)) === 4000);
+      const pushMs = performance.now() - at;
+      const g = await call("GET", "/v1/lanegroups/mock");
+      expect(g.status).toBe(200);
+      expect(g.etag).toBe('"1"');
+      expect(g.body.lanegroup.lanes[0].weight).toBe(40);
+      expect((await call("GET", "/v1/lanegroups")).body.lanegroups.map((x: any) => x.lanegroup.name)).toEqual(["mock"]);
+      expect((await call("GET", "/v1/revisions")).body.revisions[0]).toMatchObject({ revision: 1, actor: "kubectl-client-side-apply", op: "create" });
+
+      // REST PUT with the ETag, then the subscriber follows it too
+      const put = await fetch(server.url + "/v1/lanegroups/mock", { method: "PUT", headers: { "content-type": "application/json", "if-match": '"1"', "x-graylane-actor": "alice" }, body: JSON.stringify(mockGroup({ lanes: [{ name: "canary", services: ["mocka"], weight: 60 }] })) });
+      expect(put.status).toBe(200);
+      await until("pushed 60", () => weightOf(got.at(-1)) === 6000);
+      const stale = await fetch(server.url + "/v1/lanegroups/mock", { method: "PUT", headers: { "content-type": "application/json", "if-match": '"1"' }, body: JSON.stringify(mockGroup()) });
+      expect(stale.status).toBe(412);
+      const obj = (await kube.request("GET", "/apis/graylane.io/v1alpha1/lanegroups/mock")).body;
+      expect(obj.spec.lanes[0].weight).toBe(60);
+      console.log(`kubernetes store: kubectl apply → RuleSet on a gRPC subscriber ${pushMs.toFixed(1)} ms`);
+    } finally {
+      stream.cancel();
+      client.close();
+      await server.close();
+    }
+  });
+});
+
+describe("the graylane command", () => {
+  const run = async (...argv: string[]) => {
+    let out = "";
+    let err = "";
+    const code = await main(argv, { out: (t) => (out += t), err: (t) => (err += t), env: {} });
+    return { code, out, err };
+  };
+
+  it("serve --store kubernetes --kubeconfig FILE: apply through REST lands as a LaneGroup; SIGTERM stops it", async () => {
+    await reset();
+    const server = spawn(process.execPath, ["bin/graylane.mjs", "serve", "--port", "0", "--grpc-port", "0", "--store", "kubernetes", "--kubeconfig", kubeconfig]);
+    let out = "";
+    const exited = new Promise<number | null>((resolve) => server.on("close", resolve));
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        server.stdout.on("data", (d) => { out += d; const m = /listening on (http:\/\/\S+)/.exec(out); if (m) resolve(m[1]!); });
+        server.stderr.on("data", (d) => (out += d));
+        server.on("close", () => reject(new Error("serve exited: " + out)));
+      });
+      expect(out).toContain("store kubernetes");
+      const file = join(dir, "mock.json");
+      writeFileSync(file, JSON.stringify(mockGroup()));
+      expect(await run("--server", url, "--actor", "dana", "apply", "-f", file)).toEqual({ code: 0, out: "lanegroup/mock created (revision 1)\n", err: "" });
+      const obj = (await kube.request("GET", "/apis/graylane.io/v1alpha1/lanegroups/mock")).body;
+      expect(obj.metadata.annotations["graylane.io/actor"]).toBe("dana");
+    } finally {
+      server.kill("SIGTERM");
+    }
+    expect(await exited).toBe(0);
+  });
+
+  it("refuses --kubeconfig without --store kubernetes, and says what is wrong with a kubeconfig", async () => {
+    expect(await run("serve", "--kubeconfig", kubeconfig)).toMatchObject({ code: 2, err: "error: --kubeconfig goes with --store kubernetes\n" });
+    const bad = join(dir, "bad-kubeconfig");
+    writeFileSync(bad, "apiVersion: v1\nkind: Config\nclusters: []\n");
+    const r = await run("serve", "--port", "0", "--grpc-port", "0", "--store", "kubernetes", "--kubeconfig", bad);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/cannot start: --store kubernetes: .*bad-kubeconfig/);
+  });
+
+  it("crds prints the CRDs kubectl applies", async () => {
+    const r = await run("crds");
+    expect(r.code).toBe(0);
+    expect(r.out.split("\n---\n").length).toBe(3);
+    expect(r.out).toContain("name: lanegroups.graylane.io");
+  });
+});
+
+describe("releases beside --store kubernetes", () => {
+  it("are Release objects (spec + status subresource) and survive a control-plane restart", async () => {
+    await reset();
+    for (const r of (await kube.request("GET", "/apis/graylane.io/v1alpha1/releases")).body.items) await kube.request("DELETE", `/apis/graylane.io/v1alpha1/releases/${r.metadata.name}`);
+    const opts = { port: 0, grpcPort: 0, store: `kubernetes:${kubeconfig}`, rollout: { tickMs: 20, reportSettleMs: 0 } };
+    const call = async (server: { url: string }, method: string, path: string, body?: unknown) => {
+      const res = await fetch(server.url + path, { method, headers: { "content-type": "application/json", "x-graylane-actor": "carol" }, body: body === undefined ? undefined : JSON.stringify(body) });
+      return { status: res.status, body: await res.json() as any };
+    };
+    let server = await startControlPlane(opts);
+    try {
+      expect((await call(server, "PUT", "/v1/lanegroups/mock", mockGroup())).status).toBe(201);
+      const created = await call(server, "POST", "/v1/releases", { name: "r1", group: "mock", lane: "canary", steps: [{ setWeight: 10 }, { pause: {} }, { setWeight: 50 }, { pause: {} }] });
+      expect(created.status, JSON.stringify(created.body)).toBe(201);
+      expect(created.body.release).toMatchObject({ status: "paused", weight: 10, createdBy: "carol" });
+      const obj = (await kube.request("GET", "/apis/graylane.io/v1alpha1/releases/r1")).body;
+      expect(obj.spec).toMatchObject({ group: "mock", lane: "canary", strategy: "canary" });
+      expect(obj.status).toMatchObject({ status: "paused", weight: 10, currentStep: 1 });
+      await server.close();
+
+      server = await startControlPlane(opts);
+      expect((await call(server, "GET", "/v1/releases/r1")).body.release).toMatchObject({ status: "paused", weight: 10, currentStep: 1, createdBy: "carol" });
+      const approved = await call(server, "POST", "/v1/releases/r1/approve");
+      expect(approved.status, JSON.stringify(approved.body)).toBe(200);
+      await until("weight 50", async () => (await call(server, "GET", "/v1/releases/r1")).body.release.weight === 50);
+      expect((await call(server, "GET", "/v1/lanegroups/mock")).body.lanegroup.lanes[0].weight).toBe(50);
+      await until("status written", async () => (await kube.request("GET", "/apis/graylane.io/v1alpha1/releases/r1")).body.status?.weight === 50);
+      // the release's weight change is a revision like any other
+      expect((await call(server, "GET", "/v1/revisions?limit=1")).body.revisions[0]).toMatchObject({ op: "replace", group: "mock" });
+    } finally {
+      await server.close();
+    }
+  });
+});
