@@ -294,12 +294,14 @@ export function parseLaneGroup(input: unknown, opts: ParseOptions = {}): ParseRe
 
 /**
  * A lane group as a store read it back: written by this or an earlier version, so fields added
- * since (and their defaults) may be missing. Fills them in, as parseLaneGroup would have: a group
- * stored before `generateTraceId` existed reads with its default, true.
+ * since (and their defaults) may be missing. Re-parsed through the model, so every default added
+ * later applies to old rows (a group stored before `generateTraceId` existed reads with true). A
+ * stored group that today's rules refuse is returned as it was: the store keeps what it has, and
+ * the next write of it meets the rules.
  */
 export function storedLaneGroup(stored: LaneGroup): LaneGroup {
-  if (stored.generateTraceId !== undefined) return stored;
-  return { ...stored, generateTraceId: true };
+  const r = parseLaneGroup(stored);
+  return r.ok ? r.value : stored;
 }
 
 /** Rules across groups: unique names, a service in one group only, hosts unique everywhere. */
