@@ -88,6 +88,16 @@ describe("deploy/crds on kube-apiserver", () => {
     expect(t.rows[0].cells.slice(0, 5)).toEqual(["mock", "mocka,mockb,mockc", "canary", 7, "True"]);
   });
 
+  it("keeps LaneGroupRevisions immutable", async () => {
+    const path = "/apis/graylane.io/v1alpha1/lanegrouprevisions";
+    const rev = { apiVersion: "graylane.io/v1alpha1", kind: "LaneGroupRevision", metadata: { name: "rev-000000000001" }, spec: { revision: 1, time: "2025-01-01T00:00:00.000Z", actor: "alice", op: "create", group: "mock", groups: "mock", changes: [] } };
+    const created = await kube.request("POST", path, rev);
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    const edited = await kube.request("PATCH", `${path}/rev-000000000001`, { spec: { actor: "mallory" } }, { contentType: "application/merge-patch+json" });
+    expect(edited.status).toBe(422);
+    expect(edited.body.message).toContain("a LaneGroupRevision is immutable");
+  });
+
   it("serves Releases with their columns", async () => {
     const rel = { apiVersion: "graylane.io/v1alpha1", kind: "Release", metadata: { name: "r1" }, spec: { group: "mock", lane: "canary", steps: [{ setWeight: 10 }, { pause: {} }] } };
     const created = await kube.request("POST", "/apis/graylane.io/v1alpha1/releases", rel);

@@ -405,6 +405,27 @@ describe("KubernetesStore: LaneGroups written through the API server", () => {
   });
 });
 
+describe("KubernetesStore: a damaged log", () => {
+  it("a revision deleted by hand cuts the log there: what precedes it counts as pruned, ETags stay", async () => {
+    await reset();
+    const s = await store();
+    await s.put(other(), alice); // 1
+    await s.put(mockGroup(), alice); // 2
+    await s.put(mockGroup({ traceHeader: "t3" }), alice); // 3
+    await s.put(mockGroup({ traceHeader: "t4" }), alice); // 4
+    await until("status.revision of shop", async () => (await kube.request("GET", "/apis/graylane.io/v1alpha1/lanegroups/shop")).body.status?.revision === 1);
+    await s.close();
+    expect((await kube.request("DELETE", "/apis/graylane.io/v1alpha1/lanegrouprevisions/rev-000000000002")).status).toBe(200);
+    const err = console.error;
+    console.error = () => {};
+    let s2: KubernetesStore;
+    try { s2 = await store(); } finally { console.error = err; }
+    expect(s2.revisions().map((r) => r.revision)).toEqual([4, 3]);
+    expect(s2.list().map((g) => [g.name, g.revision])).toEqual([["mock", 4], ["shop", 1]]);
+    expect((await s2.put(mockGroup(), { actor: "x", expectedRevision: 4 })).revision).toBe(5);
+  });
+});
+
 describe("KubernetesStore: finalizers and RBAC", () => {
   it("a group whose object waits for a finalizer is deleted for Graylane; writing it again waits until it is gone", async () => {
     await reset();

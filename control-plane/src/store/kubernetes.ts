@@ -529,7 +529,15 @@ export class KubernetesStore implements Store {
 
   private async loadRevisions(): Promise<string> {
     const list = await this.api.listClusterCustomObject({ group: API_GROUP, version: API_VERSION, plural: LANE_GROUP_REVISION.plural }) as { items: Array<{ spec: unknown }>; metadata: { resourceVersion: string } };
-    const revs = list.items.map((i) => this.parseRev(i.spec)).sort((a, b) => a.revision - b.revision);
+    let revs = list.items.map((i) => this.parseRev(i.spec)).sort((a, b) => a.revision - b.revision);
+    if (this.latest === 0) {
+      // At start the log is the newest unbroken run: what precedes a hole (a revision deleted by
+      // hand) counts as pruned, and the groups it last wrote keep their ETag through status.revision.
+      let from = 0;
+      for (let i = 1; i < revs.length; i++) if (revs[i]!.revision !== revs[i - 1]!.revision + 1) from = i;
+      if (from) console.error(`kubernetes store: revisions ${revs[0]!.revision}-${revs[from - 1]!.revision} are cut off by missing revision ${revs[from - 1]!.revision + 1}; the log starts at ${revs[from]!.revision}`);
+      revs = revs.slice(from);
+    }
     for (const r of revs) this.applyRev(r, true);
     return list.metadata.resourceVersion;
   }
