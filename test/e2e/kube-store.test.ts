@@ -361,8 +361,16 @@ describe("KubernetesStore: LaneGroups written through the API server", () => {
     expect(ready.message).toContain("/spec/lanes/0/services/0: unknown service nope");
     expect(s.current().revision).toBe(1);
     expect(s.get("mock")?.lanegroup.lanes[0].services).toEqual(["mocka"]);
-    // a REST write repairs it
-    expect((await s.put(mockGroup(), alice)).revision).toBe(2);
+    // a fixed spec is recorded, and Ready turns True
+    await kubectlApply(mockGroup({ traceHeader: "fixed" }));
+    await until("recorded", () => s.current().revision === 2);
+    const fixed = await until("Ready=True", async () => {
+      const o = (await kube.request("GET", "/apis/graylane.io/v1alpha1/lanegroups/mock")).body;
+      return o.status?.conditions?.some((c: any) => c.type === "Ready" && c.status === "True") && o;
+    });
+    expect(fixed.status).toMatchObject({ revision: 2, observedGeneration: fixed.metadata.generation });
+    // a REST write works on it as on any other
+    expect((await s.put(mockGroup(), alice)).revision).toBe(3);
   });
 
   it("changes made while no control plane watched are recorded at start", async () => {

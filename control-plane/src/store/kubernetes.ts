@@ -488,11 +488,13 @@ export class KubernetesStore implements Store {
       const g = this.groups.get(c.group);
       if (!g || this.closed) continue;
       const obj = this.objects.get(c.group);
+      const current = obj?.metadata.resourceVersion === c.resourceVersion ? obj : undefined;
       const status: LaneGroupStatus = {
         revision: g.revision,
-        ...(obj?.metadata.generation !== undefined && obj.metadata.resourceVersion === c.resourceVersion ? { observedGeneration: obj.metadata.generation } : {}),
+        ...(current?.metadata.generation !== undefined ? { observedGeneration: current.metadata.generation } : {}),
         services: g.lanegroup.services.map((s) => s.name).join(","),
         lanes: g.lanegroup.lanes.map((l) => l.name).join(","),
+        ...(current ? { conditions: this.withReady(current, "True", "Recorded", `revision ${g.revision}`) } : {}),
       };
       try {
         await this.api.patchClusterCustomObjectStatus(
@@ -639,15 +641,22 @@ export class KubernetesStore implements Store {
     await this.record(current ? "replace" : "create", by ?? actor, undefined, [this.changeOf(name, current, parsed.value, obj)]);
   }
 
-  private async notReady(obj: KubeObject, message: string): Promise<void> {
-    const conditions = ((obj.status?.conditions ?? []) as Array<{ type: string; status: string; message?: string }>);
+  /** The object's conditions with Ready set (the transition time kept while the status stays). */
+  private withReady(obj: KubeObject, status: "True" | "False", reason: string, message: string): NonNullable<LaneGroupStatus["conditions"]> {
+    const conditions = (obj.status?.conditions ?? []) as NonNullable<LaneGroupStatus["conditions"]>;
     const had = conditions.find((c) => c.type === "Ready");
+    const lastTransitionTime = had?.status === status ? had.lastTransitionTime : new Date().toISOString().replace(/\.\d+Z$/, "Z");
+    const ready = { type: "Ready", status, reason, message: message.slice(0, 32768), lastTransitionTime, ...(obj.metadata.generation !== undefined ? { observedGeneration: obj.metadata.generation } : {}) };
+    return [...conditions.filter((c) => c.type !== "Ready"), ready];
+  }
+
+  private async notReady(obj: KubeObject, message: string): Promise<void> {
+    const had = ((obj.status?.conditions ?? []) as Array<{ type: string; status: string; message?: string }>).find((c) => c.type === "Ready");
     if (had?.status === "False" && had.message === message.slice(0, 32768)) return;
     console.error(`kubernetes store: LaneGroup ${obj.metadata.name} not recorded: ${message}`);
-    const ready = { type: "Ready", status: "False", reason: "Invalid", message: message.slice(0, 32768), lastTransitionTime: this.now().toISOString().replace(/\.\d+Z$/, "Z"), observedGeneration: obj.metadata.generation };
     try {
       await this.api.patchClusterCustomObjectStatus(
-        { group: API_GROUP, version: API_VERSION, plural: LANE_GROUP.plural, name: obj.metadata.name, body: { status: { conditions: [...conditions.filter((c) => c.type !== "Ready"), ready] } }, fieldManager: FIELD_MANAGER },
+        { group: API_GROUP, version: API_VERSION, plural: LANE_GROUP.plural, name: obj.metadata.name, body: { status: { conditions: this.withReady(obj, "False", "Invalid", message) } }, fieldManager: FIELD_MANAGER },
         setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
       );
     } catch (e) {
