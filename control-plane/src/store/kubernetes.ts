@@ -144,7 +144,8 @@ export class KubernetesStore implements Store {
   private pendingRevs: Rev[] = [];
   /** Writes and reconciliations run one at a time, in order. */
   private chain: Promise<unknown> = Promise.resolve();
-  private watches: AbortController[] = [];
+  /** The running watch per path (a reconnect replaces it). */
+  private readonly watches = new Map<string, AbortController>();
   private closed = false;
 
   private constructor(kc: KubeConfig, opts: KubernetesStoreOptions) {
@@ -318,7 +319,8 @@ export class KubernetesStore implements Store {
     if (this.closed) return;
     this.closed = true;
     this.listeners.clear();
-    for (const w of this.watches.splice(0)) w.abort();
+    for (const w of this.watches.values()) w.abort();
+    this.watches.clear();
     await this.chain.catch(() => undefined);
   }
 
@@ -425,13 +427,13 @@ export class KubernetesStore implements Store {
         });
       } catch (e) {
         if (apiStatus(e) !== 409) throw new StoreError(503, [{ path: "", message: `Kubernetes API: recording revision ${n}: ${apiMessage(e)}` }]);
-        await this.loadRevisions();
+        await this.catchUp();
         const covered = [...this.revs.values()].find((r) => r.revision >= n && changes.every((c) => r.changes.some((d) => d.group === c.group && d.resourceVersion === c.resourceVersion)));
         if (covered) return covered.revision;
         continue;
       }
       this.applyRev(this.parseRev(spec), true);
-      void this.writeStatus(changes);
+      await this.writeStatus(changes);
       this.prune();
       return n;
     }
@@ -497,10 +499,17 @@ export class KubernetesStore implements Store {
         ...(current ? { conditions: this.withReady(current, "True", "Recorded", `revision ${g.revision}`) } : {}),
       };
       try {
-        await this.api.patchClusterCustomObjectStatus(
+        const res = await this.api.patchClusterCustomObjectStatus(
           { group: API_GROUP, version: API_VERSION, plural: LANE_GROUP.plural, name: c.group, body: { status }, fieldManager: FIELD_MANAGER },
           setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
-        );
+        ) as KubeObject;
+        // The status write moved the resourceVersion, not the content: the next write's precondition
+        // is the new version, unless someone changed the spec in between (then the watch records it).
+        const parsed = parseLaneGroup({ ...res.spec, name: c.group });
+        if (parsed.ok && same(parsed.value, g.lanegroup) && this.reviewedRv.get(c.group) === c.resourceVersion) {
+          this.seen(res);
+          this.reviewedRv.set(c.group, res.metadata.resourceVersion ?? "");
+        }
       } catch (e) {
         if (apiStatus(e) !== 404) console.error(`kubernetes store: status of ${c.group}: ${apiMessage(e)}`);
       }
@@ -603,9 +612,24 @@ export class KubernetesStore implements Store {
     return [...new Set([...this.groups.keys(), ...this.objects.keys()])].sort();
   }
 
+  /** Reads the revisions after the mirror's latest, one by one, until there is none (cheaper than a list). */
+  private async catchUp(): Promise<void> {
+    for (;;) {
+      try {
+        const o = await this.api.getClusterCustomObject({ group: API_GROUP, version: API_VERSION, plural: LANE_GROUP_REVISION.plural, name: revName(this.latest + 1) }) as { spec: unknown };
+        const before = this.latest;
+        this.applyRev(this.parseRev(o.spec), true);
+        if (this.latest === before) return;
+      } catch (e) {
+        if (apiStatus(e) === 404) return;
+        throw e;
+      }
+    }
+  }
+
   /** Re-reads the objects and records what changed (after a write lost a race). */
   private async resync(): Promise<void> {
-    await this.loadRevisions();
+    await this.catchUp();
     await this.listObjects();
     for (const name of this.names()) await this.reconcile(name);
   }
@@ -692,7 +716,7 @@ export class KubernetesStore implements Store {
       });
       if (controller) {
         if (this.closed) controller.abort();
-        else this.watches.push(controller);
+        else this.watches.set(path, controller);
       }
     };
     void start();
