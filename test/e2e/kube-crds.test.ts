@@ -64,6 +64,9 @@ describe("deploy/crds on kube-apiserver", () => {
     const header = await bad({ ...demoSpec, laneHeader: "bad header" });
     expect(header.status).toBe(422);
     expect(header.body.message).toContain("spec.laneHeader");
+    const lanes = await bad({ ...demoSpec, lanes: Array.from({ length: 65 }, (_, i) => ({ name: `l${i}` })) });
+    expect(lanes.status).toBe(422);
+    expect(lanes.body.message).toContain("spec.lanes: Too many: 65: must have at most 64 items");
     const name = await bad(demoSpec, "Mock.Group");
     expect(name.status).toBe(422);
     expect(name.body.message).toContain("metadata.name: must be 1-63 lowercase letters");
