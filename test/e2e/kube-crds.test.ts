@@ -2,7 +2,10 @@
 // accepts them as structural schemas, serves cluster-scoped LaneGroups and Releases, enforces the
 // model's types and bounds (422 naming the field), keeps unknown spec fields for the model and the
 // webhook to name, prints the columns, and writes status only through the status subresource.
-import { readdirSync, readFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { KubernetesStore } from "../../control-plane/src/store/index.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { startKube, type RunningKube } from "../support/kube.js";
@@ -26,6 +29,21 @@ async function until<T>(what: string, fn: () => Promise<T>, ok: (v: T) => boolea
 }
 
 describe("deploy/crds on kube-apiserver", () => {
+  it("without them, --store kubernetes stops and says to install them", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "graylane-nocrd-"));
+    try {
+      const kubeconfig = join(dir, "kubeconfig");
+      writeFileSync(kubeconfig, JSON.stringify({
+        apiVersion: "v1", kind: "Config", "current-context": "t",
+        clusters: [{ name: "t", cluster: { server: kube.url, "certificate-authority": kube.caFile } }],
+        users: [{ name: "a", user: { token: kube.adminToken } }], contexts: [{ name: "t", context: { cluster: "t", user: "a" } }],
+      }));
+      await expect(KubernetesStore.open({ kubeconfig })).rejects.toThrow(/--store kubernetes: https:\/\/127\.0\.0\.1:\d+: .*\(are the CRDs installed\? kubectl apply -f deploy\/crds\/\)/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("installs every CRD (structural, Established)", async () => {
     const files = readdirSync("deploy/crds").filter((f) => f.endsWith(".yaml")).sort();
     expect(files).toEqual(["lanegrouprevisions.graylane.io.yaml", "lanegroups.graylane.io.yaml", "releases.graylane.io.yaml"]);

@@ -94,7 +94,7 @@ function apiStatus(e: unknown): number | undefined {
 function apiMessage(e: unknown): string {
   if (e instanceof ApiException) {
     const body = typeof e.body === "string" ? (() => { try { return JSON.parse(e.body as string); } catch { return undefined; } })() : e.body;
-    return (body as { message?: string } | undefined)?.message ?? `${e.code} ${String(e.body).slice(0, 300)}`;
+    return (body as { message?: string } | undefined)?.message ?? `HTTP ${e.code}: ${String(e.body).trim().slice(0, 300)}`;
   }
   return (e as Error).message ?? String(e);
 }
