@@ -300,6 +300,27 @@ describe("KubernetesStore: a damaged log", () => {
   });
 });
 
+describe("KubernetesStore: old bodies", () => {
+  it("revisions and objects written before a default existed are read with today's defaults", async () => {
+    await reset();
+    // as an older Graylane wrote them: no traceHeader, routeHeader, overrideTrust, ... in the bodies
+    const old = { name: "legacy", services: [{ name: "old", hosts: ["old"], paths: [] }], baseLane: "base", lanes: [] };
+    const created = await kubectl.createClusterCustomObject({ ...G, plural: "lanegroups", fieldManager: "graylane", body: {
+      apiVersion: "graylane.io/v1alpha1", kind: "LaneGroup", metadata: { name: "legacy", annotations: { "graylane.io/actor": "old" } }, spec: { services: [{ name: "old" }] },
+    } }) as any;
+    await kubectl.createClusterCustomObject({ ...G, plural: "lanegrouprevisions", fieldManager: "graylane", body: {
+      apiVersion: "graylane.io/v1alpha1", kind: "LaneGroupRevision", metadata: { name: "rev-000000000001" },
+      spec: { revision: 1, time: "2024-01-01T00:00:00.000Z", actor: "old", op: "create", group: "legacy", groups: "legacy",
+        changes: [{ group: "legacy", action: "create", beforeRevision: 0, after: old, resourceVersion: created.metadata.resourceVersion, patch: [{ op: "add", path: "", value: old }] }] },
+    } });
+    const s = await store();
+    expect(s.current().revision).toBe(1); // the object is what revision 1 recorded: nothing new
+    const g = s.get("legacy")!;
+    expect(g).toMatchObject({ revision: 1, lanegroup: { traceHeader: "x-request-id", routeHeader: "x-graylane-route", overrideTrust: "any", stickySalt: "legacy" } });
+    expect(s.revision(1)!.lanegroups).toEqual([g.lanegroup]);
+  });
+});
+
 describe("KubernetesStore: finalizers and RBAC", () => {
   it("a group whose object waits for a finalizer is deleted for Graylane; writing it again waits until it is gone", async () => {
     await reset();
