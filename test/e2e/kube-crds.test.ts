@@ -2,7 +2,10 @@
 // accepts them as structural schemas, serves cluster-scoped LaneGroups and Releases, enforces the
 // model's types and bounds (422 naming the field), keeps unknown spec fields for the model and the
 // webhook to name, prints the columns, and writes status only through the status subresource.
-import { readdirSync, readFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { KubernetesStore } from "../../control-plane/src/store/index.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { startKube, type RunningKube } from "../support/kube.js";
@@ -26,6 +29,21 @@ async function until<T>(what: string, fn: () => Promise<T>, ok: (v: T) => boolea
 }
 
 describe("deploy/crds on kube-apiserver", () => {
+  it("without them, --store kubernetes stops and says to install them", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "graylane-nocrd-"));
+    try {
+      const kubeconfig = join(dir, "kubeconfig");
+      writeFileSync(kubeconfig, JSON.stringify({
+        apiVersion: "v1", kind: "Config", "current-context": "t",
+        clusters: [{ name: "t", cluster: { server: kube.url, "certificate-authority": kube.caFile } }],
+        users: [{ name: "a", user: { token: kube.adminToken } }], contexts: [{ name: "t", context: { cluster: "t", user: "a" } }],
+      }));
+      await expect(KubernetesStore.open({ kubeconfig })).rejects.toThrow(/--store kubernetes: https:\/\/127\.0\.0\.1:\d+: .*\(are the CRDs installed\? kubectl apply -f deploy\/crds\/\)/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("installs every CRD (structural, Established)", async () => {
     const files = readdirSync("deploy/crds").filter((f) => f.endsWith(".yaml")).sort();
     expect(files).toEqual(["lanegrouprevisions.graylane.io.yaml", "lanegroups.graylane.io.yaml", "releases.graylane.io.yaml"]);
@@ -64,6 +82,9 @@ describe("deploy/crds on kube-apiserver", () => {
     const header = await bad({ ...demoSpec, laneHeader: "bad header" });
     expect(header.status).toBe(422);
     expect(header.body.message).toContain("spec.laneHeader");
+    const lanes = await bad({ ...demoSpec, lanes: Array.from({ length: 65 }, (_, i) => ({ name: `l${i}` })) });
+    expect(lanes.status).toBe(422);
+    expect(lanes.body.message).toContain("spec.lanes: Too many: 65: must have at most 64 items");
     const name = await bad(demoSpec, "Mock.Group");
     expect(name.status).toBe(422);
     expect(name.body.message).toContain("metadata.name: must be 1-63 lowercase letters");
@@ -86,6 +107,16 @@ describe("deploy/crds on kube-apiserver", () => {
     expect(patched.status, JSON.stringify(patched.body)).toBe(200);
     const t = await fetchTable(`${LG}/mock`);
     expect(t.rows[0].cells.slice(0, 5)).toEqual(["mock", "mocka,mockb,mockc", "canary", 7, "True"]);
+  });
+
+  it("keeps LaneGroupRevisions immutable", async () => {
+    const path = "/apis/graylane.io/v1alpha1/lanegrouprevisions";
+    const rev = { apiVersion: "graylane.io/v1alpha1", kind: "LaneGroupRevision", metadata: { name: "rev-000000000001" }, spec: { revision: 1, time: "2025-01-01T00:00:00.000Z", actor: "alice", op: "create", group: "mock", groups: "mock", changes: [] } };
+    const created = await kube.request("POST", path, rev);
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    const edited = await kube.request("PATCH", `${path}/rev-000000000001`, { spec: { actor: "mallory" } }, { contentType: "application/merge-patch+json" });
+    expect(edited.status).toBe(422);
+    expect(edited.body.message).toContain("a LaneGroupRevision is immutable");
   });
 
   it("serves Releases with their columns", async () => {

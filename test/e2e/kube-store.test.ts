@@ -1,7 +1,8 @@
 // `--store kubernetes` against the real kube-apiserver (test/support/kube.ts) with the CRDs of
-// deploy/crds installed: the store behaviours the SQLite and etcd stores have (revisions, ETags,
-// If-Match, validation before writing, onChange, the audit trail, rollback, a reopened store serving
-// the same state), and what a cluster adds: a REST PUT is a LaneGroup object; a LaneGroup written
+// deploy/crds installed: the shared Store contract (test/support/store-conformance.ts, which SQLite
+// and etcd run too: revisions, ETags, If-Match, validation before writing, onChange, the audit
+// trail, rollback, a reopened store serving the same state, two stores serializing writes), and
+// what a cluster adds: a REST PUT is a LaneGroup object; a LaneGroup written
 // through the API server as a kubectl user would (the client library, fieldManager like kubectl's)
 // becomes a revision with that actor, reaches onChange, GET /v1/lanegroups, /v1/revisions and the
 // RuleSet pushed to a gRPC subscriber; changes made while no control plane watched are recorded at
@@ -18,9 +19,10 @@ import { parse } from "yaml";
 import { main } from "../../control-plane/src/cli/main.js";
 import { RuleRequestSchema, type RuleResponse } from "../../control-plane/src/generated/graylane/v1/discovery_pb.js";
 import { startControlPlane } from "../../control-plane/src/server/index.js";
-import { ConflictError, KubernetesStore, NotFoundError, openStore, ValidationError } from "../../control-plane/src/store/index.js";
+import { KubernetesStore, openStore } from "../../control-plane/src/store/index.js";
 import { GraylaneClient } from "../../control-plane/src/xds/index.js";
 import { mockGroup } from "../support/filter.js";
+import { storeConformance } from "../support/store-conformance.js";
 import { startKube, type RunningKube } from "../support/kube.js";
 
 let kube: RunningKube;
@@ -102,160 +104,24 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-describe("KubernetesStore: the store behaviours", () => {
-  it("starts empty at revision 0 and answers ping", async () => {
-    await reset();
-    const s = await store();
-    expect(s.current()).toEqual({ revision: 0, groups: [] });
-    expect(s.revisions()).toEqual([]);
-    expect(await s.ping()).toBe(true);
-  });
+storeConformance("KubernetesStore", {
+  reset,
+  open: ({ now }) => KubernetesStore.open({ kubeconfig, now }),
+  objects: async () => (await kube.request("GET", "/apis/graylane.io/v1alpha1/lanegroups")).body.items.map((i: any) => i.metadata.name),
+});
 
-  it("create then replace: one revision each, the ETag is the revision that last wrote the group", async () => {
-    await reset();
-    const s = await store();
-    const a = await s.put(mockGroup(), alice);
-    expect(a).toMatchObject({ revision: 1, created: true, group: { name: "mock", revision: 1 } });
-    expect(a.group.lanegroup.laneHeader).toBe("x-graylane-lane");
-    expect((await s.put(other(), alice)).revision).toBe(2);
-    const c = await s.put(mockGroup({ lanes: [{ name: "canary", services: ["mocka"], weight: 10 }] }), alice);
-    expect(c).toMatchObject({ revision: 3, created: false });
-    expect(s.list().map((g) => [g.name, g.revision])).toEqual([["mock", 3], ["shop", 2]]);
-    expect(s.current().revision).toBe(3);
-  });
-
-  it("refused input writes nothing: alone, and against the other stored groups", async () => {
-    await reset();
-    const s = await store();
-    await s.put(mockGroup(), alice);
-    const before = JSON.stringify([s.list(), s.revisions()]);
-    await expect(s.put(mockGroup({ lanes: [{ name: "c", weight: 101 }] }), alice)).rejects.toThrow(ValidationError);
-    const clash = await s.put(other({ services: [{ name: "mockb" }] }), alice).catch((e) => e);
-    expect(clash).toBeInstanceOf(ValidationError);
-    expect(clash.errors).toContainEqual({ path: "/services/0/name", message: "service mockb already belongs to lane group mock" });
-    expect(JSON.stringify([s.list(), s.revisions()])).toBe(before);
-    expect((await kube.request("GET", "/apis/graylane.io/v1alpha1/lanegroups")).body.items.map((i: any) => i.metadata.name)).toEqual(["mock"]);
-    expect((await s.put(mockGroup({ traceHeader: "x-request-id" }), alice)).revision).toBe(2);
-  });
-
-  it("optimistic concurrency: the expected revision must be the group's ETag", async () => {
-    await reset();
-    const s = await store();
-    await s.put(mockGroup(), alice); // 1
-    await s.put(other(), alice); // 2
-    expect((await s.put(mockGroup({ traceHeader: "a" }), { actor: "a", expectedRevision: 1 })).revision).toBe(3);
-    await expect(s.put(mockGroup({ traceHeader: "b" }), { actor: "b", expectedRevision: 1 })).rejects.toThrow(/is at revision 3, expected revision 1/);
-    await expect(s.put(mockGroup(), { actor: "b", expectedRevision: 0 })).rejects.toThrow(/expected it not to exist/);
-    await expect(s.put({ name: "new", services: [{ name: "n" }] }, { actor: "b", expectedRevision: "*" })).rejects.toThrow(/does not exist, expected it to exist/);
-    expect((await s.put({ name: "new", services: [{ name: "n" }] }, { actor: "b", expectedRevision: 0 })).created).toBe(true);
-    await expect(s.delete("mock", { actor: "b", expectedRevision: 2 })).rejects.toThrow(ConflictError);
-    expect((await s.delete("mock", { actor: "b", expectedRevision: 3 })).revision).toBe(5);
-    await expect(s.delete("mock", alice)).rejects.toThrow(NotFoundError);
-    expect(s.current().revision).toBe(5);
-    expect((await kube.request("GET", "/apis/graylane.io/v1alpha1/lanegroups/mock")).status).toBe(404);
-  });
-
-  it("onChange fires after the commit, with the new revision visible", async () => {
-    await reset();
-    const s = await store();
-    const seen: Array<[number, number, string[]]> = [];
-    const off = s.onChange((n) => seen.push([n, s.current().revision, s.current().groups.map((g) => g.name)]));
-    await s.put(mockGroup(), alice);
-    await expect(s.put(mockGroup({ name: "Bad" }), alice)).rejects.toThrow();
-    await s.delete("mock", alice);
-    off();
-    await s.put(other(), alice);
-    expect(seen).toEqual([[1, 1, ["mock"]], [2, 2, []]]);
-  });
-
-  it("audit trail: actor, time, op, group and an RFC 6902 diff; revisions are LaneGroupRevision objects", async () => {
+describe("KubernetesStore: where it keeps things", () => {
+  it("every revision is a LaneGroupRevision object rev-<12 digits> with actor and op", async () => {
     await reset();
     const s = await store();
     await s.put(mockGroup(), { actor: "alice" });
-    const v1 = s.get("mock")!.lanegroup;
-    await s.put(mockGroup({ lanes: [{ name: "canary", services: ["mocka"], weight: 12.5 }, { name: "dev" }] }), { actor: "bob" });
-    const v2 = s.get("mock")!.lanegroup;
+    await s.put(mockGroup({ lanes: [{ name: "canary", services: ["mocka"], weight: 12.5 }] }), { actor: "bob" });
     await s.delete("mock", { actor: "carol" });
-    expect(s.revisions().map((r) => [r.revision, r.actor, r.op, r.group, r.groups])).toEqual([
-      [3, "carol", "delete", "mock", ["mock"]],
-      [2, "bob", "replace", "mock", ["mock"]],
-      [1, "alice", "create", "mock", ["mock"]],
-    ]);
-    expect(s.revisions().map((r) => r.time)).toEqual(["2025-01-01T12:00:02.000Z", "2025-01-01T12:00:01.000Z", "2025-01-01T12:00:00.000Z"]);
-    expect(s.revision(1)).toMatchObject({ diff: [{ group: "mock", action: "create", patch: [{ op: "add", path: "", value: v1 }] }], lanegroups: [v1] });
-    expect(s.revision(2)!.diff[0].patch).toContainEqual({ op: "replace", path: "/lanes/0/weight", value: 12.5, old: 0 });
-    expect(s.revision(2)!.lanegroups).toEqual([v2]);
-    expect(s.revision(3)).toMatchObject({ diff: [{ group: "mock", action: "delete", patch: [{ op: "remove", path: "", old: v2 }] }], lanegroups: [] });
-    expect(s.revision(4)).toBeUndefined();
-    expect(s.revisions({ limit: 1, before: 3 }).map((r) => r.revision)).toEqual([2]);
     await s.put(other(), alice);
-    expect(s.revisions({ group: "shop" }).map((r) => r.revision)).toEqual([4]);
     const objs = (await kube.request("GET", "/apis/graylane.io/v1alpha1/lanegrouprevisions")).body.items;
     expect(objs.map((o: any) => [o.metadata.name, o.spec.actor, o.spec.op])).toEqual([
       ["rev-000000000001", "alice", "create"], ["rev-000000000002", "bob", "replace"], ["rev-000000000003", "carol", "delete"], ["rev-000000000004", "alice", "create"],
     ]);
-  });
-
-  it("rollback writes a new revision whose content equals revision n's; unchanged groups keep their ETag", async () => {
-    await reset();
-    const s = await store();
-    await s.put(mockGroup(), alice); // 1
-    await s.put(other(), alice); // 2
-    await s.put(mockGroup({ lanes: [{ name: "canary", services: ["mocka"], weight: 50 }] }), alice); // 3
-    await s.delete("shop", alice); // 4
-    await s.put({ name: "late", services: [{ name: "z" }] }, alice); // 5
-    const at2 = s.revision(2)!.lanegroups;
-    expect(await s.rollback(2, { actor: "ops" })).toEqual({ revision: 6, groups: ["late", "mock", "shop"] });
-    expect(s.current()).toEqual({ revision: 6, groups: at2 });
-    expect(s.revision(6)).toMatchObject({ op: "rollback", actor: "ops", target: 2, group: null, groups: ["late", "mock", "shop"], lanegroups: at2 });
-    expect(s.revision(6)!.diff.map((c) => [c.group, c.action])).toEqual([["late", "delete"], ["mock", "replace"], ["shop", "create"]]);
-    await s.put({ name: "late", services: [{ name: "z" }] }, alice); // 7
-    expect(await s.rollback(7, { actor: "ops" })).toEqual({ revision: 8, groups: [] });
-    expect(s.get("late")?.revision).toBe(7);
-    expect(s.get("mock")?.revision).toBe(6);
-    await expect(s.rollback(99, alice)).rejects.toThrow(NotFoundError);
-    await expect(s.rollback(0, alice)).rejects.toThrow(/revision 0 does not exist/);
-    // the objects hold the rolled-back content
-    const objs = (await kube.request("GET", "/apis/graylane.io/v1alpha1/lanegroups")).body.items;
-    expect(objs.map((o: any) => o.metadata.name)).toEqual(["late", "mock", "shop"]);
-  });
-
-  it("a reopened store serves exactly the same groups, ETags and revisions", async () => {
-    await reset();
-    const s = await store();
-    await s.put(mockGroup(), { actor: "alice" });
-    await s.put(other(), { actor: "bob" });
-    await s.put(mockGroup({ lanes: [{ name: "canary", services: ["mocka"], weight: 5 }] }), alice);
-    await s.rollback(1, { actor: "carol" });
-    const snapshot = (x: KubernetesStore) => JSON.stringify({ current: x.current(), list: x.list(), revisions: x.revisions(), detail: [1, 2, 3, 4].map((n) => x.revision(n)) });
-    const before = snapshot(s);
-    await s.close();
-    const s2 = await store();
-    expect(snapshot(s2)).toBe(before);
-    expect((await s2.put(mockGroup(), { actor: "x", expectedRevision: 4 })).revision).toBe(5);
-  });
-
-  it("two stores on one cluster: the second sees the first's commits and keeps numbering", async () => {
-    await reset();
-    const a = await store();
-    const b = await store();
-    await a.put(mockGroup(), alice);
-    await until("b sees mock", () => b.get("mock")?.revision === 1);
-    expect((await b.put(other(), alice)).revision).toBe(2);
-    await until("a sees shop", () => a.get("shop"));
-    await expect(a.put(mockGroup(), { actor: "x", expectedRevision: 0 })).rejects.toThrow(ConflictError);
-
-    // 2 x 8 writes at once on both: every one lands with its own revision, and both logs agree
-    const writes = await Promise.all(Array.from({ length: 16 }, (_, i) => (i % 2 ? a : b).put({ name: `g${i}`, services: [{ name: `svc${i}` }] }, { actor: `w${i}` })));
-    expect(new Set(writes.map((w) => w.revision)).size).toBe(16);
-    await until("logs agree", () => a.current().revision === 18 && b.current().revision === 18);
-    expect(JSON.stringify(b.revisions({ limit: 1000 }))).toBe(JSON.stringify(a.revisions({ limit: 1000 })));
-    expect(a.revisions({ limit: 1000 }).map((r) => r.revision)).toEqual(Array.from({ length: 18 }, (_, i) => 18 - i));
-    expect(a.revisions({ limit: 16 }).map((r) => r.actor).sort()).toEqual(Array.from({ length: 16 }, (_, i) => `w${i}`).sort());
-    // and the same group from both at once: one wins, the other is checked again against it
-    const same = await Promise.allSettled([a.put(mockGroup({ traceHeader: "from-a" }), { actor: "a", expectedRevision: 1 }), b.put(mockGroup({ traceHeader: "from-b" }), { actor: "b", expectedRevision: 1 })]);
-    expect(same.map((r) => r.status).sort()).toEqual(["fulfilled", "rejected"]);
-    expect((same.find((r) => r.status === "rejected") as PromiseRejectedResult).reason).toBeInstanceOf(ConflictError);
   });
 
   it("openStore: kubernetes:KUBECONFIG, and a clear error without the CRDs or the file", async () => {
@@ -361,8 +227,16 @@ describe("KubernetesStore: LaneGroups written through the API server", () => {
     expect(ready.message).toContain("/spec/lanes/0/services/0: unknown service nope");
     expect(s.current().revision).toBe(1);
     expect(s.get("mock")?.lanegroup.lanes[0].services).toEqual(["mocka"]);
-    // a REST write repairs it
-    expect((await s.put(mockGroup(), alice)).revision).toBe(2);
+    // a fixed spec is recorded, and Ready turns True
+    await kubectlApply(mockGroup({ traceHeader: "fixed" }));
+    await until("recorded", () => s.current().revision === 2);
+    const fixed = await until("Ready=True", async () => {
+      const o = (await kube.request("GET", "/apis/graylane.io/v1alpha1/lanegroups/mock")).body;
+      return o.status?.conditions?.some((c: any) => c.type === "Ready" && c.status === "True") && o;
+    });
+    expect(fixed.status).toMatchObject({ revision: 2, observedGeneration: fixed.metadata.generation });
+    // a REST write works on it as on any other
+    expect((await s.put(mockGroup(), alice)).revision).toBe(3);
   });
 
   it("changes made while no control plane watched are recorded at start", async () => {
@@ -402,6 +276,48 @@ describe("KubernetesStore: LaneGroups written through the API server", () => {
     expect(s2.list().map((g) => [g.name, g.revision])).toEqual([["mock", 6], ["shop", 1]]);
     expect(s2.revisions().map((r) => r.revision)).toEqual([6, 5, 4]);
     expect((await s2.put(other({ traceHeader: "t" }), { actor: "x", expectedRevision: 1 })).revision).toBe(7);
+  });
+});
+
+describe("KubernetesStore: a damaged log", () => {
+  it("a revision deleted by hand cuts the log there: what precedes it counts as pruned, ETags stay", async () => {
+    await reset();
+    const s = await store();
+    await s.put(other(), alice); // 1
+    await s.put(mockGroup(), alice); // 2
+    await s.put(mockGroup({ traceHeader: "t3" }), alice); // 3
+    await s.put(mockGroup({ traceHeader: "t4" }), alice); // 4
+    await until("status.revision of shop", async () => (await kube.request("GET", "/apis/graylane.io/v1alpha1/lanegroups/shop")).body.status?.revision === 1);
+    await s.close();
+    expect((await kube.request("DELETE", "/apis/graylane.io/v1alpha1/lanegrouprevisions/rev-000000000002")).status).toBe(200);
+    const err = console.error;
+    console.error = () => {};
+    let s2: KubernetesStore;
+    try { s2 = await store(); } finally { console.error = err; }
+    expect(s2.revisions().map((r) => r.revision)).toEqual([4, 3]);
+    expect(s2.list().map((g) => [g.name, g.revision])).toEqual([["mock", 4], ["shop", 1]]);
+    expect((await s2.put(mockGroup(), { actor: "x", expectedRevision: 4 })).revision).toBe(5);
+  });
+});
+
+describe("KubernetesStore: old bodies", () => {
+  it("revisions and objects written before a default existed are read with today's defaults", async () => {
+    await reset();
+    // as an older Graylane wrote them: no traceHeader, routeHeader, overrideTrust, ... in the bodies
+    const old = { name: "legacy", services: [{ name: "old", hosts: ["old"], paths: [] }], baseLane: "base", lanes: [] };
+    const created = await kubectl.createClusterCustomObject({ ...G, plural: "lanegroups", fieldManager: "graylane", body: {
+      apiVersion: "graylane.io/v1alpha1", kind: "LaneGroup", metadata: { name: "legacy", annotations: { "graylane.io/actor": "old" } }, spec: { services: [{ name: "old" }] },
+    } }) as any;
+    await kubectl.createClusterCustomObject({ ...G, plural: "lanegrouprevisions", fieldManager: "graylane", body: {
+      apiVersion: "graylane.io/v1alpha1", kind: "LaneGroupRevision", metadata: { name: "rev-000000000001" },
+      spec: { revision: 1, time: "2024-01-01T00:00:00.000Z", actor: "old", op: "create", group: "legacy", groups: "legacy",
+        changes: [{ group: "legacy", action: "create", beforeRevision: 0, after: old, resourceVersion: created.metadata.resourceVersion, patch: [{ op: "add", path: "", value: old }] }] },
+    } });
+    const s = await store();
+    expect(s.current().revision).toBe(1); // the object is what revision 1 recorded: nothing new
+    const g = s.get("legacy")!;
+    expect(g).toMatchObject({ revision: 1, lanegroup: { traceHeader: "x-request-id", routeHeader: "x-graylane-route", overrideTrust: "any", stickySalt: "legacy" } });
+    expect(s.revision(1)!.lanegroups).toEqual([g.lanegroup]);
   });
 });
 
@@ -464,9 +380,11 @@ describe("graylane serve --store kubernetes", () => {
     const client = new GraylaneClient(`127.0.0.1:${server.grpcPort}`);
     const stream = client.streamRules();
     const got: RuleResponse[] = [];
+    const gotAt: number[] = [];
     try {
       stream.on("data", (r: RuleResponse) => {
         got.push(r);
+        gotAt.push(performance.now());
         stream.write(create(RuleRequestSchema, { instanceId: "mocka-0", versionInfo: r.version, responseNonce: r.nonce }));
       });
       stream.on("error", () => {});
@@ -502,6 +420,21 @@ describe("graylane serve --store kubernetes", () => {
       const obj = (await kube.request("GET", "/apis/graylane.io/v1alpha1/lanegroups/mock")).body;
       expect(obj.spec.lanes[0].weight).toBe(60);
       console.log(`kubernetes store: kubectl apply → RuleSet on a gRPC subscriber ${pushMs.toFixed(1)} ms`);
+
+      // 20 kubectl applies, each timed from the API server's answer to the subscriber holding it
+      const times: number[] = [];
+      for (let i = 1; i <= 20; i++) {
+        const t0 = performance.now();
+        await kubectlApply(mockGroup({ lanes: [{ name: "canary", services: ["mocka"], weight: i }] }));
+        const t1 = performance.now();
+        await until(`weight ${i} pushed`, () => weightOf(got.at(-1)) === i * 100);
+        times.push(gotAt[got.findIndex((r) => weightOf(r) === i * 100)]! - t1);
+        expect(t1 - t0).toBeLessThan(5000);
+      }
+      times.sort((a, b) => a - b);
+      const p = (q: number) => times[Math.min(times.length - 1, Math.ceil(q * times.length) - 1)]!.toFixed(1);
+      console.log(`kubernetes store: kubectl apply answered → RuleSet on the subscriber, 20 changes: p50 ${p(0.5)} ms, p99 ${p(0.99)} ms`);
+      expect(server.store.current().revision).toBe(22);
     } finally {
       stream.cancel();
       client.close();

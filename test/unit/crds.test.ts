@@ -3,6 +3,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { crdFiles, crds, structural } from "../../control-plane/src/kube/crds.js";
+import { LIMITS, parseLaneGroup } from "../../control-plane/src/model/lanegroup.js";
 
 describe("CRDs", () => {
   it("deploy/crds/ holds exactly what `make crds` generates", () => {
@@ -45,6 +46,24 @@ describe("CRDs", () => {
     const steps = rel.spec.versions[0].schema.openAPIV3Schema.properties.spec.properties.steps;
     expect(steps.maxItems).toBe(100);
     expect(steps.items.oneOf).toEqual([{ required: ["setWeight"] }, { required: ["setMatch"] }, { required: ["pause"] }, { required: ["analysis"] }]);
+  });
+
+  it("list and string bounds are the model's: the CRD and REST refuse the same sizes", () => {
+    const spec = crds()[0].spec.versions[0].schema.openAPIV3Schema.properties.spec;
+    expect(spec.properties.services.maxItems).toBe(LIMITS.services);
+    expect(spec.properties.lanes.maxItems).toBe(LIMITS.lanes);
+    expect(spec.properties.services.items.properties.hosts).toMatchObject({ maxItems: LIMITS.hosts, items: { maxLength: LIMITS.host } });
+    const match = spec.properties.lanes.items.properties.match;
+    expect(match.maxItems).toBe(LIMITS.matchBlocks);
+    expect(match.items.properties.headers.maxProperties).toBe(LIMITS.entries);
+    expect(match.items.properties.headers.additionalProperties.properties.exact.maxLength).toBe(LIMITS.value);
+    const services = Array.from({ length: LIMITS.services + 1 }, (_, i) => ({ name: `s${i}` }));
+    const refused = parseLaneGroup({ name: "big", services });
+    expect(refused.ok ? [] : refused.errors).toContainEqual({ path: "/services", message: `at most ${LIMITS.services} services` });
+    const headers = Object.fromEntries(Array.from({ length: LIMITS.entries + 1 }, (_, i) => [`h${i}`, { present: true }]));
+    const many = parseLaneGroup({ name: "big", services: [{ name: "a" }], lanes: [{ name: "l", match: [{ headers }] }] });
+    expect(many.ok ? [] : many.errors).toContainEqual({ path: "/lanes/0/match/0/headers", message: `at most ${LIMITS.entries} headers` });
+    expect(parseLaneGroup({ name: "ok", services: services.slice(0, LIMITS.services) }).ok).toBe(true);
   });
 
   it("structural() inlines $ref, turns nullable unions into nullable and refuses what it cannot express", () => {

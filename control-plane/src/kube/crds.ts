@@ -111,8 +111,8 @@ function without(schema: z.ZodType, io: "input" | "output", drop: string[]): Jso
 
 interface Column { name: string; type: string; jsonPath: string; description?: string; priority?: number }
 
-function crd(names: ResourceNames, opts: { spec: Json; status?: Json; columns: Column[]; description: string; nameRule?: { pattern: string; message: string } }): Json {
-  const spec = { ...structural(opts.spec, "/spec"), "x-kubernetes-preserve-unknown-fields": true };
+function crd(names: ResourceNames, opts: { spec: Json; status?: Json; columns: Column[]; description: string; nameRule?: { pattern: string; message: string }; immutable?: boolean }): Json {
+  const spec: Json = { ...structural(opts.spec, "/spec"), "x-kubernetes-preserve-unknown-fields": true };
   const root: Json = {
     type: "object",
     description: opts.description,
@@ -126,6 +126,7 @@ function crd(names: ResourceNames, opts: { spec: Json; status?: Json; columns: C
     required: ["spec"],
   };
   if (opts.nameRule) root["x-kubernetes-validations"] = [{ rule: `self.metadata.name.matches('${opts.nameRule.pattern}')`, message: opts.nameRule.message }];
+  if (opts.immutable) spec["x-kubernetes-validations"] = [{ rule: "self == oldSelf", message: `a ${names.kind} is immutable` }];
   return {
     apiVersion: "apiextensions.k8s.io/v1",
     kind: "CustomResourceDefinition",
@@ -183,6 +184,7 @@ export function crds(): Json[] {
     crd(LANE_GROUP_REVISION, {
       description: "One immutable revision of the lane groups (written by the control plane, never by hand): who changed what, with the diff and the content each changed group had before and after",
       spec: jsonSchema(LaneGroupRevisionSpec, "output"),
+      immutable: true,
       columns: [
         { name: "Revision", type: "integer", jsonPath: ".spec.revision" },
         { name: "Op", type: "string", jsonPath: ".spec.op" },

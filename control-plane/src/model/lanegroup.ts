@@ -18,13 +18,19 @@ const HOST = /^(?:[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)(?:\.[A-Za-z0
 // RFC 7230 token: header names.
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
+// Bounds on every list and free string: what REST, the CRDs (kube/crds.ts) and the docs say comes
+// from here, so a group the API server admits is never refused by REST for its size, or the reverse.
+export const LIMITS = { services: 4096, hosts: 64, paths: 64, lanes: 64, matchBlocks: 64, entries: 64, list: 16, namespaces: 256, value: 4096, token: 256, host: 253, path: 1024 } as const;
+const most = (n: number, what: string) => `at most ${n} ${what}`;
+
 const name = z.string().regex(NAME, "must be 1-63 lowercase letters, digits or hyphens, starting with a letter");
-const headerName = z.string().regex(TOKEN, "must be a valid HTTP header name (RFC 7230 token)");
+const headerName = z.string().max(LIMITS.token, most(LIMITS.token, "characters")).regex(TOKEN, "must be a valid HTTP header name (RFC 7230 token)");
 
 // Regexes are compiled while parsing, so their errors come with every other structural problem.
 // The state cap of the parse under way (parsing is synchronous; see parseLaneGroup's options).
 let stateCap = DEFAULT_STATE_CAP;
-const regex = z.string().superRefine((source, ctx) => {
+const value = z.string().max(LIMITS.value, most(LIMITS.value, "characters"));
+const regex = z.string().max(LIMITS.value, most(LIMITS.value, "characters")).superRefine((source, ctx) => {
   try { regexTables(source, { stateCap }); } catch (e) {
     ctx.addIssue({ code: "custom", message: e instanceof RegexError ? e.message : `regex ${JSON.stringify(source)}: ${String(e)}` });
   }
@@ -33,8 +39,8 @@ const regex = z.string().superRefine((source, ctx) => {
 const present = (o: object) => Object.values(o).filter((v) => v !== undefined).length;
 
 const StringMatch = z.strictObject({
-  exact: z.string().optional(),
-  prefix: z.string().optional(),
+  exact: value.optional(),
+  prefix: value.optional(),
   regex: regex.optional(),
   present: z.literal(true).optional(),
   absent: z.literal(true).optional(),
@@ -42,8 +48,8 @@ const StringMatch = z.strictObject({
   .meta({ description: "Exactly one of exact, prefix, regex (full match, JavaScript RegExp syntax, the subset docs/decisions.md lists, plus a leading (?i)), present, absent", minProperties: 1, maxProperties: 1 });
 
 const UriMatch = z.strictObject({
-  exact: z.string().optional(),
-  prefix: z.string().optional(),
+  exact: value.optional(),
+  prefix: value.optional(),
   regex: regex.optional(),
 }).refine((m) => present(m) === 1, "must have exactly one of exact, prefix, regex")
   .meta({ description: "Exactly one of exact, prefix, regex", minProperties: 1, maxProperties: 1 });
@@ -52,24 +58,27 @@ export const OS_CLASSES = ["iOS", "Android", "Windows", "macOS", "Linux"] as con
 export const BROWSER_CLASSES = ["Chrome", "Edge", "Firefox", "Safari", "IE"] as const;
 
 // Header names are checked here rather than as record keys, so the error says what is wrong.
+const entries = (what: string) => (r: object) => Object.keys(r).length <= LIMITS.entries || `at most ${LIMITS.entries} ${what}`;
 const headerMatches = z.record(z.string(), StringMatch).superRefine((r, ctx) => {
+  const many = entries("headers")(r);
+  if (many !== true) ctx.addIssue({ code: "custom", message: many });
   for (const key of Object.keys(r)) {
     if (!TOKEN.test(key)) ctx.addIssue({ code: "custom", path: [key], message: "must be a valid HTTP header name (RFC 7230 token)" });
   }
-});
+}).meta({ maxProperties: LIMITS.entries });
 
 const MatchBlock = z.strictObject({
   headers: headerMatches.optional(),
-  cookies: z.record(z.string().min(1), StringMatch).optional(),
-  queryParams: z.record(z.string().min(1), StringMatch).optional(),
+  cookies: z.record(z.string().min(1), StringMatch).refine((r) => entries("cookies")(r) === true, most(LIMITS.entries, "cookies")).meta({ maxProperties: LIMITS.entries }).optional(),
+  queryParams: z.record(z.string().min(1), StringMatch).refine((r) => entries("query parameters")(r) === true, most(LIMITS.entries, "query parameters")).meta({ maxProperties: LIMITS.entries }).optional(),
   uri: UriMatch.optional(),
-  method: z.array(z.string().regex(TOKEN, "must be an HTTP method")).min(1).optional(),
-  os: z.array(z.enum(OS_CLASSES)).min(1).optional(),
-  browser: z.array(z.enum(BROWSER_CLASSES)).min(1).optional(),
+  method: z.array(z.string().max(LIMITS.token).regex(TOKEN, "must be an HTTP method")).min(1).max(LIMITS.list, most(LIMITS.list, "methods")).optional(),
+  os: z.array(z.enum(OS_CLASSES)).min(1).max(LIMITS.list, most(LIMITS.list, "entries")).optional(),
+  browser: z.array(z.enum(BROWSER_CLASSES)).min(1).max(LIMITS.list, most(LIMITS.list, "entries")).optional(),
 }).refine((b) => present(b) > 0, "a match block needs at least one condition")
   .meta({ description: "All conditions of a block must hold; a lane matches when any of its blocks holds", minProperties: 1 });
 
-const laneServices = z.array(name).meta({ description: "Services with an instance in this lane" });
+const laneServices = z.array(name).max(LIMITS.services, most(LIMITS.services, "services")).meta({ description: "Services with an instance in this lane" });
 const fallback = name.meta({ description: "Lane to route to where this lane has no instance (default: the base lane)" });
 const WEIGHT = "Percent of sticky keys; all weights add up to at most 100";
 
@@ -80,30 +89,30 @@ const Lane = z.strictObject({
   weight: z.number().min(0, "must be from 0 to 100").max(100, "must be from 0 to 100")
     .refine((w) => Math.abs(w * 100 - Math.round(w * 100)) < 1e-6, "at most two decimals").default(0)
     .meta({ description: `${WEIGHT}, with at most two decimals`, multipleOf: 0.01 }),
-  match: z.array(MatchBlock).optional(),
+  match: z.array(MatchBlock).max(LIMITS.matchBlocks, most(LIMITS.matchBlocks, "match blocks")).optional(),
 });
 
 const HOSTS = "Default: the service's name; unique across all lane groups";
 const Service = z.strictObject({
   name,
-  hosts: z.array(z.string().regex(HOST, "must be a host name or IP address without port")).optional().meta({ description: HOSTS }),
-  paths: z.array(z.string().startsWith("/", "must start with /")).default([]).meta({ description: "Path prefixes that select the service at the edge" }),
+  hosts: z.array(z.string().max(LIMITS.host, most(LIMITS.host, "characters")).regex(HOST, "must be a host name or IP address without port")).max(LIMITS.hosts, most(LIMITS.hosts, "hosts")).optional().meta({ description: HOSTS }),
+  paths: z.array(z.string().max(LIMITS.path, most(LIMITS.path, "characters")).startsWith("/", "must start with /")).max(LIMITS.paths, most(LIMITS.paths, "paths")).default([]).meta({ description: "Path prefixes that select the service at the edge" }),
 });
 
 const StickyKey = z.strictObject({
   header: headerName.optional(),
-  cookie: z.string().min(1).regex(TOKEN, "must be a valid cookie name").optional(),
+  cookie: z.string().min(1).max(LIMITS.token, most(LIMITS.token, "characters")).regex(TOKEN, "must be a valid cookie name").optional(),
   generate: z.boolean().optional(),
   maxAgeSeconds: z.number().int().positive().max(0xffff_ffff).optional(),
 }).refine((k) => (k.header === undefined) !== (k.cookie === undefined), "must have exactly one of header, cookie")
   .refine((k) => !k.generate || k.cookie !== undefined, "generate needs a cookie")
   .meta({ description: "Exactly one of header, cookie; generate (with a cookie) sets a generated id as that cookie when a request has none" });
 
-const stickySalt = z.string().min(1).meta({ description: "Default: the group's name" });
+const stickySalt = z.string().min(1).max(LIMITS.token, most(LIMITS.token, "characters")).meta({ description: "Default: the group's name" });
 
 const Group = z.strictObject({
   name,
-  services: z.array(Service).min(1, "a lane group needs at least one service"),
+  services: z.array(Service).min(1, "a lane group needs at least one service").max(LIMITS.services, most(LIMITS.services, "services")),
   baseLane: name.default("base"),
   laneHeader: headerName.default("x-graylane-lane"),
   routeHeader: headerName.default("x-graylane-route"),
@@ -115,9 +124,9 @@ const Group = z.strictObject({
     .meta({ description: "At the edge, a request without traceHeader gets a new trace id first (never a sticky key)" }),
   stickySalt: stickySalt.optional(),
   stickyKey: StickyKey.optional(),
-  lanes: z.array(Lane).default([]),
+  lanes: z.array(Lane).max(LIMITS.lanes, most(LIMITS.lanes, "lanes")).default([]),
   /** Namespaces whose filters receive this group when their identity is namespace-scoped; none: all. */
-  namespaces: z.array(z.string().regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, "must be a Kubernetes namespace name")).min(1).optional()
+  namespaces: z.array(z.string().regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, "must be a Kubernetes namespace name")).min(1).max(LIMITS.namespaces, most(LIMITS.namespaces, "namespaces")).optional()
     .meta({ description: "Filters whose identity is scoped to a namespace receive this group only if it is listed; absent: every filter" }),
 }).meta({ description: "A lane group as written (DESIGN.md): omitted fields take their defaults" });
 
@@ -127,14 +136,14 @@ const StoredLane = Lane.extend({
   services: laneServices,
   fallback,
   weight: z.number().min(0).max(100).meta({ description: WEIGHT }),
-  match: z.array(MatchBlock),
+  match: z.array(MatchBlock).max(LIMITS.matchBlocks),
 });
 // A defaulted host is the service's name, which need not be a host name (it may end with a hyphen).
-const StoredService = Service.extend({ hosts: z.array(z.string()).meta({ description: HOSTS }) });
+const StoredService = Service.extend({ hosts: z.array(z.string().max(LIMITS.host)).max(LIMITS.hosts).meta({ description: HOSTS }) });
 const StoredGroup = Group.extend({
-  services: z.array(StoredService).min(1),
+  services: z.array(StoredService).min(1).max(LIMITS.services),
   stickySalt,
-  lanes: z.array(StoredLane),
+  lanes: z.array(StoredLane).max(LIMITS.lanes),
 }).meta({ description: "A lane group as stored and served (DESIGN.md): every default filled in" });
 
 /** The lane group as users write it (PUT's body): its zod schema, for its JSON Schema (io "input"). */

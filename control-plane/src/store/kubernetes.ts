@@ -94,7 +94,7 @@ function apiStatus(e: unknown): number | undefined {
 function apiMessage(e: unknown): string {
   if (e instanceof ApiException) {
     const body = typeof e.body === "string" ? (() => { try { return JSON.parse(e.body as string); } catch { return undefined; } })() : e.body;
-    return (body as { message?: string } | undefined)?.message ?? `${e.code} ${String(e.body).slice(0, 300)}`;
+    return (body as { message?: string } | undefined)?.message ?? `HTTP ${e.code}: ${String(e.body).trim().slice(0, 300)}`;
   }
   return (e as Error).message ?? String(e);
 }
@@ -144,7 +144,8 @@ export class KubernetesStore implements Store {
   private pendingRevs: Rev[] = [];
   /** Writes and reconciliations run one at a time, in order. */
   private chain: Promise<unknown> = Promise.resolve();
-  private watches: AbortController[] = [];
+  /** The running watch per path (a reconnect replaces it). */
+  private readonly watches = new Map<string, AbortController>();
   private closed = false;
 
   private constructor(kc: KubeConfig, opts: KubernetesStoreOptions) {
@@ -318,7 +319,8 @@ export class KubernetesStore implements Store {
     if (this.closed) return;
     this.closed = true;
     this.listeners.clear();
-    for (const w of this.watches.splice(0)) w.abort();
+    for (const w of this.watches.values()) w.abort();
+    this.watches.clear();
     await this.chain.catch(() => undefined);
   }
 
@@ -425,13 +427,13 @@ export class KubernetesStore implements Store {
         });
       } catch (e) {
         if (apiStatus(e) !== 409) throw new StoreError(503, [{ path: "", message: `Kubernetes API: recording revision ${n}: ${apiMessage(e)}` }]);
-        await this.loadRevisions();
+        await this.catchUp();
         const covered = [...this.revs.values()].find((r) => r.revision >= n && changes.every((c) => r.changes.some((d) => d.group === c.group && d.resourceVersion === c.resourceVersion)));
         if (covered) return covered.revision;
         continue;
       }
       this.applyRev(this.parseRev(spec), true);
-      void this.writeStatus(changes);
+      await this.writeStatus(changes);
       this.prune();
       return n;
     }
@@ -488,17 +490,26 @@ export class KubernetesStore implements Store {
       const g = this.groups.get(c.group);
       if (!g || this.closed) continue;
       const obj = this.objects.get(c.group);
+      const current = obj?.metadata.resourceVersion === c.resourceVersion ? obj : undefined;
       const status: LaneGroupStatus = {
         revision: g.revision,
-        ...(obj?.metadata.generation !== undefined && obj.metadata.resourceVersion === c.resourceVersion ? { observedGeneration: obj.metadata.generation } : {}),
+        ...(current?.metadata.generation !== undefined ? { observedGeneration: current.metadata.generation } : {}),
         services: g.lanegroup.services.map((s) => s.name).join(","),
         lanes: g.lanegroup.lanes.map((l) => l.name).join(","),
+        ...(current ? { conditions: this.withReady(current, "True", "Recorded", `revision ${g.revision}`) } : {}),
       };
       try {
-        await this.api.patchClusterCustomObjectStatus(
+        const res = await this.api.patchClusterCustomObjectStatus(
           { group: API_GROUP, version: API_VERSION, plural: LANE_GROUP.plural, name: c.group, body: { status }, fieldManager: FIELD_MANAGER },
           setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
-        );
+        ) as KubeObject;
+        // The status write moved the resourceVersion, not the content: the next write's precondition
+        // is the new version, unless someone changed the spec in between (then the watch records it).
+        const parsed = parseLaneGroup({ ...res.spec, name: c.group });
+        if (parsed.ok && same(parsed.value, g.lanegroup) && this.reviewedRv.get(c.group) === c.resourceVersion) {
+          this.seen(res);
+          this.reviewedRv.set(c.group, res.metadata.resourceVersion ?? "");
+        }
       } catch (e) {
         if (apiStatus(e) !== 404) console.error(`kubernetes store: status of ${c.group}: ${apiMessage(e)}`);
       }
@@ -529,7 +540,15 @@ export class KubernetesStore implements Store {
 
   private async loadRevisions(): Promise<string> {
     const list = await this.api.listClusterCustomObject({ group: API_GROUP, version: API_VERSION, plural: LANE_GROUP_REVISION.plural }) as { items: Array<{ spec: unknown }>; metadata: { resourceVersion: string } };
-    const revs = list.items.map((i) => this.parseRev(i.spec)).sort((a, b) => a.revision - b.revision);
+    let revs = list.items.map((i) => this.parseRev(i.spec)).sort((a, b) => a.revision - b.revision);
+    if (this.latest === 0) {
+      // At start the log is the newest unbroken run: what precedes a hole (a revision deleted by
+      // hand) counts as pruned, and the groups it last wrote keep their ETag through status.revision.
+      let from = 0;
+      for (let i = 1; i < revs.length; i++) if (revs[i]!.revision !== revs[i - 1]!.revision + 1) from = i;
+      if (from) console.error(`kubernetes store: revisions ${revs[0]!.revision}-${revs[from - 1]!.revision} are cut off by missing revision ${revs[from - 1]!.revision + 1}; the log starts at ${revs[from]!.revision}`);
+      revs = revs.slice(from);
+    }
     for (const r of revs) this.applyRev(r, true);
     return list.metadata.resourceVersion;
   }
@@ -593,9 +612,24 @@ export class KubernetesStore implements Store {
     return [...new Set([...this.groups.keys(), ...this.objects.keys()])].sort();
   }
 
+  /** Reads the revisions after the mirror's latest, one by one, until there is none (cheaper than a list). */
+  private async catchUp(): Promise<void> {
+    for (;;) {
+      try {
+        const o = await this.api.getClusterCustomObject({ group: API_GROUP, version: API_VERSION, plural: LANE_GROUP_REVISION.plural, name: revName(this.latest + 1) }) as { spec: unknown };
+        const before = this.latest;
+        this.applyRev(this.parseRev(o.spec), true);
+        if (this.latest === before) return;
+      } catch (e) {
+        if (apiStatus(e) === 404) return;
+        throw e;
+      }
+    }
+  }
+
   /** Re-reads the objects and records what changed (after a write lost a race). */
   private async resync(): Promise<void> {
-    await this.loadRevisions();
+    await this.catchUp();
     await this.listObjects();
     for (const name of this.names()) await this.reconcile(name);
   }
@@ -631,15 +665,22 @@ export class KubernetesStore implements Store {
     await this.record(current ? "replace" : "create", by ?? actor, undefined, [this.changeOf(name, current, parsed.value, obj)]);
   }
 
-  private async notReady(obj: KubeObject, message: string): Promise<void> {
-    const conditions = ((obj.status?.conditions ?? []) as Array<{ type: string; status: string; message?: string }>);
+  /** The object's conditions with Ready set (the transition time kept while the status stays). */
+  private withReady(obj: KubeObject, status: "True" | "False", reason: string, message: string): NonNullable<LaneGroupStatus["conditions"]> {
+    const conditions = (obj.status?.conditions ?? []) as NonNullable<LaneGroupStatus["conditions"]>;
     const had = conditions.find((c) => c.type === "Ready");
+    const lastTransitionTime = had?.status === status ? had.lastTransitionTime : new Date().toISOString().replace(/\.\d+Z$/, "Z");
+    const ready = { type: "Ready", status, reason, message: message.slice(0, 32768), lastTransitionTime, ...(obj.metadata.generation !== undefined ? { observedGeneration: obj.metadata.generation } : {}) };
+    return [...conditions.filter((c) => c.type !== "Ready"), ready];
+  }
+
+  private async notReady(obj: KubeObject, message: string): Promise<void> {
+    const had = ((obj.status?.conditions ?? []) as Array<{ type: string; status: string; message?: string }>).find((c) => c.type === "Ready");
     if (had?.status === "False" && had.message === message.slice(0, 32768)) return;
     console.error(`kubernetes store: LaneGroup ${obj.metadata.name} not recorded: ${message}`);
-    const ready = { type: "Ready", status: "False", reason: "Invalid", message: message.slice(0, 32768), lastTransitionTime: this.now().toISOString().replace(/\.\d+Z$/, "Z"), observedGeneration: obj.metadata.generation };
     try {
       await this.api.patchClusterCustomObjectStatus(
-        { group: API_GROUP, version: API_VERSION, plural: LANE_GROUP.plural, name: obj.metadata.name, body: { status: { conditions: [...conditions.filter((c) => c.type !== "Ready"), ready] } }, fieldManager: FIELD_MANAGER },
+        { group: API_GROUP, version: API_VERSION, plural: LANE_GROUP.plural, name: obj.metadata.name, body: { status: { conditions: this.withReady(obj, "False", "Invalid", message) } }, fieldManager: FIELD_MANAGER },
         setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
       );
     } catch (e) {
@@ -675,7 +716,7 @@ export class KubernetesStore implements Store {
       });
       if (controller) {
         if (this.closed) controller.abort();
-        else this.watches.push(controller);
+        else this.watches.set(path, controller);
       }
     };
     void start();
