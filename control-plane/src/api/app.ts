@@ -19,7 +19,7 @@ import type { Tokens } from "../auth/tokens.js";
 import type { LeaderRoute } from "../replicas/leader.js";
 import type { ReleaseEngine } from "../rollout/engine.js";
 import { apiMetrics } from "./metrics.js";
-import { openApiDocument } from "./openapi.js";
+import { BODY_LIMIT, openApiDocument } from "./openapi.js";
 import { overrideOpenApi, overrideRoutes } from "./overrides.js";
 import { Previewer } from "./preview.js";
 import { releaseOpenApi, releaseRoutes } from "./releases.js";
@@ -130,7 +130,7 @@ export function createApi(opts: ApiOptions): ApiApp {
   });
   if (opts.tokens && opts.tokens.size > 0) app.use(authenticate(opts.tokens));
   // Any content type is read as JSON: `curl -d` sends form-encoded by default.
-  app.use(express.json({ type: () => true, limit: "1mb" }));
+  app.use(express.json({ type: () => true, limit: BODY_LIMIT }));
 
   // ---- lane groups ----
 

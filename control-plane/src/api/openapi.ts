@@ -231,7 +231,21 @@ export function openApiDocument(extra: PathItems = {}): Record<string, unknown> 
       description: "Lane groups, their revision log, previews through the real filter, rule-push status and traffic. Errors are {\"errors\": [{\"path\", \"message\"}]} with JSON Pointer paths.",
     },
     servers: [{ url: "http://127.0.0.1:7070" }],
-    paths: { ...paths, ...extra },
+    paths: withBodyLimit({ ...paths, ...extra }),
     components: { schemas },
   };
+}
+
+/** The request body limit of app.ts's JSON parser; a larger body is 413 on every operation that takes one. */
+export const BODY_LIMIT = "1mb";
+
+function withBodyLimit(items: PathItems): PathItems {
+  const out: PathItems = {};
+  for (const [path, item] of Object.entries(items)) {
+    out[path] = Object.fromEntries(Object.entries(item).map(([method, op]) => {
+      const o = op as { requestBody?: unknown; responses?: Record<string, unknown> };
+      return [method, o.requestBody ? { ...o, responses: { ...o.responses, 413: errors(`Request body over ${BODY_LIMIT}; nothing changed`) } } : op];
+    }));
+  }
+  return out;
 }
