@@ -17,6 +17,8 @@ export interface MockAppOptions {
   outboundPort?: number;
   /** Forward the lane header instead of the trace header. */
   forwardLane?: boolean;
+  /** Forward no header at all (not even the trace header): strict isolation's case. */
+  forwardNothing?: boolean;
   traceHeader?: string;
   laneHeader?: string;
   /** Share of requests answered 500 (0..1), spread evenly: exactly `rate` of every 1/rate requests. */
@@ -51,7 +53,7 @@ export async function startMockApp(options: MockAppOptions): Promise<MockApp> {
     const name = (options.forwardLane ? options.laneHeader ?? "x-graylane-lane" : options.traceHeader ?? "my-request-id").toLowerCase();
     const headers: Record<string, string> = { host: options.next };
     const value = req.headers[name];
-    if (typeof value === "string") headers[name] = value;
+    if (typeof value === "string" && !options.forwardNothing) headers[name] = value;
     const out = request({ host, port: options.outboundPort, path: "/mock", method: "GET", headers }, (up) => {
       let body = "";
       up.setEncoding("utf8");

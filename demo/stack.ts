@@ -50,6 +50,8 @@ export interface Stack {
   envoys: RunningEnvoy[];
   /** Switch every mock between forwarding the trace header and the lane header. */
   setForwardLane(on: boolean): void;
+  /** Make every mock forward no header at all (on) or as before (off). */
+  setForwardNothing(on: boolean): void;
   /** Makes one instance's app answer 500 to this share of its requests. */
   setFailRate(service: string, version: string, rate: number): void;
   /** Stops the control plane (REST and gRPC); the Envoys keep running on their last rules. */
@@ -147,6 +149,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       stopControlPlane, startControlPlane: start,
       gatewayUrl: `http://127.0.0.1:${gwPort}`,
       setForwardLane: (on) => { for (const a of apps) a.options.forwardLane = on; },
+      setForwardNothing: (on) => { for (const a of apps) a.options.forwardNothing = on; },
       setFailRate: (service, version, rate) => {
         const app = apps.find((a) => a.options.name === service && a.options.version === version);
         if (!app) throw new Error(`no ${service} ${version} instance`);

@@ -17,10 +17,11 @@ import { HttpContext, RootContext, setRootContextFactory } from "./abi/context";
 import { Action, BufferType, MapType, WasmResult } from "./abi/types";
 import * as host from "./abi/host";
 import { utf8 } from "./lane/bytes";
+import { PairsIndex } from "./abi/pairs";
 import { DIRECTION_AUTO, DIRECTION_INBOUND, configError, parsePluginConfig, PluginConfig } from "./lane/config";
 import { CGroup, FEATURES, ruleError } from "./lane/rules";
 import { authorityFor, grpcServiceFor } from "./lane/discovery";
-import { SRC_BASE } from "./lane/decision";
+import { SOURCES, SRC_BASE } from "./lane/decision";
 import { baggageWithoutLane, outgoingBaggage } from "./lane/propagation";
 import { formatStickyCookie } from "./lane/cookie";
 import { StripPlan } from "./lane/edge";
@@ -38,6 +39,8 @@ import { splitmix64 } from "./lane/entropy";
 const FILTER_VERSION = "0.1.0";
 
 const P_DIRECTION = utf8("xds\0listener_direction");
+// The node metadata's LABELS (Istio puts the pod's labels there): a string map, read as pairs.
+const P_NODE_LABELS = utf8("node\0metadata\0LABELS");
 // The matched route's `graylane` metadata, whole: Envoy serialises a string map as proxy-wasm pairs,
 // so one property read (the costliest host call the filter makes) gives `service` and `lane`.
 const P_ROUTE_GRAYLANE = utf8("xds\0route_metadata\0filter_metadata\0graylane");
@@ -83,7 +86,9 @@ class LaneRoot extends RootContext {
     // workers); elsewhere at the first tick, as the instance id needs it.
     if (c.edge && this.vmNumber == 0) this.vmNumber = claimInstanceNumber();
     path.entropy.seed(host.nowNanos() ^ (<u64>this.id << 40) ^ splitmix64(<u64>this.vmNumber));
-    path.configure(c.edge, c.direction, c.service);
+    // The instance's lane: node.lane, else (Istio: one WasmPlugin for every lane's pods) the pod's
+    // lane label in the node metadata. Read here, once per configuration, never per request.
+    path.configure(c.edge, c.direction, c.service, c.lane.length > 0 ? utf8(c.lane) : laneFromNodeLabels(c.laneLabelKey));
 
     const cluster = utf8(c.cluster);
     const service = grpcServiceFor(cluster, utf8(authorityFor(c.cluster, c.authority)), c.token.length > 0 ? utf8("Bearer " + c.token) : new Uint8Array(0));
@@ -92,7 +97,7 @@ class LaneRoot extends RootContext {
     n.workload = utf8(c.workload);
     n.namespace = utf8(c.namespace);
     n.service = utf8(c.service);
-    n.lane = utf8(c.lane);
+    n.lane = path.instanceLane;
     n.filterVersion = utf8(FILTER_VERSION);
     if (n.features.length == 0) for (let i = 0; i < FEATURES.length; i++) n.features.push(utf8(FEATURES[i]));
     this.stream.service = service;
@@ -242,7 +247,8 @@ class LaneStream extends HttpContext {
     if (edge && g.generateTrace && !view.header(g.traceHeader)) addTraceId(path, g, this.startNanos);
     const d = path.decider;
     const now = this.startNanos / 1000000;
-    d.decide(g, view, edge, now, path.entropy.mix(this.startNanos)); // no second clock read
+    // Step 3b counts the instance the request leaves: the outbound side only.
+    d.decide(g, view, edge, now, path.entropy.mix(this.startNanos), dir == DIR_OUTBOUND ? g.instanceLane : -1); // no second clock read
     if (d.overrideIgnored) host.incrementMetric(path.metrics.overrideIgnored, 1);
     if (d.unknownLane) host.incrementMetric(path.metrics.unknownLane, 1);
     const lane = d.lane;
@@ -276,7 +282,7 @@ class LaneStream extends HttpContext {
     if (dir != DIR_INBOUND && !path.routeMeta.servesLane(routeName)) {
       host.callForeign(F_CLEAR_ROUTE_CACHE.dataStart, <usize>F_CLEAR_ROUTE_CACHE.byteLength);
     }
-    host.incrementMetric(unchecked(gm.ids[lane * 8 + <i32>d.source]), 1);
+    host.incrementMetric(unchecked(gm.ids[lane * SOURCES + <i32>d.source]), 1);
   }
 
   onResponseHeaders(headers: u32, endOfStream: bool): u32 {
@@ -359,6 +365,25 @@ function releaseRouteMetadata(path: RequestPath): void {
   if (path.routeMetaBuf != 0) heap.free(path.routeMetaBuf);
   path.routeMetaBuf = 0;
   path.routeMeta.clear();
+}
+
+/** The value of label `key` in the node metadata's LABELS, or empty (no labels, no such label). */
+function laneFromNodeLabels(key: string): Uint8Array {
+  if (host.getProperty(P_NODE_LABELS.dataStart, <usize>P_NODE_LABELS.byteLength) != WasmResult.Ok) return new Uint8Array(0);
+  const k = utf8(key);
+  const pairs = new PairsIndex();
+  let out = new Uint8Array(0);
+  if (pairs.load(host.retPtr, host.retLen)) {
+    for (let i = 0; i < pairs.count; i++) {
+      if (pairs.nameLenAt(i) != <usize>k.byteLength || memory.compare(pairs.nameAt(i), k.dataStart, <usize>k.byteLength) != 0) continue;
+      const vl = pairs.valueLenAt(i);
+      out = new Uint8Array(<i32>vl);
+      memory.copy(out.dataStart, pairs.valueAt(i), vl);
+      break;
+    }
+  }
+  host.freeRet();
+  return out;
 }
 
 function listenerDirection(): u32 {

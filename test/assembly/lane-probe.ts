@@ -14,6 +14,7 @@ import {
 import { edgeStripPlan, StripPlan, unroutedStripPlan } from "../../filter/assembly/lane/edge";
 import { baggageWithoutLane, outgoingBaggage } from "../../filter/assembly/lane/propagation";
 import { formatStickyCookie } from "../../filter/assembly/lane/cookie";
+import { counterKey, keySource } from "../../filter/assembly/lane/counters";
 import {
   schemaFieldCount, schemaFieldKind, schemaMessageCount, WIRE_BYTES, WIRE_FIRST_MESSAGE, WIRE_VARINT,
 } from "../../filter/assembly/lane/wirecheck";
@@ -130,3 +131,9 @@ export function wireFirstMessage(): u8 { return WIRE_FIRST_MESSAGE; }
 export function wireMessages(): i32 { return schemaMessageCount(); }
 export function wireFields(message: i32): i32 { return schemaFieldCount(message); }
 export function wireKind(message: i32, field: i32): u8 { return schemaFieldKind(message, field); }
+
+// Traffic counter keys (lane/counters.ts).
+export function counterKeyOf(group: u32, lane: u32, route: u32, service: u32, direction: u32, source: u32, status: u32): u64 {
+  return counterKey(group, lane, route, service, direction, source, status);
+}
+export function counterKeySource(key: u64): u64 { return keySource(key); }

@@ -43,6 +43,7 @@ const BAD: Array<[string, string, unknown, string | RegExp, RegExp]> = [
   ["bad override trust", "bad", g({ overrideTrust: "everyone" }), "/overrideTrust", /./],
   ["trustIncoming not a boolean", "bad", g({ trustIncoming: "yes" }), "/trustIncoming", /boolean/],
   ["generateTraceId not a boolean", "bad", g({ generateTraceId: "yes" }), "/generateTraceId", /boolean/],
+  ["isolation not a mode", "bad", g({ isolation: "strong" }), "/isolation", /permissive.*strict/],
   ["two string matches", "bad", block({ headers: { a: { exact: "1", prefix: "2" } } }), "/lanes/0/match/0/headers/a", /exactly one/],
   ["empty match block", "bad", block({}), "/lanes/0/match/0", /at least one condition/],
   ["bad condition header name", "bad", block({ headers: { "a b": { exact: "1" } } }), "/lanes/0/match/0/headers/a b", /header name/],

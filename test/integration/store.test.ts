@@ -81,6 +81,29 @@ describe("SqliteStore", () => {
     expect(again.revision(put.revision)!.lanegroups[0].generateTraceId).toBe(true);
   });
 
+  it("a lane group stored before isolation existed reads back permissive, the same as written now", () => {
+    const s = store();
+    const put = s.put(mockGroup(), alice);
+    expect(put.group.lanegroup.isolation).toBe("permissive");
+    s.close();
+    open.pop();
+    const db = new Database(file);
+    for (const table of ["lanegroups", "history"]) {
+      const rows = db.prepare(`SELECT rowid, body FROM ${table} WHERE body IS NOT NULL`).all() as Array<{ rowid: number; body: string }>;
+      for (const r of rows) {
+        const { isolation, ...old } = JSON.parse(r.body);
+        expect(isolation).toBe("permissive");
+        db.prepare(`UPDATE ${table} SET body = ? WHERE rowid = ?`).run(JSON.stringify(old), r.rowid);
+      }
+    }
+    db.close();
+    const again = store();
+    expect(again.get("mock")!.lanegroup.isolation).toBe("permissive");
+    expect(again.current().groups[0].isolation).toBe("permissive");
+    expect(diff(again.get("mock")!.lanegroup, put.group.lanegroup)).toEqual([]);
+    expect(again.revision(put.revision)!.lanegroups[0].isolation).toBe("permissive");
+  });
+
   it("creates the file's directory, uses WAL, and starts empty at revision 0", () => {
     const s = store();
     expect(existsSync(file)).toBe(true);

@@ -42,6 +42,8 @@ export interface FilterOptions {
   grpc?: ConstructorParameters<typeof Object>[0];
   /** Count host calls and hook crossings (vm.calls). */
   countCalls?: boolean;
+  /** More VM-level properties (e.g. "node.metadata.LABELS": {...}), read at configure. */
+  properties?: Record<string, unknown>;
 }
 
 export type Headers = Array<[string, string | Uint8Array]> | Record<string, string>;
@@ -78,7 +80,7 @@ export async function newFilter(opts: FilterOptions = {}): Promise<Filter> {
     shared: opts.shared ?? new SharedData(),
     clock: opts.clock ?? new ManualClock(1_700_000_000_000_000_000n),
     vmId: "graylane",
-    properties: { "xds.listener_direction": direction === "inbound" ? 1 : 2 },
+    properties: { "xds.listener_direction": direction === "inbound" ? 1 : 2, ...(opts.properties ?? {}) } as never,
     foreignFunctions: { clear_route_cache: () => new Uint8Array() },
     grpc: opts.grpc as never,
     countCalls: opts.countCalls,

@@ -89,6 +89,7 @@ function groupArb(gi: number) {
     trustIncoming: fc.option(fc.boolean(), { nil: undefined }),
     traceHeader: fc.option(fc.constantFrom(...TRACE_HEADERS), { nil: undefined }),
     generateTraceId: fc.option(fc.boolean(), { nil: undefined }),
+    isolation: fc.option(fc.constantFrom("permissive", "strict"), { nil: undefined }),
     stickySalt: fc.option(fc.string({ minLength: 1, maxLength: 8, unit: "grapheme" }), { nil: undefined, freq: 4 }),
     stickyKey: fc.option(fc.oneof(
       fc.constantFrom(...STICKY_HEADERS).map((header) => ({ header })),
@@ -134,7 +135,7 @@ function groupArb(gi: number) {
       };
     });
     const g: Record<string, unknown> = { name, services, lanes };
-    for (const k of ["baseLane", "laneHeader", "routeHeader", "overrideHeader", "overrideTrust", "trustIncoming", "traceHeader", "generateTraceId", "stickySalt", "stickyKey"] as const) {
+    for (const k of ["baseLane", "laneHeader", "routeHeader", "overrideHeader", "overrideTrust", "trustIncoming", "traceHeader", "generateTraceId", "isolation", "stickySalt", "stickyKey"] as const) {
       if (r[k] !== undefined) g[k] = r[k];
     }
     return g;
@@ -354,6 +355,7 @@ export interface ParsedGroupLike {
   trustIncoming: boolean;
   traceHeader: string;
   generateTraceId: boolean;
+  isolation: string;
   stickyKey?: { header?: string; cookie?: string; generate?: boolean };
   services: Array<{ name: string; hosts: string[]; paths: string[] }>;
   lanes: Array<{ name: string; services: string[]; fallback: string; weight: number; match: Array<{ headers?: object; cookies?: object; queryParams?: object }> }>;

@@ -39,6 +39,8 @@ export interface LaneProbeExports {
   wireMessages(): number;
   wireFields(message: number): number;
   wireKind(message: number, field: number): number;
+  counterKeyOf(group: number, lane: number, route: number, service: number, direction: number, source: number, status: number): bigint;
+  counterKeySource(key: bigint): bigint;
 }
 
 const enc = new TextEncoder();

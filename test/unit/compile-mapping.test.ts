@@ -20,7 +20,7 @@ describe("RuleSet mapping", () => {
     name: "shop",
     services: [{ name: "web", hosts: ["Web.Example.COM"], paths: ["/shop"] }, { name: "api" }],
     laneHeader: "X-Lane", routeHeader: "X-Route", overrideHeader: "X-Prefer", overrideTrust: "signed", trustIncoming: true,
-    traceHeader: "TraceParent", generateTraceId: false, stickySalt: "salt", stickyKey: { cookie: "uid", generate: true },
+    traceHeader: "TraceParent", generateTraceId: false, isolation: "strict", stickySalt: "salt", stickyKey: { cookie: "uid", generate: true },
     lanes: [
       { name: "gray", services: ["web"], weight: 5, match: [{
         browser: ["Edge", "IE"], os: ["iOS", "Linux"], method: ["get"], uri: { regex: "/api/.*" },
@@ -35,11 +35,11 @@ describe("RuleSet mapping", () => {
     const { ruleSet, bytes: out, version } = compileRuleSet([group], { requiredFeatures: ["regex"] });
     expect(fromBinary(RuleSetSchema, out)).toEqual(ruleSet);
     expect(ruleSet.version).toBe(version);
-    expect(ruleSet.requiredFeatures).toEqual(["regex"]);
+    expect(ruleSet.requiredFeatures).toEqual(["instance-lane", "regex"]) // a strict group requires instance-lane;
     const g = ruleSet.groups[0];
     expect(g).toMatchObject({
       name: "shop", laneHeader: "x-lane", routeHeader: "x-route", overrideHeader: "x-prefer",
-      overrideTrust: OverrideTrust.SIGNED, trustIncoming: true, traceHeader: "traceparent", generateTraceId: false, stickySalt: "salt",
+      overrideTrust: OverrideTrust.SIGNED, trustIncoming: true, traceHeader: "traceparent", generateTraceId: false, strictIsolation: true, stickySalt: "salt",
       stickyKey: { header: "", cookie: "uid", generate: true, maxAgeSeconds: 2592000 },
     });
     expect(g.services.map((s) => [s.name, s.hosts, s.paths])).toEqual([["web", ["web.example.com"], ["/shop"]], ["api", ["api"], []]]);

@@ -119,6 +119,26 @@ describe("compileRuleSet", () => {
     expect(compileRuleSet([old as LaneGroup]).version).toBe(on.version);
   });
 
+  it("isolation compiles into Group.strict_isolation; a strict group, and only one, requires instance-lane", () => {
+    const permissive = compileRuleSet([parse(example)]);
+    expect(permissive.ruleSet.groups[0].strictIsolation).toBe(false);
+    expect(permissive.ruleSet.requiredFeatures).toEqual([]);
+    const strict = compileRuleSet([parse({ ...example, isolation: "strict" })]);
+    expect(strict.ruleSet.groups[0].strictIsolation).toBe(true);
+    expect(strict.ruleSet.requiredFeatures).toEqual(["instance-lane"]);
+    expect(strict.version).not.toBe(permissive.version);
+    // Merged with the server's own required features, sorted, once.
+    const both = compileRuleSet([parse({ ...example, isolation: "strict" })], { requiredFeatures: ["lanes/v1", "instance-lane"] });
+    expect(both.ruleSet.requiredFeatures).toEqual(["instance-lane", "lanes/v1"]);
+    // One strict group among permissive ones is enough.
+    const other = parse({ name: "other", services: [{ name: "zz" }], lanes: [{ name: "c", services: ["zz"] }] });
+    expect(compileRuleSet([parse(example), { ...other, isolation: "strict" }]).ruleSet.requiredFeatures).toEqual(["instance-lane"]);
+    expect(compileRuleSet([parse(example), other]).ruleSet.requiredFeatures).toEqual([]);
+    // A group given without the field (stored before it existed) compiles as permissive: same bytes.
+    const { isolation: _, ...old } = parse(example);
+    expect(compileRuleSet([old as LaneGroup]).version).toBe(permissive.version);
+  });
+
   it("required features are sorted and deduplicated", () => {
     const { ruleSet } = compileRuleSet([parse(example)], { requiredFeatures: ["match/dfa", "lanes/v1", "match/dfa"] });
     expect(ruleSet.requiredFeatures).toEqual(["lanes/v1", "match/dfa"]);

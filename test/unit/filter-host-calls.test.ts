@@ -99,4 +99,20 @@ describe("host calls per request", () => {
     });
     expect(r.totals).toEqual({ hooks: 5, host: 12, intoModule: 2 });
   });
+
+  it("strict group, the instance lane (node metadata LABELS) decides: the host calls of a propagated lane plus the trace lookup; LABELS never read per request", async () => {
+    const lanes = [{ name: "canary", services: ["mocka", "mockb"] }];
+    const opts: FilterOptions = { direction: "outbound", groups: [mockGroup({ isolation: "strict", lanes })], properties: { "node.metadata.LABELS": { app: "mocka", "graylane.io/lane": "canary" } } };
+    const strict = await perRequest(opts, { ":method": "GET", ":path": "/", ":authority": "mockb" }, routeTo("mockb"));
+    const permissive = await perRequest({ ...opts, groups: [mockGroup({ lanes })] }, { ":method": "GET", ":path": "/", ":authority": "mockb" }, routeTo("mockb"));
+    expect(strict.hooks.proxy_on_request_headers.host).toEqual({
+      proxy_get_current_time_nanoseconds: 1, proxy_get_header_map_pairs: 1,
+      proxy_get_property: 2, // xds.listener_direction, the route's graylane metadata: not LABELS
+      proxy_get_shared_data: 1, // trace memory, step 3, before the instance
+      proxy_replace_header_map_value: 3, proxy_call_foreign_function: 1, proxy_increment_metric: 1,
+    });
+    // The same calls as a permissive group's request that ends at base.
+    expect(strict.hooks).toEqual(permissive.hooks);
+    expect(strict.totals).toEqual({ hooks: 5, host: 12, intoModule: 4 });
+  });
 });

@@ -18,6 +18,10 @@
 // destination, move no decision counter but graylane.no_destination, carry no route header and, at
 // the edge, no lane header or baggage lane an untrusting group would strip.
 //
+// Strict isolation (step 3b): placements carry a random node.lane (a lane of some group, a base, a
+// lane of no group, or none); a request of a strict group without override or propagated lane, on
+// the outbound side of an instance of one of its lanes other than base, must be decided by trace
+// memory or by that instance lane (source instance); no other request may be decided by instance.
 // Memory: each placement's requests are replayed once trace memory expired (not the ones decided by
 // trace memory or by a freshly generated sticky id), and must decide the same; then replayed again,
 // and that identical second replay must not grow linear memory at all (a per-request leak would;
@@ -57,10 +61,11 @@ const VM_LIFETIME = 10;
 /** Linear memory of one VM may never exceed this (it starts at 128 KiB; a request carries up to ~10 × 64 KiB). */
 const MEMORY_LIMIT = 8 * 1024 * 1024;
 const ROUTE_SERVICE = "xds.route_metadata.filter_metadata.graylane.service";
-const SOURCES = ["none", "override", "header", "baggage", "trace", "rule", "weight", "base"] as const;
+const SOURCES = ["none", "override", "header", "baggage", "trace", "rule", "weight", "base", "instance"] as const;
 type Source = (typeof SOURCES)[number];
 
-type Placement = { kind: "edge" } | { kind: "outbound" } | { kind: "inbound"; service: string };
+/** `lane`: the plugin config's node.lane (the instance's lane; strict groups' step 3b on the outbound side only). */
+type Placement = ({ kind: "edge" } | { kind: "outbound" } | { kind: "inbound"; service: string }) & { lane?: string };
 
 interface Scenario {
   groups: Array<Record<string, unknown>>;
@@ -72,6 +77,7 @@ interface Scenario {
   requests: FuzzRequest[];
 }
 
+const enc = new TextEncoder();
 const byName = (a: LaneGroup, b: LaneGroup) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
 
 function parse(groups: unknown[]): LaneGroup[] {
@@ -87,10 +93,14 @@ const scenarioArb: fc.Arbitrary<Scenario> = groupsArb.chain((groups) => {
   const services = parsed.flatMap((g) => g.services.map((s) => s.name));
   const inbound = fc.oneof({ weight: 9, arbitrary: fc.constantFrom(...services) }, { weight: 1, arbitrary: fc.constant("not-a-service") })
     .map((service): Placement => ({ kind: "inbound", service }));
+  // The instance's lane: any group's lane or base, a lane of no group, or none.
+  const laneNames = [...new Set(parsed.flatMap((g) => [g.baseLane, ...g.lanes.map((l) => l.name)]))];
+  const instanceLane = fc.option(fc.oneof({ weight: 8, arbitrary: fc.constantFrom(...laneNames) }, { weight: 1, arbitrary: fc.constant("ghost") }), { nil: undefined, freq: 3 });
   return fc.record({
     groups: fc.constant(groups),
     parsed: fc.constant(parsed),
-    placements: fc.tuple(inbound, inbound, inbound).map((ins): Placement[] => [...ins, { kind: "outbound" }, { kind: "edge" }]),
+    placements: fc.tuple(inbound, inbound, inbound, instanceLane, instanceLane, instanceLane)
+      .map(([a, b, c, outLane, edgeLane, inLane]): Placement[] => [{ ...a, lane: inLane }, b, c, { kind: "outbound", lane: outLane }, { kind: "edge", lane: edgeLane }]),
     clockStepMs: fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 2 * TTL_SECONDS * 1000 })),
     requests: fc.array(requestArb(vocabulary(parsed)), { minLength: PER_RULESET, maxLength: PER_RULESET }),
   });
@@ -252,7 +262,12 @@ function runRequest(groups: LaneGroup[], counters: SourceCounters[], placement: 
     if (want) {
       check(source === want.source && lane === want.lane, () => `decided ${names[lane]} by ${source}; want ${names[want.lane]} by ${want.source}`);
     } else {
-      check(["trace", "rule", "weight", "base"].includes(source), () => `decided ${names[lane]} by ${source}, which the request does not carry`);
+      check(["trace", "instance", "rule", "weight", "base"].includes(source), () => `decided ${names[lane]} by ${source}, which the request does not carry`);
+      // Step 3b: in a strict group, on the outbound side of an instance of a lane (not base) of the
+      // group, the instance's lane unless trace memory decided; nowhere else.
+      const inst = placement.kind === "outbound" && g.isolation === "strict" && placement.lane !== undefined ? laneIndex(g, enc.encode(placement.lane)) : -1;
+      if (inst > 0) check(source === "trace" || (source === "instance" && lane === inst), () => `strict group, instance lane ${names[inst]}: decided ${names[lane]} by ${source}`);
+      else check(source !== "instance", () => `decided ${names[lane]} by instance with no instance lane here (${placement.kind}, node.lane ${placement.lane}, ${g.isolation})`);
       if (source === "base") check(lane === 0, () => `source base but lane ${names[lane]}`);
       if (source === "rule") check(lane > 0 && g.lanes[lane - 1].match.length > 0, () => `source rule for lane ${names[lane]}, which has no match`);
       if (source === "weight") check(lane > 0 && g.lanes[lane - 1].weight > 0, () => `source weight for lane ${names[lane]}, which has no weight`);
@@ -288,6 +303,7 @@ function runPlacement(sc: Scenario, groups: LaneGroup[], ruleSet: string, placem
   if (placement.kind === "edge") config.edge = true;
   else config.direction = placement.kind;
   if (placement.kind === "inbound") config.service = placement.service;
+  if (placement.lane !== undefined) config.node = { lane: placement.lane };
   if (!vm.configure(JSON.stringify(config))) throw new Violation("the filter refused a compiled RuleSet: " + vm.logsAtLeast(3).slice(-3).join("; "));
   const counters = groups.map((g) => new SourceCounters(vm, g));
   const noDest = vm.metric("graylane.no_destination")!;

@@ -200,6 +200,25 @@ describe("Istio objects", () => {
     expect(dr.spec?.subsets).toEqual([{ name: "base", labels: { "graylane.io/lane": "base" } }, { name: "canary", labels: { version: "v2", track: "canary" } }]);
   });
 
+  it("strict isolation: one WasmPlugin per service serves every lane: the filter reads the pod's lane label (node metadata LABELS) under laneLabelKey", async () => {
+    const g = group(mockGroup({ isolation: "strict", lanes: [{ name: "canary", services: ["mocka", "mockc"] }] }));
+    for (const laneLabelKey of [undefined, "example.com/lane"]) {
+      const objects = istioObjects([g], { wasm: WASM, gateway: false, services: ["mocka"], ...(laneLabelKey ? { laneLabelKey } : {}) });
+      const wp = objects.find((o) => o.kind === "WasmPlugin") as Extract<IstioObject, { kind: "WasmPlugin" }>;
+      const dr = objects.find((o) => o.kind === "DestinationRule") as Extract<IstioObject, { kind: "DestinationRule" }>;
+      const cfg = wp.spec!.pluginConfig as Record<string, any>;
+      expect(cfg.node.lane).toBeUndefined();
+      expect(cfg.node.laneLabelKey).toBe(laneLabelKey);
+      // A pod of each subset: its labels are what Istio puts in the node metadata's LABELS.
+      for (const subset of dr.spec!.subsets!) {
+        const { cluster: _, ...local } = cfg; // no control plane here: the initial ruleSet routes
+        const sidecar = await newFilter({ config: local, properties: { "node.metadata.LABELS": { app: "mocka", ...subset.labels } } });
+        const d = sidecar.decide({ ":authority": "mockc", ":path": "/" });
+        expect(d.lane, `${laneLabelKey} ${subset.name}`).toBe(subset.name);
+      }
+    }
+  });
+
   it("the schema check has teeth: a wrong phase, a bad sha256 or a non-string label is refused", () => {
     const [wp, , , , dr] = istioObjects([group(mockGroup())], { wasm: WASM });
     expect(() => validate({ ...wp, spec: { ...(wp as any).spec, phase: "LATE" } } as IstioObject)).toThrow(/phase/);

@@ -31,7 +31,7 @@ describe("lane group model", () => {
     const r = parseLaneGroup(base({ lanes: [{ name: "c" }] }));
     expect(r).toMatchObject({ ok: true, value: {
       baseLane: "base", laneHeader: "x-graylane-lane", routeHeader: "x-graylane-route", traceHeader: "x-request-id",
-      overrideTrust: "any", trustIncoming: false, generateTraceId: true, stickySalt: "g", lanes: [{ name: "c", services: [], fallback: "base", weight: 0, match: [] }],
+      overrideTrust: "any", trustIncoming: false, generateTraceId: true, isolation: "permissive", stickySalt: "g", lanes: [{ name: "c", services: [], fallback: "base", weight: 0, match: [] }],
     } });
     expect((r as { value: LaneGroup }).value.overrideHeader).toBeUndefined();
     const gen = parseLaneGroup(base({ stickyKey: { cookie: "uid", generate: true } }));
@@ -65,6 +65,9 @@ describe("lane group model", () => {
     ["duplicate host", base({ services: [{ name: "a" }, { name: "b", hosts: ["A"] }] }), "/services/1/hosts/0", /already a host of service a/],
     ["generateTraceId not a boolean", base({ generateTraceId: "yes" }), "/generateTraceId", /boolean/],
     ["generateTraceId null", base({ generateTraceId: null }), "/generateTraceId", /boolean/],
+    ["isolation not a mode", base({ isolation: "strong" }), "/isolation", /must be "permissive" or "strict"/],
+    ["isolation not a string", base({ isolation: true }), "/isolation", /must be "permissive" or "strict"/],
+    ["isolation case", base({ isolation: "Strict" }), "/isolation", /must be "permissive" or "strict"/],
     ["sticky key with both", base({ stickyKey: { header: "x", cookie: "y" } }), "/stickyKey", /exactly one of header, cookie/],
   ];
 
@@ -84,6 +87,15 @@ describe("lane group model", () => {
     expect(storedLaneGroup(old as LaneGroup).generateTraceId).toBe(true);
     const off = (parseLaneGroup(base({ generateTraceId: false })) as { value: LaneGroup }).value;
     expect(storedLaneGroup(off)).toEqual(off); // a current group reads back as it was written
+  });
+
+  it("isolation: default permissive, strict kept; a stored group without it reads with the default", () => {
+    expect((parseLaneGroup(base()) as { value: LaneGroup }).value.isolation).toBe("permissive");
+    expect((parseLaneGroup(base({ isolation: "strict" })) as { value: LaneGroup }).value.isolation).toBe("strict");
+    const { isolation: _, ...old } = (parseLaneGroup(base()) as { value: LaneGroup }).value;
+    expect(storedLaneGroup(old as LaneGroup).isolation).toBe("permissive");
+    const strict = (parseLaneGroup(base({ isolation: "strict" })) as { value: LaneGroup }).value;
+    expect(storedLaneGroup(strict).isolation).toBe("strict");
   });
 
   it("reports every problem at once", () => {

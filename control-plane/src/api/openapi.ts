@@ -73,7 +73,7 @@ const schemas = {
     properties: {
       lane: { type: ["string", "null"] },
       route: { type: ["string", "null"] },
-      source: { enum: ["override", "header", "baggage", "trace", "rule", "weight", "base", null] },
+      source: { enum: ["override", "header", "baggage", "trace", "instance", "rule", "weight", "base", null] },
       revision: { type: "integer", description: "The group revision previewed" },
     },
   },

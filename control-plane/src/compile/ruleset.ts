@@ -96,10 +96,17 @@ function group(g: LaneGroup, dfas: DfaTable): Group {
     trustIncoming: g.trustIncoming,
     traceHeader: g.traceHeader.toLowerCase(),
     generateTraceId: g.generateTraceId,
+    strictIsolation: g.isolation === "strict",
     stickySalt: g.stickySalt,
     stickyKey: sk ? { header: (sk.header ?? "").toLowerCase(), cookie: sk.cookie ?? "", generate: sk.generate ?? false, maxAgeSeconds: sk.maxAgeSeconds ?? 0 } : undefined,
   } as unknown as Group;
 }
+
+/**
+ * Required by a RuleSet with a strict group: a filter without decision step 3b would ignore
+ * strict_isolation and send those requests to base, so it must NACK instead.
+ */
+export const FEATURE_INSTANCE_LANE = "instance-lane";
 
 export interface CompiledRuleSet {
   ruleSet: RuleSet;
@@ -139,7 +146,7 @@ export function compileRuleSet(groups: LaneGroup[], opts: CompileOptions = {}): 
   const ruleSet = create(RuleSetSchema, {
     version: "",
     groups: compiled,
-    requiredFeatures: [...new Set(opts.requiredFeatures ?? [])].sort(byName),
+    requiredFeatures: [...new Set([...(opts.requiredFeatures ?? []), ...(sorted.some((g) => g.isolation === "strict") ? [FEATURE_INSTANCE_LANE] : [])])].sort(byName),
     dfas: dfas.dfas,
   });
   ruleSet.version = createHash("sha256").update(toBinary(RuleSetSchema, ruleSet)).digest("hex").slice(0, 16);

@@ -144,6 +144,12 @@ export function initialRuleSet(groups: LaneGroup[]): string {
   return Buffer.from(compileRuleSet(groups).bytes).toString("base64");
 }
 
+/** node.laneLabelKey of a sidecar's plugin config: only when it is not the filter's default. */
+function laneLabelKeyOf(o: IstioOptions): { laneLabelKey?: string } {
+  const key = o.laneLabelKey ?? DEFAULT_LANE_LABEL_KEY;
+  return key === DEFAULT_LANE_LABEL_KEY ? {} : { laneLabelKey: key };
+}
+
 /** The WasmPlugins: one per service, then the ingress gateway's. */
 export function wasmPlugins(groups: LaneGroup[], o: IstioOptions): WasmPlugin[] {
   const ns = o.namespace ?? "default";
@@ -154,7 +160,9 @@ export function wasmPlugins(groups: LaneGroup[], o: IstioOptions): WasmPlugin[] 
     for (const s of g.services) {
       if (!inScope(s.name, o)) continue;
       out.push(wasmPlugin(`graylane-${s.name}`, ns, { [o.workloadLabel ?? "app"]: s.name }, {
-        service: s.name, node: { id: `${s.name}.${ns}`, workload: s.name, namespace: ns }, ...o.plugin, cluster, ruleSet,
+        // No node.lane: one WasmPlugin serves every lane's pods, so the filter reads the pod's lane
+        // label from the node metadata (LABELS) under this key (strict isolation, step 3b).
+        service: s.name, node: { id: `${s.name}.${ns}`, workload: s.name, namespace: ns, ...laneLabelKeyOf(o) }, ...o.plugin, cluster, ruleSet,
       }, o, g.name));
     }
   }

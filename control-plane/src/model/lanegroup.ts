@@ -122,6 +122,8 @@ const Group = z.strictObject({
   traceHeader: headerName.default("x-request-id"),
   generateTraceId: z.boolean().default(true)
     .meta({ description: "At the edge, a request without traceHeader gets a new trace id first (never a sticky key)" }),
+  isolation: z.enum(["permissive", "strict"], { error: "must be \"permissive\" or \"strict\"" }).default("permissive")
+    .meta({ description: "strict: a request with no override, propagated lane or remembered trace that leaves an instance of a lane (not base) stays in that lane (decision step 3b)" }),
   stickySalt: stickySalt.optional(),
   stickyKey: StickyKey.optional(),
   lanes: z.array(Lane).max(LIMITS.lanes, most(LIMITS.lanes, "lanes")).default([]),
@@ -247,7 +249,7 @@ function looseGroup(input: unknown): LaneGroup | undefined {
   });
   return {
     name: "", services, baseLane, laneHeader: "", routeHeader: "", overrideTrust: "any", trustIncoming: false,
-    traceHeader: "", generateTraceId: true, stickySalt: "", lanes,
+    traceHeader: "", generateTraceId: true, isolation: "permissive", stickySalt: "", lanes,
   };
 }
 

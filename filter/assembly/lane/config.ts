@@ -16,6 +16,8 @@ export class PluginConfig {
   workload: string = "";
   namespace: string = "";
   lane: string = "";
+  /** Node metadata label naming the instance's lane, read when node.lane is not set (Istio). */
+  laneLabelKey: string = "graylane.io/lane";
   service: string = "";
   edge: bool = false;
   direction: u32 = DIRECTION_AUTO;
@@ -92,6 +94,10 @@ export function parsePluginConfig(p: usize, l: usize): PluginConfig | null {
         else if (nk == "workload") c.workload = nv.str;
         else if (nk == "namespace") c.namespace = nv.str;
         else if (nk == "lane") c.lane = nv.str;
+        else if (nk == "laneLabelKey") {
+          if (nv.str.length == 0) return bad(path + ": want a label key");
+          c.laneLabelKey = nv.str;
+        }
         else return bad(path + ": unknown key");
       }
     } else if (k == "traceMemory") {

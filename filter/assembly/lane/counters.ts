@@ -26,9 +26,16 @@ export class Interner {
   }
 }
 
+// Source bits 0-2 sit at key bits 3-5, source bit 3 (DECISION_SOURCE_INSTANCE = 8) at key bit 56:
+// the keys of the sources 0-7 are those of the filter before the instance step.
 export function counterKey(group: u32, lane: u32, route: u32, service: u32, direction: u32, source: u32, statusClass: u32): u64 {
-  return (<u64>group << 44) | (<u64>lane << 32) | (<u64>route << 20) | (<u64>service << 8)
+  return (<u64>(source & 8) << 53) | (<u64>group << 44) | (<u64>lane << 32) | (<u64>route << 20) | (<u64>service << 8)
     | (<u64>(direction & 3) << 6) | (<u64>(source & 7) << 3) | <u64>(statusClass & 7);
+}
+
+/** The decision source of a counter key. */
+@inline export function keySource(key: u64): u64 {
+  return ((key >> 3) & 7) | ((key >> 53) & 8);
 }
 
 export class Counters {
@@ -118,7 +125,7 @@ export class Counters {
       w.bytes(3, names[<i32>((key >> 20) & 0xfff)]);
       w.bytes(4, names[<i32>((key >> 8) & 0xfff)]);
       w.varint(5, (key >> 6) & 3);
-      w.varint(6, (key >> 3) & 7);
+      w.varint(6, keySource(key));
       w.varint(7, key & 7);
       w.varint(8, load<u64>(e, 8));
       for (let b: usize = 0; b < NBUCKETS; b++) w.varint(9, load<u64>(e + 24 + (b << 3)));

@@ -1,5 +1,6 @@
 // The lane decision of DESIGN.md, first step that yields a lane wins:
-// override -> propagated (lane header, baggage) -> trace memory -> rules -> sticky weight -> base.
+// override -> propagated (lane header, baggage) -> trace memory -> instance (strict groups only)
+// -> rules -> sticky weight -> base.
 import { RequestView } from "./request";
 import { Scratch } from "./bytes";
 import { murmur3 } from "./murmur3";
@@ -18,7 +19,10 @@ export const SRC_TRACE: u32 = 4;
 export const SRC_RULE: u32 = 5;
 export const SRC_WEIGHT: u32 = 6;
 export const SRC_BASE: u32 = 7;
-export const SOURCE_NAMES: StaticArray<string> = ["none", "override", "header", "baggage", "trace", "rule", "weight", "base"];
+export const SRC_INSTANCE: u32 = 8;
+/** Sources per lane (metric ids are [lane * SOURCES + source]). */
+export const SOURCES: i32 = 9;
+export const SOURCE_NAMES: StaticArray<string> = ["none", "override", "header", "baggage", "trace", "rule", "weight", "base", "instance"];
 
 export class Decider {
   // Results of the last decide().
@@ -61,9 +65,10 @@ export class Decider {
   /**
    * Decides the lane of `req` in group `g`. `edge`: this filter is a gateway; there the propagated
    * headers were removed unless the group trusts them, and `internal` overrides do not count.
-   * `entropy` seeds a generated sticky id.
+   * `entropy` seeds a generated sticky id. `instanceLane`: the lane (index in g) of the instance the
+   * request leaves, for step 3b of a strict group; -1 for none (inbound, edge, base, not a lane of g).
    */
-  decide(g: CGroup, req: RequestView, edge: bool, nowMillis: u64, entropy: u64): void {
+  decide(g: CGroup, req: RequestView, edge: bool, nowMillis: u64, entropy: u64, instanceLane: i32 = -1): void {
     this.overrideIgnored = false;
     this.unknownLane = false;
     this.generated = false;
@@ -101,6 +106,9 @@ export class Decider {
       const l = this.traces.lookup(g, this.tracePtr, this.traceLen, nowMillis);
       if (l >= 0) { this.set(l, SRC_TRACE); return; }
     }
+
+    // 3b. instance (strict groups): the lane of the instance the request leaves, when not base
+    if (g.strict && instanceLane > 0) { this.set(instanceLane, SRC_INSTANCE); return; }
 
     // 4. rules, in lane order
     const lanes = g.lanes;

@@ -10,7 +10,7 @@ import { utf8 } from "./bytes";
 import { checkRuleSetWire, wireError } from "./wirecheck";
 
 /** Features this filter implements; a RuleSet requiring any other is refused. */
-export const FEATURES: StaticArray<string> = ["lanes/v1", "match/dfa", "match/user-agent", "sticky/cookie", "propagation/baggage", "trace-memory", "trace-generation"];
+export const FEATURES: StaticArray<string> = ["lanes/v1", "match/dfa", "match/user-agent", "sticky/cookie", "propagation/baggage", "trace-memory", "trace-generation", "instance-lane"];
 export const BUCKETS: u32 = 10000;
 /** Limits that let a destination (lane/destination.ts) pack group and service into one i32. */
 export const MAX_GROUPS: i32 = 0x7fff;
@@ -109,6 +109,13 @@ export class CGroup {
   traceKind: u32 = TRACE_PLAIN;
   /** At the edge, give a request without the trace header a new one (generate_trace_id). */
   generateTrace: bool = false;
+  /** isolation "strict" (strict_isolation): decision step 3b, the leaving instance's lane. */
+  strict: bool = false;
+  /**
+   * The lane (index) of this proxy's instance in this group, resolved once per RuleSet and
+   * configuration by the request path (plugin/requestpath.ts); -1: none (base, or no lane of this group).
+   */
+  instanceLane: i32 = -1;
   saltPrefix: Uint8Array = new Uint8Array(0); // stickySalt + ":"
   stickyHeader: Uint8Array = new Uint8Array(0);
   stickyCookie: Uint8Array = new Uint8Array(0);
@@ -261,6 +268,7 @@ function buildGroup(g: Group, gi: i32, dfas: Array<CDfa>): CGroup | null {
   cg.traceparent = g.traceHeader == "traceparent";
   cg.traceKind = cg.traceparent ? TRACE_TRACEPARENT : g.traceHeader == "x-b3-traceid" ? TRACE_B3 : TRACE_PLAIN;
   cg.generateTrace = g.generateTraceId && g.traceHeader.length > 0;
+  cg.strict = g.strictIsolation;
   cg.saltPrefix = utf8(g.stickySalt + ":");
   cg.seed = 0x5bd1e995 ^ <u32>g.name.length;
   for (let i = 0; i < cg.name.length; i++) cg.seed = (cg.seed ^ <u32>cg.name[i]) * 0x01000193;

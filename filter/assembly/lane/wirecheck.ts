@@ -17,7 +17,7 @@ const DFA: u8 = 17;
 // Per message: the kind of fields 1..n (0 = unknown field, skipped if its wire type is valid).
 const SCHEMA: StaticArray<StaticArray<u8>> = [
   /* RuleSet   */ [L, GROUP, L, DFA],
-  /* Group     */ [L, SERVICE, LANE, L, L, L, V, V, L, L, STICKY, V],
+  /* Group     */ [L, SERVICE, LANE, L, L, L, V, V, L, L, STICKY, V, V],
   /* StickyKey */ [L, L, V, V],
   /* Service   */ [L, L, L],
   /* Lane      */ [L, L, V, BLOCK, V, V],

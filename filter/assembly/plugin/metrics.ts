@@ -4,7 +4,7 @@
 import * as host from "../abi/host";
 import { MetricType } from "../abi/types";
 import { Counters } from "../lane/counters";
-import { SOURCE_NAMES } from "../lane/decision";
+import { SOURCE_NAMES, SOURCES, SRC_INSTANCE } from "../lane/decision";
 import { CGroup } from "../lane/rules";
 
 export class FilterMetrics {
@@ -28,7 +28,7 @@ export class FilterMetrics {
 }
 
 export class GroupMetrics {
-  // [lane * 8 + source]
+  // [lane * SOURCES + source]; source "instance" defined only in strict groups (the only ones that count it)
   ids: StaticArray<u32>;
   // counter name ids: group, per lane, per service
   groupName: u32 = 0;
@@ -37,15 +37,16 @@ export class GroupMetrics {
 
   constructor(g: CGroup, counters: Counters) {
     const nl = g.lanes.length;
-    this.ids = new StaticArray<u32>(nl * 8);
+    this.ids = new StaticArray<u32>(nl * SOURCES);
     this.laneNames = new StaticArray<u32>(nl);
     this.serviceNames = new StaticArray<u32>(g.services.length);
     this.groupName = counters.names.id(g.nameString);
     for (let l = 0; l < nl; l++) {
       const lane = g.lanes[l];
       this.laneNames[l] = counters.names.id(lane.nameString);
-      for (let s = 1; s < 8; s++) {
-        this.ids[l * 8 + s] = host.defineMetric(MetricType.Counter,
+      for (let s = 1; s < SOURCES; s++) {
+        if (<u32>s == SRC_INSTANCE && !g.strict) continue;
+        this.ids[l * SOURCES + s] = host.defineMetric(MetricType.Counter,
           "graylane.group." + g.nameString + ".lane." + lane.nameString + ".source." + SOURCE_NAMES[s] + ".requests");
       }
     }

@@ -21,6 +21,12 @@ export class RequestPath {
   direction: u32 = 0;
   /** The local service's name (inbound destination). */
   localService: Uint8Array = new Uint8Array(0);
+  /**
+   * The lane of this proxy's instance (plugin config node.lane, else the node metadata's lane
+   * label), read once per root context; each group's index of it is resolved when rules or
+   * configuration change (CGroup.instanceLane), never per request.
+   */
+  instanceLane: Uint8Array = new Uint8Array(0);
 
   rules: CRuleSet | null = null;
   groupMetrics: Array<GroupMetrics> = [];
@@ -69,10 +75,11 @@ export class RequestPath {
   }
 
   /** Takes the request settings of a (new) plugin configuration. */
-  configure(edge: bool, direction: u32, localService: string): void {
+  configure(edge: bool, direction: u32, localService: string, instanceLane: Uint8Array): void {
     this.edge = edge;
     this.direction = direction;
     this.localService = utf8(localService);
+    this.instanceLane = instanceLane;
     const r = this.rules;
     if (r != null) this.unroutedStrip = unroutedStripPlan(r, edge ? this.edgeStrip : null);
     this.resolveLocal();
@@ -83,5 +90,13 @@ export class RequestPath {
     const r = this.rules;
     const name = this.localService;
     this.local = r == null || name.byteLength == 0 ? NO_DESTINATION : findService(r, name.dataStart, <usize>name.byteLength);
+    if (r == null) return;
+    // A lane name that is no lane of a group (or is its base) gives that group no instance lane.
+    const il = this.instanceLane;
+    for (let i = 0; i < r.groups.length; i++) {
+      const g = unchecked(r.groups[i]);
+      g.instanceLane = il.byteLength == 0 ? -1 : g.laneByName(il.dataStart, <usize>il.byteLength);
+      if (g.instanceLane == 0) g.instanceLane = -1;
+    }
   }
 }

@@ -60,6 +60,9 @@ export class Group {
 
     writer.uint32(96);
     writer.bool(message.generateTraceId);
+
+    writer.uint32(104);
+    writer.bool(message.strictIsolation);
   }
 
   static decode(reader: Reader, length: i32): Group {
@@ -117,6 +120,10 @@ export class Group {
           message.generateTraceId = reader.bool();
           break;
 
+        case 13:
+          message.strictIsolation = reader.bool();
+          break;
+
         default:
           reader.skipType(tag & 7);
           break;
@@ -138,6 +145,7 @@ export class Group {
   stickySalt: string;
   stickyKey: StickyKey | null;
   generateTraceId: bool;
+  strictIsolation: bool;
 
   constructor(
     name: string = "",
@@ -151,7 +159,8 @@ export class Group {
     traceHeader: string = "",
     stickySalt: string = "",
     stickyKey: StickyKey | null = null,
-    generateTraceId: bool = false
+    generateTraceId: bool = false,
+    strictIsolation: bool = false
   ) {
     this.name = name;
     this.services = services;
@@ -165,5 +174,6 @@ export class Group {
     this.stickySalt = stickySalt;
     this.stickyKey = stickyKey;
     this.generateTraceId = generateTraceId;
+    this.strictIsolation = strictIsolation;
   }
 }
