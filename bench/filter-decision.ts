@@ -6,7 +6,7 @@
 import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { loadFilterModule, ManualClock, SharedData, WasmVm } from "../control-plane/src/wasmhost/index.js";
+import { callTotals, loadFilterModule, ManualClock, SharedData, WasmVm } from "../control-plane/src/wasmhost/index.js";
 import { isMain, median, QUICK, round, writeResult } from "./support/common.js";
 import { buildNoopFilter } from "./support/noop.js";
 import { benchRequest, benchRuleSet } from "./support/ruleset.js";
@@ -20,10 +20,11 @@ export const DEFAULTS: DecisionOptions = {
   rounds: QUICK ? 2 : 5,
 };
 
-async function vmFor(path: string, config: string) {
+async function vmFor(path: string, config: string, countCalls = false) {
   const vm = await WasmVm.create(await loadFilterModule(path), {
     shared: new SharedData(), clock: new ManualClock(1_700_000_000_000_000_000n), vmId: "graylane",
     properties: { "xds.listener_direction": 2 }, foreignFunctions: { clear_route_cache: () => new Uint8Array() },
+    countCalls,
   });
   if (!vm.configure(config)) throw new Error(`${path} refused its configuration`);
   return vm;
@@ -68,16 +69,24 @@ export async function runFilterDecision(opts: DecisionOptions = DEFAULTS) {
     }
     const f = median(withFilter);
     const n = median(without);
+    // Host calls per request on these requests, counted apart (counting is off in the timed VMs).
+    const counted = await vmFor(WASM, JSON.stringify({ ruleSet: rs.base64 }), true);
+    run(counted, reqs, 1000);
+    counted.calls!.reset();
+    run(counted, reqs, 1000);
+    const t = callTotals(counted.calls!.snapshot());
+    const calls = { hooks: t.hooks / 1000, host: t.host / 1000, intoModule: t.intoModule / 1000 };
     log(`bench/filter-decision: ${opts.requests} requests × ${opts.rounds} rounds, RuleSet ${rs.ruleSet.groups.length} groups, ${rs.conditions} conditions, ${rs.regexes} regex DFAs, ${rs.bytes.length} bytes`);
     log(`  host + noop filter     ${n.toFixed(2)} µs/request`);
     log(`  host + graylane filter ${f.toFixed(2)} µs/request (example lane: ${lane})`);
     log(`  ratio                  ${(f / n).toFixed(2)}×   filter cost ≈ ${(f - n).toFixed(2)} µs/request (incl. its host calls)`);
+    log(`  calls per request      ${calls.host} host calls, ${calls.hooks} hooks, ${calls.intoModule} calls back into the module (allocation)`);
     log(`  release filter.wasm    ${statSync(WASM).size} bytes`);
     log(`  linear memory          ${filter.memoryBytes()} bytes after ${(opts.rounds + 1) * opts.requests} requests`);
     return {
       setup: { host: "control-plane/src/wasmhost (Node, V8)", requests: opts.requests, rounds: opts.rounds, statistic: "median over interleaved rounds",
         ruleSet: { groups: rs.ruleSet.groups.length, conditions: rs.conditions, regexDfas: rs.regexes, bytes: rs.bytes.length } },
-      noopUsPerRequest: round(n), graylaneUsPerRequest: round(f), ratio: round(f / n), filterCostUs: round(f - n),
+      noopUsPerRequest: round(n), graylaneUsPerRequest: round(f), ratio: round(f / n), filterCostUs: round(f - n), callsPerRequest: calls,
       filterWasmBytes: statSync(WASM).size, linearMemoryBytes: filter.memoryBytes(),
     };
   } finally {
