@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
 import { startStack, type Stack } from "../../demo/stack.js";
 import { envoyBin } from "../support/envoy.js";
+import { asUser, pool } from "../support/users.js";
 
 const demoGroup = JSON.parse(readFileSync("demo/lanegroup.json", "utf8"));
 const USERS = Number(process.env.E2E_STRICT_USERS || 1000);
@@ -23,19 +24,7 @@ afterAll(async () => { await stack?.close(); });
 
 const V1 = "mocka(v1)->mockb(v1)->mockc(v1)";
 
-async function user(id: string): Promise<string> {
-  const res = await fetch(`${stack.gatewayUrl}/mock`, { headers: { "x-user-id": id } });
-  const body = await res.text();
-  if (res.status !== 200) throw new Error(`${res.status}: ${body}`);
-  return body;
-}
-
-async function pool<T>(n: number, width: number, f: (i: number) => Promise<T>): Promise<T[]> {
-  const out: T[] = new Array(n);
-  let next = 0;
-  await Promise.all(Array.from({ length: width }, async () => { while (next < n) { const i = next++; out[i] = await f(i); } }));
-  return out;
-}
+const user = (id: string) => asUser(stack.gatewayUrl, id);
 
 async function apply(services: string[], extra: Record<string, unknown>): Promise<void> {
   const body = { ...demoGroup, lanes: [{ name: "canary", services, fallback: "base", weight: WEIGHT }], ...extra };

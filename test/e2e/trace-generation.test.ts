@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
 import { startStack, type Stack } from "../../demo/stack.js";
 import { envoyBin } from "../support/envoy.js";
+import { asUser, pool } from "../support/users.js";
 
 const demoGroup = JSON.parse(readFileSync("demo/lanegroup.json", "utf8"));
 /** Users sent (the issue asks for 2,000). */
@@ -23,20 +24,7 @@ afterAll(async () => { await stack?.close(); });
 const V1 = "mocka(v1)->mockb(v1)->mockc(v1)";
 const A2C2 = "mocka(v2)->mockb(v1)->mockc(v2)";
 
-/** GET /mock as a user: x-user-id only, no trace header. */
-async function user(id: string): Promise<string> {
-  const res = await fetch(`${stack.gatewayUrl}/mock`, { headers: { "x-user-id": id } });
-  const body = await res.text();
-  if (res.status !== 200) throw new Error(`${res.status}: ${body}`);
-  return body;
-}
-
-async function pool<T>(n: number, width: number, f: (i: number) => Promise<T>): Promise<T[]> {
-  const out: T[] = new Array(n);
-  let next = 0;
-  await Promise.all(Array.from({ length: width }, async () => { while (next < n) { const i = next++; out[i] = await f(i); } }));
-  return out;
-}
+const user = (id: string) => asUser(stack.gatewayUrl, id);
 
 async function apply(extra: Record<string, unknown>): Promise<void> {
   const body = { ...demoGroup, lanes: [{ name: "canary", services: ["mocka", "mockc"], fallback: "base", weight: WEIGHT }], ...extra };
