@@ -8,6 +8,7 @@
 // through the status subresource, where those would.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { KUBE_VERSION, startKube, type RunningKube } from "../support/kube.js";
+import { untilOk as until } from "../support/wait.js";
 
 let kube: RunningKube;
 const ns = "graylane-smoke";
@@ -15,16 +16,6 @@ const ns = "graylane-smoke";
 beforeAll(async () => { kube = await startKube(); });
 afterAll(async () => { await kube?.stop(); });
 
-/** Retries while fn's answer fails ok (e.g. a CRD's endpoint right after Established), up to ms. */
-async function until<T>(what: string, fn: () => Promise<T>, ok: (v: T) => boolean, ms = 20_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (ok(v)) return v;
-    if (Date.now() > end) throw new Error(`${what}: not in ${ms} ms; last answer ${JSON.stringify(v)}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 describe("kube-apiserver harness", () => {
   it(`is kube-apiserver ${KUBE_VERSION}, serving TLS with its own CA`, async () => {

@@ -9,6 +9,7 @@ import { KubernetesStore } from "../../control-plane/src/store/index.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { startKube, type RunningKube } from "../support/kube.js";
+import { untilOk as until } from "../support/wait.js";
 
 let kube: RunningKube;
 const demo = JSON.parse(readFileSync("demo/lanegroup.json", "utf8"));
@@ -18,15 +19,6 @@ const LG = "/apis/graylane.io/v1alpha1/lanegroups";
 beforeAll(async () => { kube = await startKube(); });
 afterAll(async () => { await kube?.stop(); });
 
-async function until<T>(what: string, fn: () => Promise<T>, ok: (v: T) => boolean, ms = 20_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (ok(v)) return v;
-    if (Date.now() > end) throw new Error(`${what}: not in ${ms} ms; last answer ${JSON.stringify(v)}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 describe("deploy/crds on kube-apiserver", () => {
   it("without them, --store kubernetes stops and says to install them", async () => {

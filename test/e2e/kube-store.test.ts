@@ -24,6 +24,7 @@ import { GraylaneClient } from "../../control-plane/src/xds/index.js";
 import { mockGroup } from "../support/filter.js";
 import { storeConformance } from "../support/store-conformance.js";
 import { startKube, type RunningKube } from "../support/kube.js";
+import { until } from "../support/wait.js";
 
 let kube: RunningKube;
 let dir: string;
@@ -36,15 +37,6 @@ const alice = { actor: "alice" };
 const other = (extra: Record<string, unknown> = {}) => ({ name: "shop", services: [{ name: "web" }, { name: "api" }], ...extra });
 const G = { group: "graylane.io", version: "v1alpha1" };
 
-async function until<T>(what: string, fn: () => T | Promise<T>, ms = 20_000): Promise<NonNullable<T>> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v as NonNullable<T>;
-    if (Date.now() > end) throw new Error(`${what}: not within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 async function store(opts: { retain?: number } = {}): Promise<KubernetesStore> {
   const s = await KubernetesStore.open({ kubeconfig, now: clock, ...opts });

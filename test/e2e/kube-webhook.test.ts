@@ -25,6 +25,7 @@ import { objectPath } from "../../control-plane/src/model/kube.js";
 import { startControlPlane, type ControlPlane } from "../../control-plane/src/server/index.js";
 import { makeCa } from "../support/certs.js";
 import { startKube, type KubeResponse, type RunningKube } from "../support/kube.js";
+import { untilOk } from "../support/wait.js";
 
 let kube: RunningKube;
 let cp: ControlPlane;
@@ -61,15 +62,8 @@ function crds(): unknown[] {
   });
 }
 
-async function until<T>(what: string, fn: () => Promise<T>, ok: (v: T) => boolean, ms = 30_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (ok(v)) return v;
-    if (Date.now() > end) throw new Error(`${what}: not in ${ms} ms; last answer ${JSON.stringify(v)}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+
+const until = <T>(what: string, fn: () => Promise<T>, ok: (v: T) => boolean, ms = 30_000) => untilOk(what, fn, ok, ms, 200);
 
 async function rest(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
   const res = await fetch(cp.url + path, { method, headers: { "content-type": "application/json" }, body: body === undefined ? undefined : JSON.stringify(body) });

@@ -7,6 +7,7 @@
 import { afterAll, describe, expect, it } from "vitest";
 import { ConflictError, NotFoundError, ValidationError, type Store } from "../../control-plane/src/store/index.js";
 import { mockGroup } from "./filter.js";
+import { until } from "./wait.js";
 
 export interface ConformanceEnv {
   /** Empties the backing storage: the next store opened starts at revision 0. */
@@ -19,15 +20,6 @@ export interface ConformanceEnv {
 
 const attempt = <T>(f: () => T | Promise<T>): Promise<T> => Promise.resolve().then(f);
 
-async function until<T>(what: string, fn: () => T | Promise<T>, ms = 20_000): Promise<NonNullable<T>> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v as NonNullable<T>;
-    if (Date.now() > end) throw new Error(`${what}: not within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 export function storeConformance(label: string, env: ConformanceEnv): void {
   let tick = 0;
