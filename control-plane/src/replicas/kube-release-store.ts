@@ -5,7 +5,7 @@
 // so reads are local; the engine is the only writer. An object without status (not written by the
 // engine) is not a release the engine runs, and is left out.
 import { ApiException, CustomObjectsApi, PatchStrategy, setHeaderOptions, Watch, type KubeConfig } from "@kubernetes/client-node";
-import type { ReleaseStore } from "../rollout/release-store.js";
+import { selectReleases, type ReleaseStore } from "../rollout/release-store.js";
 import type { Release, ReleaseStatus } from "../rollout/state.js";
 import { API_GROUP, API_VERSION, FIELD_MANAGER, GROUP_VERSION, RELEASE } from "../store/kube-resources.js";
 
@@ -97,10 +97,7 @@ export class KubeReleaseStore implements ReleaseStore {
   }
 
   list(filter: { group?: string; status?: ReleaseStatus[] } = {}): Release[] {
-    return [...this.mirror.values()].map((e) => e.r)
-      .filter((r) => (filter.group === undefined || r.group === filter.group) && (filter.status === undefined || filter.status.includes(r.status)))
-      .sort((a, b) => (a.createdAt < b.createdAt ? 1 : a.createdAt > b.createdAt ? -1 : a.name < b.name ? -1 : 1))
-      .map((r) => structuredClone(r));
+    return selectReleases([...this.mirror.values()].map((e) => e.r), filter);
   }
 
   /** Creates the object (spec) if it is not there, then writes the state into its status. */

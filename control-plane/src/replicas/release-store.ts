@@ -2,7 +2,7 @@
 // ones. Only the leader's engine writes (see replicas/leader.ts), so a plain put is enough.
 import type { Etcd3, IKeyValue, Watcher } from "etcd3";
 import { followPrefix } from "./follow.js";
-import type { ReleaseStore } from "../rollout/release-store.js";
+import { selectReleases, type ReleaseStore } from "../rollout/release-store.js";
 import type { Release, ReleaseStatus } from "../rollout/state.js";
 
 export class EtcdReleaseStore implements ReleaseStore {
@@ -30,10 +30,7 @@ export class EtcdReleaseStore implements ReleaseStore {
   }
 
   list(filter: { group?: string; status?: ReleaseStatus[] } = {}): Release[] {
-    return [...this.mirror.values()].map((e) => e.r)
-      .filter((r) => (filter.group === undefined || r.group === filter.group) && (filter.status === undefined || filter.status.includes(r.status)))
-      .sort((a, b) => (a.createdAt < b.createdAt ? 1 : a.createdAt > b.createdAt ? -1 : a.name < b.name ? -1 : 1))
-      .map((r) => structuredClone(r));
+    return selectReleases([...this.mirror.values()].map((e) => e.r), filter);
   }
 
   async save(r: Release): Promise<void> {

@@ -11,6 +11,14 @@ export interface ReleaseStore {
   save(r: Release): void | Promise<void>;
 }
 
+/** A ReleaseStore's list over releases it holds in memory: the filter, newest first (then by name), copies. */
+export function selectReleases(all: Iterable<Release>, filter: { group?: string; status?: ReleaseStatus[] } = {}): Release[] {
+  return [...all]
+    .filter((r) => (filter.group === undefined || r.group === filter.group) && (filter.status === undefined || filter.status.includes(r.status)))
+    .sort((a, b) => (a.createdAt < b.createdAt ? 1 : a.createdAt > b.createdAt ? -1 : a.name < b.name ? -1 : 1))
+    .map((r) => structuredClone(r));
+}
+
 export class SqliteReleaseStore implements ReleaseStore {
   private readonly stmt;
 
