@@ -52,7 +52,10 @@ export interface TrafficRow {
   observedShare: number;
   /** Share the rules give this lane by weight, 0..1 (base gets the rest). */
   configuredShare: number;
+  /** Share of requests answered 5xx; a gRPC response counts by its grpc-status (UNAVAILABLE: an error). */
   errorRate: number;
+  /** Requests of gRPC responses per status name ({"OK": 70, "UNAVAILABLE": 30}); {} without gRPC traffic. */
+  grpcStatuses: Record<string, number>;
   p50Ms: number | null;
   p99Ms: number | null;
 }

@@ -2,13 +2,15 @@
 // Root context: configuration, the rule stream, the traffic reports (plugin/).
 // Stream context: request headers in -> destination -> decision -> headers out; count at the end.
 // Only the hooks the lane filter uses are exported: the host skips a hook the module does not
-// export, so leaving out the body, trailer, metadata and L4 hooks saves Envoy a call into V8 per body
-// chunk of every request and response, and leaving out on_done (always "done") one more per
-// request. The ABI layer keeps every hook for other plugins.
+// export, so leaving out the body, request trailer, metadata and L4 hooks saves Envoy a call into V8
+// per body chunk of every request and response, and leaving out on_done (always "done") one more per
+// request. Response trailers are exported for gRPC's grpc-status: Envoy calls the hook only for a
+// response that has trailers, which HTTP/1 responses practically never have. The ABI layer keeps
+// every hook for other plugins.
 export {
   proxy_abi_version_0_2_1, proxy_on_memory_allocate, proxy_on_context_create, proxy_on_vm_start, proxy_on_configure,
-  proxy_on_tick, proxy_on_request_headers, proxy_on_response_headers, proxy_on_grpc_receive, proxy_on_grpc_close,
-  proxy_on_log, proxy_on_delete,
+  proxy_on_tick, proxy_on_request_headers, proxy_on_response_headers, proxy_on_response_trailers, proxy_on_grpc_receive,
+  proxy_on_grpc_close, proxy_on_log, proxy_on_delete,
 } from "./abi/exports";
 // Routed to by asconfig `use abort=... trace=...`; importing it makes the functions resolvable.
 import "./abi/abort";
@@ -35,6 +37,7 @@ import { RuleStreamClient } from "./plugin/rulestream";
 import { TrafficReporter } from "./plugin/reporter";
 import { claimInstanceNumber, newInstanceId } from "./plugin/shareddata";
 import { splitmix64 } from "./lane/entropy";
+import { GRPC_UNKNOWN, grpcFromHttp, grpcStatusClass, isGrpcContentType, parseGrpcStatus } from "./lane/grpcstatus";
 
 const FILTER_VERSION = "0.1.0";
 
@@ -49,6 +52,8 @@ const H_BAGGAGE = utf8("baggage");
 const H_STATUS = utf8(":status");
 const H_SET_COOKIE = utf8("set-cookie");
 const H_B3_SPAN = utf8("x-b3-spanid");
+const H_CONTENT_TYPE = utf8("content-type");
+const H_GRPC_STATUS = utf8("grpc-status");
 
 class LaneRoot extends RootContext {
   config: PluginConfig = new PluginConfig();
@@ -173,6 +178,12 @@ class LaneStream extends HttpContext {
   direction: u32 = 0;
   startNanos: u64 = 0;
   statusClass: u32 = 0;
+  /** The request is gRPC (its content-type): the response's class comes from grpc-status. */
+  grpc: bool = false;
+  /** gRPC status + 1 of the response (0: none yet, or not gRPC), as the counter key holds it. */
+  grpcKey: u32 = 0;
+  /** A gRPC response whose status comes in the trailers. */
+  grpcPending: bool = false;
   latencyMicros: u64 = 0;
   hasLatency: bool = false;
   setCookie: bool = false;
@@ -188,6 +199,9 @@ class LaneStream extends HttpContext {
     this.group = null;
     this.gm = null;
     this.statusClass = 0;
+    this.grpc = false;
+    this.grpcKey = 0;
+    this.grpcPending = false;
     this.hasLatency = false;
     this.setCookie = false;
   }
@@ -260,6 +274,8 @@ class LaneStream extends HttpContext {
     this.route = route;
     this.service = si;
     this.source = d.source;
+    // A guest-side look at the request the filter holds anyway: only gRPC streams read more later.
+    this.grpc = view.find(H_CONTENT_TYPE) && isGrpcContentType(view.valPtr, view.valLen);
     if (d.generated) {
       this.setCookie = true;
       memory.copy(this.cookieId, d.generatedId, 16);
@@ -289,13 +305,14 @@ class LaneStream extends HttpContext {
     if (this.group == null) return Action.Continue;
     this.latencyMicros = (host.nowNanos() - this.startNanos) / 1000;
     this.hasLatency = true;
+    let status: u32 = 0;
     if (host.getHeaderMapValue(MapType.ResponseHeaders, H_STATUS.dataStart, <usize>H_STATUS.byteLength) == WasmResult.Ok) {
-      if (host.retLen == 3) {
-        const c = <u32>load<u8>(host.retPtr) - 48;
-        if (c >= 1 && c <= 5) this.statusClass = c;
-      }
+      status = httpStatus(host.retPtr, host.retLen);
       host.freeRet();
+      const c = status / 100;
+      if (c >= 1 && c <= 5) this.statusClass = c;
     }
+    if (this.grpc) this.grpcResponse(status, endOfStream);
     if (this.setCookie) {
       const out = this.path.scratch;
       formatStickyCookie(out, this.group!, this.cookieId);
@@ -304,16 +321,53 @@ class LaneStream extends HttpContext {
     return Action.Continue;
   }
 
+  /**
+   * A gRPC response's status: grpc-status in the headers (trailers-only), else an HTTP error's
+   * mapping (the class stays the HTTP one), else it comes in the trailers.
+   */
+  private grpcResponse(status: u32, endOfStream: bool): void {
+    if (host.getHeaderMapValue(MapType.ResponseHeaders, H_GRPC_STATUS.dataStart, <usize>H_GRPC_STATUS.byteLength) == WasmResult.Ok) {
+      this.setGrpcStatus(parseGrpcStatus(host.retPtr, host.retLen));
+      host.freeRet();
+    } else if (status != 200) {
+      if (status != 0) this.grpcKey = grpcFromHttp(status) + 1;
+    } else if (endOfStream) {
+      this.setGrpcStatus(GRPC_UNKNOWN); // 200, ended, and no status anywhere
+    } else {
+      this.grpcPending = true;
+    }
+  }
+
+  private setGrpcStatus(code: u32): void {
+    this.grpcKey = code + 1;
+    this.statusClass = grpcStatusClass(code);
+    this.grpcPending = false;
+  }
+
+  onResponseTrailers(trailers: u32): u32 {
+    if (!this.grpcPending) return Action.Continue;
+    if (host.getHeaderMapValue(MapType.ResponseTrailers, H_GRPC_STATUS.dataStart, <usize>H_GRPC_STATUS.byteLength) == WasmResult.Ok) {
+      this.setGrpcStatus(parseGrpcStatus(host.retPtr, host.retLen));
+      host.freeRet();
+    } else {
+      this.setGrpcStatus(GRPC_UNKNOWN);
+    }
+    return Action.Continue;
+  }
+
   onLog(): void {
     const gm = this.gm;
     if (gm == null) return;
+    // A gRPC response that ended without trailers (a reset, a broken upstream) has no status: a
+    // client sees an error, counted as UNKNOWN.
+    if (this.grpcPending) this.setGrpcStatus(GRPC_UNKNOWN);
     // Indices come from the same RuleSet as gm; checked anyway, because a bad key would break every report.
     if (<u32>this.lane >= <u32>gm.laneNames.length || <u32>this.route >= <u32>gm.laneNames.length || <u32>this.service >= <u32>gm.serviceNames.length) {
       this.gm = null;
       return;
     }
     const key = counterKey(gm.groupName, unchecked(gm.laneNames[this.lane]), unchecked(gm.laneNames[this.route]),
-      unchecked(gm.serviceNames[this.service]), this.direction, this.source, this.statusClass);
+      unchecked(gm.serviceNames[this.service]), this.direction, this.source, this.statusClass, this.grpcKey);
     this.path.counters.count(key, this.latencyMicros, this.hasLatency);
     this.gm = null; // count once
   }
@@ -384,6 +438,18 @@ function laneFromNodeLabels(key: string): Uint8Array {
   }
   host.freeRet();
   return out;
+}
+
+/** A 3-digit :status value, or 0. */
+function httpStatus(p: usize, l: usize): u32 {
+  if (l != 3) return 0;
+  let v: u32 = 0;
+  for (let i: usize = 0; i < 3; i++) {
+    const c = <u32>load<u8>(p + i) - 48;
+    if (c > 9) return 0;
+    v = v * 10 + c;
+  }
+  return v;
 }
 
 function listenerDirection(): u32 {

@@ -68,7 +68,7 @@ const trafficCalls: Array<[string, number]> = [];
 const trafficSource: TrafficSource = {
   summary: (group, windowMs) => {
     trafficCalls.push([group, windowMs]);
-    return { group, windowMs, services: [{ service: "mocka", lane: "canary", requests: 3, observedShare: 0.3, configuredShare: 0.1, errorRate: 0, p50Ms: 1, p99Ms: 2 }], edge: [] };
+    return { group, windowMs, services: [{ service: "mocka", lane: "canary", requests: 3, observedShare: 0.3, configuredShare: 0.1, errorRate: 0, grpcStatuses: {}, p50Ms: 1, p99Ms: 2 }], edge: [] };
   },
 };
 const registry = new Registry();

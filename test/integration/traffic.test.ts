@@ -132,6 +132,47 @@ describe("TrafficIngest: cumulative reports to exact totals", () => {
     db.close();
   });
 
+  it("gRPC statuses: counted per status, kept over a restart; a database from before them is upgraded with its counts and last values", () => {
+    const file = dbFile();
+    // The tables as a control plane before gRPC statuses wrote them, with one report's state.
+    const old = new Database(file);
+    old.exec(`
+      CREATE TABLE traffic_instances (instance_id TEXT PRIMARY KEY, node_id TEXT NOT NULL, last_sequence INTEGER NOT NULL, first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL);
+      CREATE TABLE traffic_last (instance_id TEXT NOT NULL, counter_key TEXT NOT NULL, requests INTEGER NOT NULL, latency_sum_us INTEGER NOT NULL,
+        bounds TEXT NOT NULL, buckets TEXT NOT NULL, PRIMARY KEY (instance_id, counter_key)) WITHOUT ROWID;
+      CREATE TABLE traffic_minutes (grp TEXT NOT NULL, minute INTEGER NOT NULL, service TEXT NOT NULL, lane TEXT NOT NULL, route TEXT NOT NULL,
+        direction INTEGER NOT NULL, source INTEGER NOT NULL, status_class INTEGER NOT NULL, bounds TEXT NOT NULL, requests INTEGER NOT NULL,
+        latency_sum_us INTEGER NOT NULL, buckets TEXT NOT NULL,
+        PRIMARY KEY (grp, minute, service, lane, route, direction, source, status_class, bounds)) WITHOUT ROWID;
+      CREATE INDEX traffic_minutes_by_minute ON traffic_minutes (minute);`);
+    const bk = JSON.stringify(BOUNDS);
+    const buckets = JSON.stringify([5, ...new Array(13).fill(0)]);
+    old.prepare("INSERT INTO traffic_instances VALUES ('filter-g', 'n', 1, 0, ?)").run(Date.now());
+    old.prepare("INSERT INTO traffic_last VALUES ('filter-g', ?, 5, 3500, ?, ?)").run(JSON.stringify(["mock", "base", "base", "mocka", 1, 6, 2]), bk, buckets);
+    old.prepare("INSERT INTO traffic_minutes VALUES ('mock', ?, 'mocka', 'base', 'base', 1, 6, 2, ?, 5, 3500, ?)").run(Math.floor(Date.now() / 60_000) - 1, bk, buckets);
+    old.close();
+
+    let { db, ingest } = open(file);
+    expect(byKey(ingest)).toEqual({ "mocka/base/2": 5 });
+    // The instance's next cumulative report: the HTTP counter's delta is taken against the old row.
+    const grpcReport = (seq: number, ok: number, unavailable: number) => {
+      const r = report("filter-g", seq, [{ lane: "base", service: "mocka", requests: 8 }, { lane: "canary", service: "mocka", requests: ok }, { lane: "canary", service: "mocka", status: 5, requests: unavailable }]);
+      r.counters[1]!.grpcStatus = 0;
+      r.counters[2]!.grpcStatus = 14;
+      return r;
+    };
+    expect(ingest.report(grpcReport(2, 7, 3))).toMatchObject({ accepted: true });
+    const grpcOf = (i: TrafficIngest) => i.totals("mock").filter((t) => t.lane === "canary").map((t) => [t.grpcStatus, t.statusClass, t.requests]);
+    expect(byKey(ingest)).toEqual({ "mocka/base/2": 8, "mocka/canary/2": 7, "mocka/canary/5": 3 });
+    expect(grpcOf(ingest)).toEqual([[0, 2, 7], [14, 5, 3]]);
+    expect(ingest.totals("mock").find((t) => t.lane === "base")!.grpcStatus).toBe(-1);
+    db.close();
+    ({ db, ingest } = open(file));
+    expect(ingest.report(grpcReport(3, 9, 4))).toMatchObject({ accepted: true });
+    expect(grpcOf(ingest)).toEqual([[0, 2, 9], [14, 5, 4]]);
+    db.close();
+  });
+
   it("random delivery (drops, duplicates, reordering, restarts of both sides) gives exact totals", () => {
     let seed = 42;
     const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
@@ -221,6 +262,7 @@ describe("TrafficIngest.summary", () => {
       observedShare: 0.9,
       configuredShare: 0.9,
       errorRate: 0,
+      grpcStatuses: {},
       p50Ms: 2, // 450th of 900: the top of the 1-2 ms bucket
       p99Ms: 4.94, // 891st: 441 of 450 into 2-5 ms → 2 + 3 × 0.98
     });
@@ -231,6 +273,7 @@ describe("TrafficIngest.summary", () => {
       observedShare: 0.1,
       configuredShare: 0.1,
       errorRate: 0.1,
+      grpcStatuses: {},
       p50Ms: 17.5, // 10 + 15 × 0.5
       p99Ms: 24.85, // 10 + 15 × 0.99
     });

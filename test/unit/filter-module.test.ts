@@ -16,16 +16,17 @@ const ALLOWED_IMPORTS = new Set([
 ]);
 
 // The hooks the lane filter needs. Envoy skips a hook the module does not export, so the body,
-// trailer, metadata and L4 hooks must stay out (each would cost a call into V8 per body chunk), and
-// so must on_done (always "done"): one call a request.
+// request trailer, metadata and L4 hooks must stay out (each would cost a call into V8 per body
+// chunk), and so must on_done (always "done"): one call a request. Response trailers carry gRPC's
+// grpc-status; Envoy calls that hook only for responses with trailers (gRPC's, in practice).
 const HOOKS = [
   "proxy_on_memory_allocate", "proxy_on_context_create", "proxy_on_vm_start", "proxy_on_configure", "proxy_on_tick",
-  "proxy_on_request_headers", "proxy_on_response_headers", "proxy_on_grpc_receive", "proxy_on_grpc_close",
-  "proxy_on_log", "proxy_on_delete",
+  "proxy_on_request_headers", "proxy_on_response_headers", "proxy_on_response_trailers", "proxy_on_grpc_receive",
+  "proxy_on_grpc_close", "proxy_on_log", "proxy_on_delete",
 ];
 const NOT_EXPORTED = ["proxy_on_done",
   "proxy_on_request_body", "proxy_on_request_trailers", "proxy_on_request_metadata",
-  "proxy_on_response_body", "proxy_on_response_trailers", "proxy_on_response_metadata",
+  "proxy_on_response_body", "proxy_on_response_metadata",
   "proxy_on_new_connection", "proxy_on_downstream_data", "proxy_on_upstream_data",
   "proxy_on_downstream_connection_close", "proxy_on_upstream_connection_close",
 ];

@@ -45,6 +45,19 @@ describe("traffic deltas", () => {
     expect(normalize([4], 3)).toEqual([4, 0, 0]);
   });
 
+  it("a gRPC status is its own counter key; every other counter keeps the storage key of before (an upgrade counts nothing twice)", () => {
+    const base = { group: "mock", lane: "canary", route: "canary", service: "mocka", direction: Direction.INBOUND, source: DecisionSource.WEIGHT, statusClass: 5, requests: 1n, latencySumUs: 0n, latencyBuckets: [1n] };
+    const r = create(TrafficReportSchema, { instanceId: "i-1", sequence: 1n, latencyBoundsMs: [], counters: [
+      base, { ...base, grpcStatus: 14, requests: 3n }, { ...base, statusClass: 2, grpcStatus: 0, requests: 7n },
+    ] });
+    const got = [...reportCounters(r).entries()].map(([k, c]) => [k, c.key.grpcStatus, c.counts.requests]);
+    expect(got).toEqual([
+      ['["mock","canary","canary","mocka",1,6,5]', -1, 1], // the key the control plane stored before gRPC statuses
+      ['["mock","canary","canary","mocka",1,6,5,14]', 14, 3],
+      ['["mock","canary","canary","mocka",1,6,2,0]', 0, 7],
+    ]);
+  });
+
   it("current − last; a key never seen counts from zero", () => {
     const cur: Counts = { requests: 30, sumUs: 3000, buckets: [10, 15, 5] };
     expect(counterDelta(cur, BK, undefined)).toEqual(cur);

@@ -12,7 +12,7 @@ const BK = boundsKey(BOUNDS);
 const CONFIG: GroupConfig = { services: ["web", "api"], lanes: ["base", "canary"], shares: { base: 0.8, canary: 0.2 } };
 
 const agg = (service: string, lane: string, requests: number, o: Partial<Agg> = {}): Agg => ({
-  group: "shop", service, lane, direction: Direction.INBOUND, statusClass: 2, boundsKey: BK, requests, buckets: [requests, 0, 0], ...o,
+  group: "shop", service, lane, direction: Direction.INBOUND, statusClass: 2, grpcStatus: -1, boundsKey: BK, requests, buckets: [requests, 0, 0], ...o,
 });
 
 describe("traffic summary", () => {
@@ -22,7 +22,7 @@ describe("traffic summary", () => {
       "web/base", "web/canary", "web/old", "api/base", "api/canary", "alpha/base", "zeta/base",
     ]);
     expect(s.services.find((r) => r.service === "api" && r.lane === "canary")).toEqual({
-      service: "api", lane: "canary", requests: 0, observedShare: 0, configuredShare: 0.2, errorRate: 0, p50Ms: null, p99Ms: null,
+      service: "api", lane: "canary", requests: 0, observedShare: 0, configuredShare: 0.2, errorRate: 0, grpcStatuses: {}, p50Ms: null, p99Ms: null,
     });
     expect(s.services.find((r) => r.lane === "old")!.configuredShare).toBe(0);
   });
@@ -46,6 +46,19 @@ describe("traffic summary", () => {
     expect(s.edge).toEqual([]);
   });
 
+  it("gRPC statuses per row by name; a gRPC server error (class 5) counts in the error rate, a caller's error does not", () => {
+    const s = summarize("shop", 60_000, [
+      agg("api", "canary", 60, { grpcStatus: 0 }),
+      agg("api", "canary", 30, { grpcStatus: 14, statusClass: 5 }), // UNAVAILABLE: 503
+      agg("api", "canary", 10, { grpcStatus: 5, statusClass: 4 }), // NOT_FOUND: 404
+      agg("api", "canary", 0, { grpcStatus: 13, statusClass: 5 }), // nothing counted: not shown
+      agg("api", "base", 40),
+    ], CONFIG);
+    const row = (lane: string) => s.services.find((r) => r.service === "api" && r.lane === lane)!;
+    expect(row("canary")).toMatchObject({ requests: 100, errorRate: 0.3, grpcStatuses: { OK: 60, UNAVAILABLE: 30, NOT_FOUND: 10 } });
+    expect(row("base").grpcStatuses).toEqual({});
+  });
+
   it("edge decisions per lane, in lane order", () => {
     const edge = (lane: string, n: number) => agg("web", lane, n, { direction: Direction.EDGE });
     const s = summarize("shop", 60_000, [edge("canary", 3), edge("base", 7), edge("canary", 2), edge("blue", 1)], CONFIG);
@@ -55,7 +68,7 @@ describe("traffic summary", () => {
 
   it("totals: per counter key over every minute, sorted, with their bounds", () => {
     const row = (lane: string, requests: number, o: Partial<RollupRow> = {}): RollupRow => ({
-      service: "web", lane, route: lane, direction: Direction.INBOUND, source: DecisionSource.WEIGHT, statusClass: 2, boundsKey: BK,
+      service: "web", lane, route: lane, direction: Direction.INBOUND, source: DecisionSource.WEIGHT, statusClass: 2, grpcStatus: -1, boundsKey: BK,
       requests, latencySumUs: requests * 10, buckets: [requests, 0, 0], ...o,
     });
     const totals = totalsOf("shop", [row("canary", 2), row("base", 5), row("canary", 3), row("canary", 1, { statusClass: 5 })]);
@@ -89,7 +102,7 @@ describe("traffic windows", () => {
   it("memory keeps inbound and edge deltas of each second for the retention time", () => {
     const w = new SecondWindows(60_000);
     const d = (lane: string, requests: number, direction: number = Direction.INBOUND, group = "shop"): Delta => ({
-      group, lane, route: lane, service: "web", direction, source: DecisionSource.WEIGHT, statusClass: 2, requests, sumUs: 0, buckets: [requests, 0, 0],
+      group, lane, route: lane, service: "web", direction, source: DecisionSource.WEIGHT, statusClass: 2, grpcStatus: -1, requests, sumUs: 0, buckets: [requests, 0, 0],
     });
     w.add(t0, [d("base", 5), d("base", 1), d("canary", 2, Direction.OUTBOUND), d("base", 9, Direction.INBOUND, "other")], BOUNDS);
     w.add(t0 + 1500, [d("base", 3), d("canary", 4, Direction.EDGE)], BOUNDS);

@@ -101,6 +101,7 @@ const schemas = {
       services: { type: "array", items: { type: "object", properties: {
         service: { type: "string" }, lane: { type: "string" }, requests: { type: "number" },
         observedShare: { type: "number" }, configuredShare: { type: "number" }, errorRate: { type: "number" },
+        grpcStatuses: { type: "object", additionalProperties: { type: "integer" }, description: "Requests of gRPC responses per status name (OK, UNAVAILABLE, ...); {} without gRPC traffic" },
         p50Ms: { type: ["number", "null"] }, p99Ms: { type: ["number", "null"] },
       } } },
       edge: { type: "array", items: { type: "object", properties: { lane: { type: "string" }, requests: { type: "number" } } } },

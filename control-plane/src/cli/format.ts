@@ -14,3 +14,9 @@ export function short(v: unknown, max = 60): string {
   const s = v === undefined ? "undefined" : JSON.stringify(v);
   return s.length > max ? s.slice(0, max - 1) + "…" : s;
 }
+
+/** gRPC statuses by count, most first: "OK 70 UNAVAILABLE 30"; "-" for none. */
+export function grpcStatusesText(statuses: Record<string, number>): string {
+  const e = Object.entries(statuses).sort(([a, x], [b, y]) => y - x || (a < b ? -1 : 1));
+  return e.length ? e.map(([name, n]) => `${name} ${n}`).join(" ") : "-";
+}

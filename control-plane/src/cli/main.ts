@@ -12,7 +12,7 @@ import type { FieldError } from "../model/errors.js";
 import type { LaneGroup } from "../model/lanegroup.js";
 import type { Revision, RevisionSummary } from "../store/types.js";
 import { ApiClient, ApiError, ConnectionError } from "./client.js";
-import { ms, percent, short, table } from "./format.js";
+import { grpcStatusesText, ms, percent, short, table } from "./format.js";
 import { DEFAULT_GRPC_PORT, DEFAULT_HOST, DEFAULT_PORT, startControlPlane, type ControlPlaneOptions } from "../server/index.js";
 import { registerReleaseCommands } from "./release-command.js";
 import { newToken, ROLES, Tokens, type Role } from "../auth/tokens.js";
@@ -389,9 +389,12 @@ export function buildProgram(io: Io): Command {
       if (!structured(r.body)) return;
       const t = r.body;
       io.out(`lane group ${t.group}, last ${o.window}\n`);
+      // The gRPC column only where there is gRPC traffic: an HTTP-only group's table is unchanged.
+      const grpc = t.services.some((row) => Object.keys(row.grpcStatuses ?? {}).length > 0);
       io.out(t.services.length
-        ? table(["SERVICE", "LANE", "REQUESTS", "OBSERVED", "CONFIGURED", "ERRORS", "P50", "P99"], t.services.map((row) => [
+        ? table(["SERVICE", "LANE", "REQUESTS", "OBSERVED", "CONFIGURED", "ERRORS", "P50", "P99", ...(grpc ? ["GRPC"] : [])], t.services.map((row) => [
           row.service, row.lane, row.requests, percent(row.observedShare), percent(row.configuredShare), percent(row.errorRate), ms(row.p50Ms), ms(row.p99Ms),
+          ...(grpc ? [grpcStatusesText(row.grpcStatuses ?? {})] : []),
         ]))
         : "no inbound traffic\n");
       if (t.edge.length) io.out("\nat the edge\n" + table(["LANE", "REQUESTS"], t.edge.map((e) => [e.lane, e.requests])));

@@ -277,6 +277,9 @@ function prune(now, groups) {
 
 const pct = (v, digits = 1) => (typeof v === "number" && Number.isFinite(v) ? `${round(v * 100, digits)}%` : "–");
 const ms = (v) => (typeof v === "number" && Number.isFinite(v) ? `${round(v, v < 10 ? 1 : 0)} ms` : "–");
+// gRPC statuses of a row ("OK 70 · UNAVAILABLE 30"), shown only for lanes with gRPC traffic.
+const grpcOf = (rows) => rows.some((r) => Object.keys(r.grpcStatuses ?? {}).length > 0);
+const grpcText = (statuses = {}) => Object.entries(statuses).sort(([, a], [, b]) => b - a).map(([n, c]) => `${n} ${c}`).join(" · ") || "–";
 function round(v, digits) { const f = 10 ** digits; return Math.round(v * f) / f; }
 const shortVersion = (v) => (v ? (v.length > 12 ? `${v.slice(0, 12)}…` : v) : "none");
 
@@ -446,11 +449,11 @@ function renderTraffic() {
             <h4>${lane.name} <span class="muted small">configured ${lane.weight}%</span></h4>
             ${chart(g.name, lane.name, historyOf(g.name, lane.name), now, seriesNames)}
             ${laneRows.length || e ? html`<table class="stats">
-              <thead><tr><th>service</th><th>req</th><th>observed</th><th>configured</th><th>errors</th><th>p50</th><th>p99</th></tr></thead>
+              <thead><tr><th>service</th><th>req</th><th>observed</th><th>configured</th><th>errors</th><th>p50</th><th>p99</th>${grpcOf(laneRows) ? html`<th>gRPC</th>` : ""}</tr></thead>
               <tbody>${laneRows.map((r) => html`<tr data-testid="traffic-row-${g.name}-${lane.name}-${r.service}">
                 <td>${r.service}</td><td class="num">${r.requests}</td><td class="num">${pct(r.observedShare)}</td><td class="num">${pct(r.configuredShare)}</td>
-                <td class="num ${r.errorRate > 0.05 ? "bad" : r.errorRate > 0.01 ? "warn" : ""}">${pct(r.errorRate, 2)}</td><td class="num">${ms(r.p50Ms)}</td><td class="num">${ms(r.p99Ms)}</td></tr>`)}
-                ${e ? html`<tr class="muted"><td>edge</td><td class="num">${e.requests}</td><td colspan="5"></td></tr>` : ""}
+                <td class="num ${r.errorRate > 0.05 ? "bad" : r.errorRate > 0.01 ? "warn" : ""}">${pct(r.errorRate, 2)}</td><td class="num">${ms(r.p50Ms)}</td><td class="num">${ms(r.p99Ms)}</td>${grpcOf(laneRows) ? html`<td class="small" data-testid="grpc-${g.name}-${lane.name}-${r.service}">${grpcText(r.grpcStatuses)}</td>` : ""}</tr>`)}
+                ${e ? html`<tr class="muted"><td>edge</td><td class="num">${e.requests}</td><td colspan="${grpcOf(laneRows) ? 6 : 5}"></td></tr>` : ""}
               </tbody></table>` : html`<p class="muted small">no requests in the window</p>`}
           </div>`;
         })}</div>

@@ -12,7 +12,10 @@
 // their own: with other bounds than last time, or a bucket that went down, they count afresh.
 import type { TrafficReport } from "../generated/graylane/v1/traffic_pb.js";
 
-/** What one counter counts: a (group, lane, route, service, direction, decision source, status class). */
+/**
+ * What one counter counts: a (group, lane, route, service, direction, decision source, status
+ * class, gRPC status). grpcStatus is -1 for every response that is not gRPC's.
+ */
 export interface CounterKey {
   group: string;
   lane: string;
@@ -21,7 +24,11 @@ export interface CounterKey {
   direction: number;
   source: number;
   statusClass: number;
+  grpcStatus: number;
 }
+
+/** grpcStatus of a counter that is not a gRPC response's. */
+export const NOT_GRPC = -1;
 
 /** Cumulative values (of a report) or differences of them (a delta). */
 export interface Counts {
@@ -39,9 +46,15 @@ export interface LastCounts extends Counts {
 
 export interface Delta extends CounterKey, Counts {}
 
-/** The storage key of a counter key. */
+/**
+ * The storage key of a counter key. The gRPC status is appended only for gRPC responses, so every
+ * other counter keeps the key stored before gRPC statuses were counted (traffic_last rows written
+ * by an older control plane still take their deltas).
+ */
 export const counterKey = (k: CounterKey): string =>
-  JSON.stringify([k.group, k.lane, k.route, k.service, k.direction, k.source, k.statusClass]);
+  JSON.stringify(k.grpcStatus === NOT_GRPC
+    ? [k.group, k.lane, k.route, k.service, k.direction, k.source, k.statusClass]
+    : [k.group, k.lane, k.route, k.service, k.direction, k.source, k.statusClass, k.grpcStatus]);
 
 /** The storage key of a list of latency bounds. */
 export const boundsKey = (bounds: readonly number[]): string => JSON.stringify(bounds);
@@ -65,6 +78,7 @@ export function reportCounters(r: TrafficReport): Map<string, { key: CounterKey;
       direction: c.direction,
       source: c.source,
       statusClass: c.statusClass,
+      grpcStatus: c.grpcStatus ?? NOT_GRPC,
     };
     latest.set(counterKey(key), {
       key,

@@ -31,13 +31,25 @@ const DDL = `
     direction      INTEGER NOT NULL,
     source         INTEGER NOT NULL,
     status_class   INTEGER NOT NULL,
+    grpc_status    INTEGER NOT NULL DEFAULT -1,
     bounds         TEXT NOT NULL,
     requests       INTEGER NOT NULL,
     latency_sum_us INTEGER NOT NULL,
     buckets        TEXT NOT NULL,
-    PRIMARY KEY (grp, minute, service, lane, route, direction, source, status_class, bounds)
+    PRIMARY KEY (grp, minute, service, lane, route, direction, source, status_class, grpc_status, bounds)
   ) WITHOUT ROWID;
   CREATE INDEX IF NOT EXISTS traffic_minutes_by_minute ON traffic_minutes (minute);
+`;
+
+// A database written before gRPC statuses were counted has traffic_minutes without grpc_status:
+// its rows move, in one transaction, into the table above with grpc_status -1 (not gRPC).
+const ADD_GRPC_STATUS = `
+  ALTER TABLE traffic_minutes RENAME TO traffic_minutes_before_grpc;
+  DROP INDEX IF EXISTS traffic_minutes_by_minute;
+  ${DDL}
+  INSERT INTO traffic_minutes (grp, minute, service, lane, route, direction, source, status_class, grpc_status, bounds, requests, latency_sum_us, buckets)
+    SELECT grp, minute, service, lane, route, direction, source, status_class, -1, bounds, requests, latency_sum_us, buckets FROM traffic_minutes_before_grpc;
+  DROP TABLE traffic_minutes_before_grpc;
 `;
 
 interface MinuteRow {
@@ -47,6 +59,7 @@ interface MinuteRow {
   direction: number;
   source: number;
   status_class: number;
+  grpc_status: number;
   bounds: string;
   requests: number;
   latency_sum_us: number;
@@ -59,6 +72,8 @@ export class TrafficTables {
   /** Creates the tables when missing. */
   constructor(private readonly db: Database) {
     db.exec(DDL);
+    const columns = db.prepare<[], { name: string }>("SELECT name FROM pragma_table_info('traffic_minutes')").all();
+    if (!columns.some((c) => c.name === "grpc_status")) db.transaction(() => db.exec(ADD_GRPC_STATUS))();
     this.stmt = {
       instance: db.prepare<[string], { last_sequence: number }>("SELECT last_sequence FROM traffic_instances WHERE instance_id = ?"),
       upsertInstance: db.prepare(
@@ -75,16 +90,16 @@ export class TrafficTables {
       ),
       minute: db.prepare<unknown[], { requests: number; latency_sum_us: number; buckets: string }>(
         `SELECT requests, latency_sum_us, buckets FROM traffic_minutes WHERE grp = ? AND minute = ? AND service = ? AND lane = ?
-           AND route = ? AND direction = ? AND source = ? AND status_class = ? AND bounds = ?`,
+           AND route = ? AND direction = ? AND source = ? AND status_class = ? AND grpc_status = ? AND bounds = ?`,
       ),
       upsertMinute: db.prepare(
-        `INSERT INTO traffic_minutes (grp, minute, service, lane, route, direction, source, status_class, bounds, requests, latency_sum_us, buckets)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (grp, minute, service, lane, route, direction, source, status_class, bounds) DO UPDATE SET
+        `INSERT INTO traffic_minutes (grp, minute, service, lane, route, direction, source, status_class, grpc_status, bounds, requests, latency_sum_us, buckets)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (grp, minute, service, lane, route, direction, source, status_class, grpc_status, bounds) DO UPDATE SET
            requests = excluded.requests, latency_sum_us = excluded.latency_sum_us, buckets = excluded.buckets`,
       ),
       minutesOf: db.prepare<[string, number, number], MinuteRow>(
-        `SELECT service, lane, route, direction, source, status_class, bounds, requests, latency_sum_us, buckets
+        `SELECT service, lane, route, direction, source, status_class, grpc_status, bounds, requests, latency_sum_us, buckets
            FROM traffic_minutes WHERE grp = ? AND minute >= ? AND minute < ?`,
       ),
       pruneMinutes: db.prepare("DELETE FROM traffic_minutes WHERE minute < ?"),
@@ -119,7 +134,7 @@ export class TrafficTables {
 
   /** Adds a delta to its minute's rollup row. */
   addToMinute(minute: number, d: Delta, boundsKey: string): void {
-    const params = [d.group, minute, d.service, d.lane, d.route, d.direction, d.source, d.statusClass, boundsKey];
+    const params = [d.group, minute, d.service, d.lane, d.route, d.direction, d.source, d.statusClass, d.grpcStatus, boundsKey];
     const row = this.stmt.minute.get(...params);
     const buckets = row ? addArrays(JSON.parse(row.buckets) as number[], d.buckets) : d.buckets;
     this.stmt.upsertMinute.run(...params, (row?.requests ?? 0) + d.requests, (row?.latency_sum_us ?? 0) + d.sumUs, JSON.stringify(buckets));
@@ -134,6 +149,7 @@ export class TrafficTables {
       direction: r.direction,
       source: r.source,
       statusClass: r.status_class,
+      grpcStatus: r.grpc_status,
       boundsKey: r.bounds,
       requests: r.requests,
       latencySumUs: r.latency_sum_us,

@@ -1,10 +1,11 @@
 // Summaries and totals shaped from aggregated counts (pure: the caller reads them from memory and
 // the minute rollups). A summary is counted on each service's inbound side, per service and lane:
-// requests, observed share of the service's requests vs the configured share, error rate (5xx),
-// p50/p99 from the latency buckets; plus the requests decided at the edge, per lane.
+// requests, observed share of the service's requests vs the configured share, error rate (5xx, gRPC
+// responses classed by their grpc-status), the gRPC statuses, p50/p99 from the latency buckets; plus
+// the requests decided at the edge, per lane.
 import type { TrafficRow, TrafficSummary } from "../contracts.js";
 import { Direction } from "../generated/graylane/v1/traffic_pb.js";
-import type { CounterKey } from "./deltas.js";
+import { NOT_GRPC, type CounterKey } from "./deltas.js";
 import { quantile, type Histogram } from "./histogram.js";
 import type { Agg } from "./windows.js";
 
@@ -23,6 +24,8 @@ export interface RollupRow {
   direction: number;
   source: number;
   statusClass: number;
+  /** -1: not a gRPC response. */
+  grpcStatus: number;
   /** The latency bounds as their storage key (JSON). */
   boundsKey: string;
   requests: number;
@@ -46,6 +49,7 @@ export const aggOfRollup = (group: string, row: RollupRow): Agg => ({
   lane: row.lane,
   direction: row.direction,
   statusClass: row.statusClass,
+  grpcStatus: row.grpcStatus,
   boundsKey: row.boundsKey,
   requests: row.requests,
   buckets: row.buckets,
@@ -59,7 +63,7 @@ export const aggOfRollup = (group: string, row: RollupRow): Agg => ({
 export function summarize(group: string, windowMs: number, aggregates: Iterable<Agg>, config: GroupConfig): TrafficSummary {
   const aggs = new Map<string, Agg>();
   for (const a of aggregates) {
-    const k = JSON.stringify([a.service, a.lane, a.direction, a.statusClass, a.boundsKey]);
+    const k = JSON.stringify([a.service, a.lane, a.direction, a.statusClass, a.grpcStatus, a.boundsKey]);
     let t = aggs.get(k);
     if (!t) aggs.set(k, (t = { ...a, requests: 0, buckets: a.buckets.map(() => 0) }));
     t.requests += a.requests;
@@ -95,6 +99,12 @@ export function summarize(group: string, windowMs: number, aggregates: Iterable<
       const requests = c.aggs.reduce((n, a) => n + a.requests, 0);
       const errors = c.aggs.filter((a) => a.statusClass === 5).reduce((n, a) => n + a.requests, 0);
       const total = serviceTotals.get(c.service) ?? 0;
+      const grpcStatuses: Record<string, number> = {};
+      for (const a of c.aggs) {
+        if (a.grpcStatus === NOT_GRPC || a.requests === 0) continue;
+        const name = grpcStatusName(a.grpcStatus);
+        grpcStatuses[name] = (grpcStatuses[name] ?? 0) + a.requests;
+      }
       const hists: Histogram[] = c.aggs.map((a) => ({ bounds: JSON.parse(a.boundsKey) as number[], counts: a.buckets }));
       return {
         service: c.service,
@@ -103,6 +113,7 @@ export function summarize(group: string, windowMs: number, aggregates: Iterable<
         observedShare: total > 0 ? requests / total : 0,
         configuredShare: config.shares[c.lane] ?? 0,
         errorRate: requests > 0 ? errors / requests : 0,
+        grpcStatuses,
         p50Ms: round3(quantile(hists, 0.5)),
         p99Ms: round3(quantile(hists, 0.99)),
       };
@@ -124,7 +135,7 @@ export function summarize(group: string, windowMs: number, aggregates: Iterable<
 export function totalsOf(group: string, rows: Iterable<RollupRow>): TrafficTotal[] {
   const out = new Map<string, TrafficTotal>();
   for (const row of rows) {
-    const k = JSON.stringify([row.service, row.lane, row.route, row.direction, row.source, row.statusClass, row.boundsKey]);
+    const k = JSON.stringify([row.service, row.lane, row.route, row.direction, row.source, row.statusClass, row.grpcStatus, row.boundsKey]);
     let t = out.get(k);
     if (!t) {
       out.set(
@@ -137,6 +148,7 @@ export function totalsOf(group: string, rows: Iterable<RollupRow>): TrafficTotal
           direction: row.direction,
           source: row.source,
           statusClass: row.statusClass,
+          grpcStatus: row.grpcStatus,
           requests: 0,
           latencySumUs: 0,
           bounds: JSON.parse(row.boundsKey) as number[],
@@ -151,9 +163,18 @@ export function totalsOf(group: string, rows: Iterable<RollupRow>): TrafficTotal
   return [...out.values()].sort(
     (a, b) =>
       cmp(a.service, b.service) || cmp(a.lane, b.lane) || cmp(a.route, b.route) ||
-      a.direction - b.direction || a.source - b.source || a.statusClass - b.statusClass,
+      a.direction - b.direction || a.source - b.source || a.statusClass - b.statusClass || a.grpcStatus - b.grpcStatus,
   );
 }
+
+/** gRPC status codes by number (google.rpc.Code). */
+export const GRPC_STATUS_NAMES = [
+  "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS",
+  "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED",
+  "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED",
+] as const;
+
+export const grpcStatusName = (code: number): string => GRPC_STATUS_NAMES[code] ?? `CODE_${code}`;
 
 const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 const round3 = (x: number | null): number | null => (x === null ? null : Math.round(x * 1000) / 1000);

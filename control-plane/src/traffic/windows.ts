@@ -8,13 +8,15 @@ import { addInto, boundsKey, type Delta } from "./deltas.js";
 export const SECOND = 1000;
 export const MINUTE = 60_000;
 
-/** Requests and latency buckets of one (group, service, lane, direction, status class, bounds). */
+/** Requests and latency buckets of one (group, service, lane, direction, status class, gRPC status, bounds). */
 export interface Agg {
   group: string;
   service: string;
   lane: string;
   direction: number;
   statusClass: number;
+  /** -1: not a gRPC response. */
+  grpcStatus: number;
   boundsKey: string;
   requests: number;
   buckets: number[];
@@ -34,12 +36,12 @@ export class SecondWindows {
     const bk = boundsKey(bounds);
     for (const d of deltas) {
       if (d.direction !== Direction.INBOUND && d.direction !== Direction.EDGE) continue; // summaries read only these
-      const k = JSON.stringify([d.group, d.service, d.lane, d.direction, d.statusClass, bk]);
+      const k = JSON.stringify([d.group, d.service, d.lane, d.direction, d.statusClass, d.grpcStatus, bk]);
       let a = m.get(k);
       if (!a) {
         m.set(
           k,
-          (a = { group: d.group, service: d.service, lane: d.lane, direction: d.direction, statusClass: d.statusClass, boundsKey: bk, requests: 0, buckets: d.buckets.map(() => 0) }),
+          (a = { group: d.group, service: d.service, lane: d.lane, direction: d.direction, statusClass: d.statusClass, grpcStatus: d.grpcStatus, boundsKey: bk, requests: 0, buckets: d.buckets.map(() => 0) }),
         );
       }
       a.requests += d.requests;

@@ -1,4 +1,5 @@
-// Cumulative traffic counters per (group, lane, route, service, direction, source, status class)
+// Cumulative traffic counters per (group, lane, route, service, direction, source, status class,
+// gRPC status)
 // with a latency histogram each, in a flat open-addressing table of unmanaged memory: counting a
 // request allocates nothing once the key has been seen. Names are interned for good, so counters
 // survive RuleSet changes and stay cumulative for the life of the VM.
@@ -27,10 +28,16 @@ export class Interner {
 }
 
 // Source bits 0-2 sit at key bits 3-5, source bit 3 (DECISION_SOURCE_INSTANCE = 8) at key bit 56:
-// the keys of the sources 0-7 are those of the filter before the instance step.
-export function counterKey(group: u32, lane: u32, route: u32, service: u32, direction: u32, source: u32, statusClass: u32): u64 {
-  return (<u64>(source & 8) << 53) | (<u64>group << 44) | (<u64>lane << 32) | (<u64>route << 20) | (<u64>service << 8)
+// the keys of the sources 0-7 are those of the filter before the instance step. A gRPC response's
+// status code + 1 sits at key bits 57-61 (0: not gRPC), so every other request keeps its old key.
+export function counterKey(group: u32, lane: u32, route: u32, service: u32, direction: u32, source: u32, statusClass: u32, grpc: u32 = 0): u64 {
+  return (<u64>(grpc & 31) << 57) | (<u64>(source & 8) << 53) | (<u64>group << 44) | (<u64>lane << 32) | (<u64>route << 20) | (<u64>service << 8)
     | (<u64>(direction & 3) << 6) | (<u64>(source & 7) << 3) | <u64>(statusClass & 7);
+}
+
+/** The gRPC status + 1 of a counter key (0: not a gRPC response). */
+@inline export function keyGrpc(key: u64): u64 {
+  return (key >> 57) & 31;
 }
 
 /** The decision source of a counter key. */
@@ -130,6 +137,8 @@ export class Counters {
       w.varint(8, load<u64>(e, 8));
       for (let b: usize = 0; b < NBUCKETS; b++) w.varint(9, load<u64>(e + 24 + (b << 3)));
       w.varint(10, load<u64>(e, 16));
+      const grpc = keyGrpc(key);
+      if (grpc != 0) w.varint(11, grpc - 1); // proto3 optional: present (even when 0, OK) only for gRPC
       w.end(at);
     }
   }

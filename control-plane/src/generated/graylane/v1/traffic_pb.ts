@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file graylane/v1/traffic.proto.
  */
 export const file_graylane_v1_traffic: GenFile = /*@__PURE__*/
-  fileDesc("ChlncmF5bGFuZS92MS90cmFmZmljLnByb3RvEgtncmF5bGFuZS52MSKRAQoNVHJhZmZpY1JlcG9ydBITCgtpbnN0YW5jZV9pZBgBIAEoCRIQCghzZXF1ZW5jZRgCIAEoBBIPCgdub2RlX2lkGAMgASgJEhkKEWxhdGVuY3lfYm91bmRzX21zGAQgAygNEi0KCGNvdW50ZXJzGAUgAygLMhsuZ3JheWxhbmUudjEuVHJhZmZpY0NvdW50ZXIi/gEKDlRyYWZmaWNDb3VudGVyEg0KBWdyb3VwGAEgASgJEgwKBGxhbmUYAiABKAkSDQoFcm91dGUYAyABKAkSDwoHc2VydmljZRgEIAEoCRIpCglkaXJlY3Rpb24YBSABKA4yFi5ncmF5bGFuZS52MS5EaXJlY3Rpb24SKwoGc291cmNlGAYgASgOMhsuZ3JheWxhbmUudjEuRGVjaXNpb25Tb3VyY2USFAoMc3RhdHVzX2NsYXNzGAcgASgNEhAKCHJlcXVlc3RzGAggASgEEhcKD2xhdGVuY3lfYnVja2V0cxgJIAMoBBIWCg5sYXRlbmN5X3N1bV91cxgKIAEoBCIkChBUcmFmZmljUmVwb3J0QWNrEhAKCHNlcXVlbmNlGAEgASgEKmkKCURpcmVjdGlvbhIZChVESVJFQ1RJT05fVU5TUEVDSUZJRUQQABIVChFESVJFQ1RJT05fSU5CT1VORBABEhYKEkRJUkVDVElPTl9PVVRCT1VORBACEhIKDkRJUkVDVElPTl9FREdFEAMqkQIKDkRlY2lzaW9uU291cmNlEh8KG0RFQ0lTSU9OX1NPVVJDRV9VTlNQRUNJRklFRBAAEhwKGERFQ0lTSU9OX1NPVVJDRV9PVkVSUklERRABEhoKFkRFQ0lTSU9OX1NPVVJDRV9IRUFERVIQAhIbChdERUNJU0lPTl9TT1VSQ0VfQkFHR0FHRRADEhkKFURFQ0lTSU9OX1NPVVJDRV9UUkFDRRAEEhgKFERFQ0lTSU9OX1NPVVJDRV9SVUxFEAUSGgoWREVDSVNJT05fU09VUkNFX1dFSUdIVBAGEhgKFERFQ0lTSU9OX1NPVVJDRV9CQVNFEAcSHAoYREVDSVNJT05fU09VUkNFX0lOU1RBTkNFEAgyTgoHVHJhZmZpYxJDCgZSZXBvcnQSGi5ncmF5bGFuZS52MS5UcmFmZmljUmVwb3J0Gh0uZ3JheWxhbmUudjEuVHJhZmZpY1JlcG9ydEFja2IGcHJvdG8z");
+  fileDesc("ChlncmF5bGFuZS92MS90cmFmZmljLnByb3RvEgtncmF5bGFuZS52MSKRAQoNVHJhZmZpY1JlcG9ydBITCgtpbnN0YW5jZV9pZBgBIAEoCRIQCghzZXF1ZW5jZRgCIAEoBBIPCgdub2RlX2lkGAMgASgJEhkKEWxhdGVuY3lfYm91bmRzX21zGAQgAygNEi0KCGNvdW50ZXJzGAUgAygLMhsuZ3JheWxhbmUudjEuVHJhZmZpY0NvdW50ZXIiqAIKDlRyYWZmaWNDb3VudGVyEg0KBWdyb3VwGAEgASgJEgwKBGxhbmUYAiABKAkSDQoFcm91dGUYAyABKAkSDwoHc2VydmljZRgEIAEoCRIpCglkaXJlY3Rpb24YBSABKA4yFi5ncmF5bGFuZS52MS5EaXJlY3Rpb24SKwoGc291cmNlGAYgASgOMhsuZ3JheWxhbmUudjEuRGVjaXNpb25Tb3VyY2USFAoMc3RhdHVzX2NsYXNzGAcgASgNEhAKCHJlcXVlc3RzGAggASgEEhcKD2xhdGVuY3lfYnVja2V0cxgJIAMoBBIWCg5sYXRlbmN5X3N1bV91cxgKIAEoBBIYCgtncnBjX3N0YXR1cxgLIAEoDUgAiAEBQg4KDF9ncnBjX3N0YXR1cyIkChBUcmFmZmljUmVwb3J0QWNrEhAKCHNlcXVlbmNlGAEgASgEKmkKCURpcmVjdGlvbhIZChVESVJFQ1RJT05fVU5TUEVDSUZJRUQQABIVChFESVJFQ1RJT05fSU5CT1VORBABEhYKEkRJUkVDVElPTl9PVVRCT1VORBACEhIKDkRJUkVDVElPTl9FREdFEAMqkQIKDkRlY2lzaW9uU291cmNlEh8KG0RFQ0lTSU9OX1NPVVJDRV9VTlNQRUNJRklFRBAAEhwKGERFQ0lTSU9OX1NPVVJDRV9PVkVSUklERRABEhoKFkRFQ0lTSU9OX1NPVVJDRV9IRUFERVIQAhIbChdERUNJU0lPTl9TT1VSQ0VfQkFHR0FHRRADEhkKFURFQ0lTSU9OX1NPVVJDRV9UUkFDRRAEEhgKFERFQ0lTSU9OX1NPVVJDRV9SVUxFEAUSGgoWREVDSVNJT05fU09VUkNFX1dFSUdIVBAGEhgKFERFQ0lTSU9OX1NPVVJDRV9CQVNFEAcSHAoYREVDSVNJT05fU09VUkNFX0lOU1RBTkNFEAgyTgoHVHJhZmZpYxJDCgZSZXBvcnQSGi5ncmF5bGFuZS52MS5UcmFmZmljUmVwb3J0Gh0uZ3JheWxhbmUudjEuVHJhZmZpY1JlcG9ydEFja2IGcHJvdG8z");
 
 /**
  * A report holds every counter since the filter instance started (cumulative), so a lost, repeated
@@ -93,7 +93,8 @@ export type TrafficCounter = Message<"graylane.v1.TrafficCounter"> & {
   source: DecisionSource;
 
   /**
-   * HTTP status / 100; 0 when the stream ended without response headers.
+   * HTTP status / 100; 0 when the stream ended without response headers. For a gRPC response, the
+   * class of Envoy's mapping of its grpc-status to HTTP (UNAVAILABLE: 5, NOT_FOUND: 4, OK: 2).
    *
    * @generated from field: uint32 status_class = 7;
    */
@@ -117,6 +118,15 @@ export type TrafficCounter = Message<"graylane.v1.TrafficCounter"> & {
    * @generated from field: uint64 latency_sum_us = 10;
    */
   latencySumUs: bigint;
+
+  /**
+   * The gRPC status code (0 OK .. 16) of a gRPC request's response (content-type application/grpc):
+   * from grpc-status in the headers or trailers, UNKNOWN when it never came, or the gRPC spec's
+   * mapping of an HTTP error. Absent for every other request.
+   *
+   * @generated from field: optional uint32 grpc_status = 11;
+   */
+  grpcStatus?: number | undefined;
 };
 
 /**

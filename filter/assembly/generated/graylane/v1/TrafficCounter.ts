@@ -42,6 +42,9 @@ export class TrafficCounter {
 
     writer.uint32(80);
     writer.uint64(message.latencySumUs);
+
+    writer.uint32(88);
+    writer.uint32(message.grpcStatus);
   }
 
   static decode(reader: Reader, length: i32): TrafficCounter {
@@ -91,6 +94,10 @@ export class TrafficCounter {
           message.latencySumUs = reader.uint64();
           break;
 
+        case 11:
+          message.grpcStatus = reader.uint32();
+          break;
+
         default:
           reader.skipType(tag & 7);
           break;
@@ -110,6 +117,7 @@ export class TrafficCounter {
   requests: u64;
   latencyBuckets: Array<u64>;
   latencySumUs: u64;
+  grpcStatus: u32;
 
   constructor(
     group: string = "",
@@ -121,7 +129,8 @@ export class TrafficCounter {
     statusClass: u32 = 0,
     requests: u64 = 0,
     latencyBuckets: Array<u64> = [],
-    latencySumUs: u64 = 0
+    latencySumUs: u64 = 0,
+    grpcStatus: u32 = 0
   ) {
     this.group = group;
     this.lane = lane;
@@ -133,5 +142,6 @@ export class TrafficCounter {
     this.requests = requests;
     this.latencyBuckets = latencyBuckets;
     this.latencySumUs = latencySumUs;
+    this.grpcStatus = grpcStatus;
   }
 }
