@@ -8,6 +8,7 @@ import { parseLaneGroup, type LaneGroup } from "../../control-plane/src/model/la
 import {
   istioObjects, lanesOf, routePatches, type HttpRoute, type IstioObject, type IstioOptions,
 } from "../../control-plane/src/mesh/istio.js";
+import { gatewayConfig, sidecarConfig, type Topology } from "../../control-plane/src/mesh/envoy-config.js";
 import { mockGroup, newFilter } from "../support/filter.js";
 import { shopGroup } from "../support/lanes.js";
 import { byKind, validateIstio } from "../support/istio-schemas.js";
@@ -180,6 +181,29 @@ describe("Istio objects", () => {
       });
     });
   }
+
+  it("a gRPC service (protocol grpc): its DestinationRule upgrades to HTTP/2; HTTP services' do not; the Envoy configs give it HTTP/2 clusters", () => {
+    const g = group(mockGroup({ services: [{ name: "mocka", paths: ["/mock"], protocol: "grpc" }, { name: "mockb" }, { name: "mockc", protocol: "http" }] }));
+    const objects = istioObjects([g], { wasm: WASM });
+    for (const obj of objects) validate(obj);
+    const dr = (name: string) => objects.find((o) => o.kind === "DestinationRule" && o.metadata?.name === name) as Extract<IstioObject, { kind: "DestinationRule" }>;
+    expect(dr("graylane-mocka").spec.trafficPolicy).toEqual({ connectionPool: { http: { h2UpgradePolicy: "UPGRADE" } } });
+    expect(dr("graylane-mockb").spec).not.toHaveProperty("trafficPolicy");
+    expect(dr("graylane-mockc").spec).not.toHaveProperty("trafficPolicy");
+
+    const inst = (lane: string, p: number) => ({ lane, version: lane, appPort: p, inboundPort: p + 1, outboundPort: p + 2 });
+    const t: Topology = {
+      group: "mock", wasmPath: "/f.wasm", gateway: { port: 1 }, controlPlane: { grpcHost: "127.0.0.1", grpcPort: 2 },
+      services: [{ name: "mocka", protocol: "grpc", instances: [inst("base", 10), inst("canary", 20)] }, { name: "mockb", instances: [inst("base", 30)] }],
+    };
+    type Cluster = { name: string; typed_extension_protocol_options?: Record<string, { explicit_http_config: unknown }> };
+    const clusters = (cfg: Record<string, unknown>) => (cfg.static_resources as { clusters: Cluster[] }).clusters;
+    const h2 = (c: Cluster) => JSON.stringify(c.typed_extension_protocol_options?.["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]?.explicit_http_config) === '{"http2_protocol_options":{}}';
+    const http2Of = (cfg: Record<string, unknown>) => clusters(cfg).filter(h2).map((c) => c.name).sort();
+    expect(http2Of(sidecarConfig(t, 0, 0))).toEqual(["graylane", "local-app", "mocka-base", "mocka-canary"]);
+    expect(http2Of(sidecarConfig(t, 1, 0))).toEqual(["graylane", "mocka-base", "mocka-canary"]); // mockb's app speaks HTTP/1.1
+    expect(http2Of(gatewayConfig(t))).toEqual(["graylane", "mocka-base", "mocka-canary"]);
+  });
 
   it("options: v1beta1, label overrides, fail strategy, phase, no gateway, a subset of services", () => {
     const g = group(mockGroup());

@@ -69,6 +69,7 @@ describe("lane group model", () => {
     ["isolation not a string", base({ isolation: true }), "/isolation", /must be "permissive" or "strict"/],
     ["isolation case", base({ isolation: "Strict" }), "/isolation", /must be "permissive" or "strict"/],
     ["sticky key with both", base({ stickyKey: { header: "x", cookie: "y" } }), "/stickyKey", /exactly one of header, cookie/],
+    ["protocol not one of http, grpc", base({ services: [{ name: "a" }, { name: "b", protocol: "h2" }] }), "/services/1/protocol", /must be "http" or "grpc"/],
   ];
 
   for (const [what, input, path, message] of cases) {
@@ -96,6 +97,13 @@ describe("lane group model", () => {
     expect(storedLaneGroup(old as LaneGroup).isolation).toBe("permissive");
     const strict = (parseLaneGroup(base({ isolation: "strict" })) as { value: LaneGroup }).value;
     expect(storedLaneGroup(strict).isolation).toBe("strict");
+  });
+
+  it("a service's protocol: kept when given (http or grpc), absent otherwise, so groups without it read back unchanged", () => {
+    const g = (parseLaneGroup(base({ services: [{ name: "a", protocol: "grpc" }, { name: "b" }, { name: "c", protocol: "http" }] })) as { value: LaneGroup }).value;
+    expect(g.services.map((s) => s.protocol)).toEqual(["grpc", undefined, "http"]);
+    expect(g.services[1]).not.toHaveProperty("protocol");
+    expect(storedLaneGroup(g)).toEqual(g);
   });
 
   it("reports every problem at once", () => {

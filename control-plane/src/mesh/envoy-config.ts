@@ -23,6 +23,8 @@ export interface MeshService {
   hosts?: string[];
   /** Path prefixes the gateway routes to the service. */
   paths?: string[];
+  /** "grpc": HTTP/2 clusters to the service's instances (and to the app behind each sidecar). Default "http". */
+  protocol?: "http" | "grpc";
   instances: MeshInstance[];
 }
 
@@ -97,7 +99,7 @@ export function sidecarConfig(t: Topology, serviceIndex: number, instanceIndex: 
     static_resources: {
       listeners: [inbound, outbound],
       clusters: [
-        staticCluster(LOCAL_APP_CLUSTER, host, [inst.appPort]),
+        withProtocol(staticCluster(LOCAL_APP_CLUSTER, host, [inst.appPort]), svc.protocol),
         ...laneClusters(t),
         controlPlaneCluster(t),
       ],
@@ -164,7 +166,19 @@ function laneRoutes(t: Topology, svc: MeshService, match: { prefix: string }) {
 function laneClusters(t: Topology) {
   const host = t.host ?? "127.0.0.1";
   return t.services.flatMap((svc) => serviceLanes(t, svc).map((lane) =>
-    staticCluster(clusterName(svc.name, lane), host, svc.instances.filter((i) => i.lane === lane).map((i) => i.inboundPort))));
+    withProtocol(staticCluster(clusterName(svc.name, lane), host, svc.instances.filter((i) => i.lane === lane).map((i) => i.inboundPort)), svc.protocol)));
+}
+
+const HTTP2_OPTIONS = {
+  "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+    "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+    explicit_http_config: { http2_protocol_options: {} },
+  },
+};
+
+/** A cluster speaking the service's protocol upstream: HTTP/2 for gRPC (Envoy's default is HTTP/1.1). */
+function withProtocol<C extends object>(cluster: C, protocol: MeshService["protocol"]): C {
+  return protocol === "grpc" ? { ...cluster, typed_extension_protocol_options: HTTP2_OPTIONS } : cluster;
 }
 
 function staticCluster(name: string, host: string, ports: number[]) {
@@ -195,12 +209,7 @@ function controlPlaneCluster(t: Topology) {
         },
       },
     } : {}),
-    typed_extension_protocol_options: {
-      "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
-        "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
-        explicit_http_config: { http2_protocol_options: {} },
-      },
-    },
+    typed_extension_protocol_options: HTTP2_OPTIONS, // gRPC from Wasm needs HTTP/2
   };
 }
 

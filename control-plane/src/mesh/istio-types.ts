@@ -44,7 +44,11 @@ export interface DestinationRule {
   apiVersion: NetworkingVersion;
   kind: "DestinationRule";
   metadata: ObjectMeta;
-  spec: { host: string; subsets?: Array<{ name: string; labels?: Record<string, string> }> };
+  spec: {
+    host: string;
+    subsets?: Array<{ name: string; labels?: Record<string, string> }>;
+    trafficPolicy?: { connectionPool?: { http?: { h2UpgradePolicy?: "DEFAULT" | "DO_NOT_UPGRADE" | "UPGRADE" } } };
+  };
 }
 
 export interface VirtualService {

@@ -184,6 +184,9 @@ export function destinationRule(g: LaneGroup, service: string, o: IstioOptions):
     spec: {
       host: serviceHost(service, o),
       subsets: lanesOf(g, service).map((lane) => ({ name: lane, labels: laneLabels(lane, o) })),
+      // A gRPC service: HTTP/2 to every subset (Istio also takes it from a grpc-* Service port name).
+      ...(g.services.find((s) => s.name === service)?.protocol === "grpc"
+        ? { trafficPolicy: { connectionPool: { http: { h2UpgradePolicy: "UPGRADE" as const } } } } : {}),
     },
   };
 }

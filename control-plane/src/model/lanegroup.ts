@@ -97,6 +97,8 @@ const Service = z.strictObject({
   name,
   hosts: z.array(z.string().max(LIMITS.host, most(LIMITS.host, "characters")).regex(HOST, "must be a host name or IP address without port")).max(LIMITS.hosts, most(LIMITS.hosts, "hosts")).optional().meta({ description: HOSTS }),
   paths: z.array(z.string().max(LIMITS.path, most(LIMITS.path, "characters")).startsWith("/", "must start with /")).max(LIMITS.paths, most(LIMITS.paths, "paths")).default([]).meta({ description: "Path prefixes that select the service at the edge" }),
+  protocol: z.enum(["http", "grpc"], { error: "must be \"http\" or \"grpc\"" }).optional()
+    .meta({ description: "The service's protocol for generated mesh configuration (absent: http): grpc gets HTTP/2 upstream clusters in Envoy configs and h2UpgradePolicy UPGRADE in its DestinationRule. The filter tells gRPC requests by their content-type either way" }),
 });
 
 const StickyKey = z.strictObject({
@@ -289,7 +291,7 @@ export function parseLaneGroup(input: unknown, opts: ParseOptions = {}): ParseRe
     ...g,
     stickySalt: g.stickySalt ?? g.name,
     services: g.services.map((s) => {
-      const service = { name: s.name, hosts: s.hosts ?? [s.name], paths: s.paths };
+      const service = { name: s.name, hosts: s.hosts ?? [s.name], paths: s.paths, ...(s.protocol ? { protocol: s.protocol } : {}) };
       if (s.hosts === undefined) defaultedHosts.add(service);
       return service;
     }),
