@@ -2,6 +2,7 @@
 // command, and as a real process through bin/graylane.mjs (serve, apply, get, stop).
 import { create } from "@bufbuild/protobuf";
 import { RuleRequestSchema, type RuleResponse } from "../../control-plane/src/generated/graylane/v1/discovery_pb.js";
+import { TrafficReportSchema } from "../../control-plane/src/generated/graylane/v1/traffic_pb.js";
 import { GraylaneClient } from "../../control-plane/src/xds/index.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { spawn } from "node:child_process";
@@ -154,6 +155,17 @@ describe("graylane CLI against a running server", () => {
       "",
     ].join("\n"));
     expect((await run("traffic", "--group", "nope", "--window", "5m")).out).toBe("lane group nope, last 5m\nno inbound traffic\n");
+    // gRPC traffic adds the GRPC column: status counts, most first.
+    const counter = (grpcStatus: number, statusClass: number, requests: number) => ({
+      group: "mock", lane: "canary", route: "canary", service: "mocka", direction: 1, source: 6, statusClass, grpcStatus,
+      requests: BigInt(requests), latencyBuckets: [BigInt(requests)], latencySumUs: 0n,
+    });
+    t.server.traffic.report(create(TrafficReportSchema, { instanceId: "cli-grpc", sequence: 1n, latencyBoundsMs: [1], counters: [counter(0, 2, 7), counter(14, 5, 3)] }));
+    expect((await run("traffic", "--group", "mock", "--window", "5m")).out.split("\n").slice(1, 4)).toEqual([
+      "SERVICE  LANE    REQUESTS  OBSERVED  CONFIGURED  ERRORS  P50    P99  GRPC",
+      "mocka    base    0         0%        100%        0%      -      -    -",
+      "mocka    canary  10        100%      0%          30%     0.5ms  1ms  OK 7 UNAVAILABLE 3",
+    ]);
 
     expect(await run("delete", "mock")).toMatchObject({ code: 0, out: "lanegroup/mock deleted (revision 11)\n" });
     expect((await run("get", "lanegroups")).out).toBe("no lane groups\n");
