@@ -75,6 +75,23 @@ export async function freePorts(n: number): Promise<number[]> {
   return ports;
 }
 
+/**
+ * Starts something listening on `fixed`, or on a port picked free just now. A port picked free
+ * earlier may be taken by the time it is bound (an outgoing connection's local port comes from the
+ * same ephemeral range), so a freely picked port that turns out taken is picked again (3 tries).
+ */
+export async function startOnFreePort<T>(start: (port: number) => Promise<T>, fixed?: number, log: (line: string) => void = () => {}): Promise<{ envoy: T; port: number }> {
+  for (let attempt = 1; ; attempt++) {
+    const [port] = fixed ? [fixed] : await freePorts(1);
+    try {
+      return { envoy: await start(port!), port: port! };
+    } catch (e) {
+      if (fixed || attempt >= 3 || !/Address already in use/.test(String(e))) throw e;
+      log(`port ${port} taken meanwhile; picking another`);
+    }
+  }
+}
+
 export async function startStack(opts: StackOptions): Promise<Stack> {
   const log = opts.log ?? (() => {});
   const bin = opts.envoyBin ?? envoyBin();
@@ -82,7 +99,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   const group = opts.group as { name: string; services: Array<{ name: string; hosts?: string[]; paths?: string[] }>; traceHeader?: string; laneHeader?: string; routeHeader?: string; baseLane?: string };
   const [rest, grpc, gateway] = [opts.ports?.rest ?? 0, opts.ports?.grpc ?? 0, opts.ports?.gateway ?? 0];
   const instancePorts = opts.ports?.base ? Array.from({ length: 18 }, (_, i) => opts.ports!.base! + i) : await freePorts(18);
-  const [gwPort] = gateway ? [gateway] : await freePorts(1);
+  let [gwPort] = gateway ? [gateway] : await freePorts(1);
 
   const apps: MockApp[] = [];
   const envoys: RunningEnvoy[] = [];
@@ -176,8 +193,14 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     log("every sidecar filter ACKed");
     // The gateway starts last, with the served rules built in, so it routes right from its first
     // request; then its own subscription ACKs too.
-    const gw = { ...topology, plugin: { ...topology.plugin, ruleSet: Buffer.from(compileRuleSet(store.current().groups).bytes).toString("base64") } };
-    envoys.push(await startEnvoy(bin, "gateway", gatewayConfig(gw), 1));
+    const ruleSet = Buffer.from(compileRuleSet(store.current().groups).bytes).toString("base64");
+    const started = await startOnFreePort((port) => {
+      topology.gateway.port = port;
+      return startEnvoy(bin, "gateway", gatewayConfig({ ...topology, plugin: { ...topology.plugin, ruleSet } }), 1);
+    }, gateway || undefined, log);
+    envoys.push(started.envoy);
+    gwPort = started.port;
+    stack.gatewayUrl = `http://127.0.0.1:${gwPort}`;
     await stack.waitAllAcked();
     log(`gateway on ${stack.gatewayUrl}; every filter ACKed`);
     return stack;

@@ -10,7 +10,7 @@ import { startEnvoy, type RunningEnvoy } from "../../control-plane/src/mesh/envo
 import { openStore } from "../../control-plane/src/store/index.js";
 import type { RuleServerStatus, TrafficSummary } from "../../control-plane/src/contracts.js";
 import { ECHO_PATH, echoClient, startGrpcMockApp, type GrpcMockApp } from "../../demo/grpc-mock-app.js";
-import { freePorts } from "../../demo/stack.js";
+import { freePorts, startOnFreePort } from "../../demo/stack.js";
 import { envoyBin } from "../support/envoy.js";
 
 const GROUP = {
@@ -49,8 +49,8 @@ beforeAll(async () => {
   store = await openStore(":memory:");
   cp = await startControlPlane({ port: 0, grpcPort: 0, store, rollout: { tickMs: 50, reportSettleMs: 200 } });
   const put = await fetch(`${cp.url}/v1/lanegroups/echo`, { method: "PUT", headers: { "content-type": "application/json" }, body: JSON.stringify(GROUP) });
-  expect(put.status).toBe(200);
-  const ports = await freePorts(7);
+  expect(put.status).toBe(201); // created
+  const ports = await freePorts(6);
   for (const [i, version] of ["v1", "v2"].entries()) apps.push(await startGrpcMockApp({ name: "echo", version, port: ports[i * 3]! }));
   const topology: Topology = {
     group: "echo",
@@ -61,7 +61,7 @@ beforeAll(async () => {
         { lane: "canary", version: "v2", appPort: ports[3]!, inboundPort: ports[4]!, outboundPort: ports[5]! },
       ],
     }],
-    gateway: { port: ports[6]! },
+    gateway: { port: 0 }, // picked when the gateway starts
     controlPlane: { grpcHost: "127.0.0.1", grpcPort: cp.grpcPort },
     wasmPath: resolve("filter/build/filter.wasm"),
     plugin: { reportIntervalMs: 500 },
@@ -69,9 +69,10 @@ beforeAll(async () => {
   const bin = envoyBin();
   const sidecars = meshConfigs(topology).filter((c) => c.id !== "gateway");
   envoys.push(...await Promise.all(sidecars.map((c) => startEnvoy(bin, c.id, c.config, 2))));
-  envoys.push(await startEnvoy(bin, "gateway", gatewayConfig(topology), 1));
+  const gw = await startOnFreePort((port) => startEnvoy(bin, "gateway", gatewayConfig({ ...topology, gateway: { port } }), 1));
+  envoys.push(gw.envoy);
   await waitAllAcked({ "echo-base-0": SUBSCRIBERS.sidecar, "echo-canary-1": SUBSCRIBERS.sidecar, gateway: SUBSCRIBERS.gateway });
-  gateway = `127.0.0.1:${ports[6]}`;
+  gateway = `127.0.0.1:${gw.port}`;
 }, 60_000);
 
 afterAll(async () => {
