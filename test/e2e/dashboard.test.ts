@@ -71,6 +71,7 @@ function startTraffic(): void {
         counter("canary", "mocka", Direction.INBOUND, 2, 2 * ticks - Math.floor(ticks / 2), 5),
         counter("canary", "mocka", Direction.INBOUND, 5, Math.floor(ticks / 2), 8),
         counter("base", "mockb", Direction.INBOUND, 2, 20 * ticks, 2),
+        { ...counter("base", "mockb", Direction.INBOUND, 5, ticks, 2), grpcStatus: 14 }, // gRPC UNAVAILABLE
         counter("base", "mocka", Direction.EDGE, 2, 18 * ticks, 0),
         counter("canary", "mocka", Direction.EDGE, 2, 2 * ticks, 0),
       ],
@@ -170,6 +171,10 @@ describe("dashboard in a real browser", () => {
       expect.stringMatching(/^\d+(\.\d)? ms$/), expect.stringMatching(/^\d+ ms$/),
     ]);
     expect(await row.locator("td.bad").count()).toBe(1);
+    // gRPC statuses: a column in the base lane, which has gRPC traffic (mockb), none in canary.
+    await expect.poll(text(testid("grpc-mock-base-mockb")), UI).toMatch(/^UNAVAILABLE \d+$/);
+    expect(await page.locator(testid("grpc-mock-base-mocka")).textContent()).toBe("–");
+    expect(await page.locator(`${testid("lane-traffic-mock-canary")} th`).allTextContents()).not.toContain("gRPC");
 
     // Filter sync: the gateway's two subscribers ACKed the served version; the other node NACKed it.
     const served = await call("GET", "/v1/status");
