@@ -162,6 +162,7 @@ export function crds(): Json[] {
         { name: "Services", type: "string", jsonPath: ".status.services", description: "The group's services" },
         { name: "Lanes", type: "string", jsonPath: ".status.lanes", description: "The group's lanes besides base" },
         { name: "Revision", type: "integer", jsonPath: ".status.revision", description: "The Graylane revision that last wrote the spec (the REST ETag)" },
+        { name: "Discovered", type: "string", jsonPath: ".status.discovered", priority: 1, description: "With autoLanes: the services found in each lane" },
         { name: "Synced", type: "string", jsonPath: condition("Synced"), description: "Every live subscriber holds a RuleSet compiled from this generation" },
         { name: "Ready", type: "string", jsonPath: condition("Ready"), priority: 1, description: "The spec passed every check and is in the RuleSet" },
         { name: "Age", type: "date", jsonPath: ".metadata.creationTimestamp" },

@@ -78,6 +78,14 @@ const MatchBlock = z.strictObject({
 }).refine((b) => present(b) > 0, "a match block needs at least one condition")
   .meta({ description: "All conditions of a block must hold; a lane matches when any of its blocks holds", minProperties: 1 });
 
+// Kubernetes label keys ([prefix/]name) and values, for workload discovery and DestinationRule subsets.
+const labelKey = z.string().max(317, most(317, "characters"))
+  .regex(/^(?:[a-z0-9](?:[-a-z0-9]*[a-z0-9])?(?:\.[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/, "must be a Kubernetes label key ([prefix/]name)");
+const labelValue = z.string().max(63, most(63, "characters"))
+  .regex(/^(?:[A-Za-z0-9](?:[-A-Za-z0-9_.]*[A-Za-z0-9])?)?$/, "must be a Kubernetes label value");
+const podLabels = z.record(labelKey, labelValue).refine((r) => Object.keys(r).length >= 1 && Object.keys(r).length <= 16, "1 to 16 labels")
+  .meta({ minProperties: 1, maxProperties: 16 });
+
 const laneServices = z.array(name).max(LIMITS.services, most(LIMITS.services, "services")).meta({ description: "Services with an instance in this lane" });
 const fallback = name.meta({ description: "Lane to route to where this lane has no instance (default: the base lane)" });
 const WEIGHT = "Percent of sticky keys; all weights add up to at most 100";
@@ -90,6 +98,8 @@ const Lane = z.strictObject({
     .refine((w) => Math.abs(w * 100 - Math.round(w * 100)) < 1e-6, "at most two decimals").default(0)
     .meta({ description: `${WEIGHT}, with at most two decimals`, multipleOf: 0.01 }),
   match: z.array(MatchBlock).max(LIMITS.matchBlocks, most(LIMITS.matchBlocks, "match blocks")).optional(),
+  labels: podLabels.optional()
+    .meta({ description: "Pod labels of this lane's instances (default {<laneLabelKey>: <lane name>}): its DestinationRule subset, and with autoLanes the workloads that put a service in the lane, e.g. {\"ASM_TRAFFIC_TAG\": \"canary\"}" }),
 });
 
 const HOSTS = "Default: the service's name; unique across all lane groups";
@@ -129,6 +139,10 @@ const Group = z.strictObject({
   stickySalt: stickySalt.optional(),
   stickyKey: StickyKey.optional(),
   lanes: z.array(Lane).max(LIMITS.lanes, most(LIMITS.lanes, "lanes")).default([]),
+  autoLanes: z.boolean().optional()
+    .meta({ description: "Kubernetes (the mesh controller): a lane also has every service of the group with an available Deployment or ReplicaSet whose pod template carries the lane's labels; kept in status and the RuleSet, never written into the spec" }),
+  laneLabelKey: labelKey.optional().meta({ description: "The pod label naming an instance's lane (default graylane.io/lane)" }),
+  serviceLabelKey: labelKey.optional().meta({ description: "The pod label naming an instance's service (default app)" }),
   /** Namespaces whose filters receive this group when their identity is namespace-scoped; none: all. */
   namespaces: z.array(z.string().regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, "must be a Kubernetes namespace name")).min(1).max(LIMITS.namespaces, most(LIMITS.namespaces, "namespaces")).optional()
     .meta({ description: "Filters whose identity is scoped to a namespace receive this group only if it is listed; absent: every filter" }),
@@ -295,7 +309,7 @@ export function parseLaneGroup(input: unknown, opts: ParseOptions = {}): ParseRe
       if (s.hosts === undefined) defaultedHosts.add(service);
       return service;
     }),
-    lanes: g.lanes.map((l) => ({ name: l.name, services: l.services, fallback: l.fallback ?? g.baseLane, weight: l.weight, match: l.match ?? [] })),
+    lanes: g.lanes.map((l) => ({ name: l.name, services: l.services, fallback: l.fallback ?? g.baseLane, weight: l.weight, match: l.match ?? [], ...(l.labels ? { labels: l.labels } : {}) })),
   };
   if (value.overrideHeader === undefined) delete value.overrideHeader;
   if (value.namespaces === undefined) delete value.namespaces;

@@ -13,7 +13,9 @@ import type { Tokens } from "../auth/tokens.js";
 import { Leadership } from "../replicas/leader.js";
 import { TrafficRelay } from "../replicas/traffic-relay.js";
 import { ReleaseEngine, type EngineOptions } from "../rollout/engine.js";
-import { DEFAULT_STORE, openStore, type Store } from "../store/index.js";
+import { DEFAULT_STORE, KubernetesStore, openStore, type Store } from "../store/index.js";
+import { DiscoveredRules } from "../controller/discovered-rules.js";
+import { MeshController, type MeshControllerOptions } from "../controller/mesh-controller.js";
 import { TrafficIngest } from "../traffic/index.js";
 import { startGrpcServer, type GrpcServerHandle } from "../xds/index.js";
 import { listenHttp } from "./http.js";
@@ -52,6 +54,11 @@ export interface ControlPlaneOptions {
   now?: () => number;
   /** The validating admission webhook (LaneGroup and Release objects), HTTPS on its own port of `host` (0: ephemeral). */
   webhook?: { port: number; cert: Buffer; key: Buffer };
+  /**
+   * With a Kubernetes store: the mesh controller (Istio objects per LaneGroup, workload discovery
+   * for autoLanes groups, finalizers). Refused with any other store.
+   */
+  meshController?: MeshControllerOptions;
   /** TEST-ONLY HOOK: RuleSet.required_features of every pushed snapshot (to provoke a NACK). */
   requiredFeatures?: string[];
 }
@@ -66,6 +73,8 @@ export interface ControlPlane {
   grpc: GrpcServerHandle;
   traffic: TrafficIngest;
   releases: ReleaseEngine;
+  /** With `meshController`: the controller (its passes, its last error). */
+  meshController?: MeshController;
   /** With `webhook`: its base URL (https://HOST:PORT; the reviews go to /validate). */
   webhookUrl?: string;
   /** With an etcd store: this replica's part in the release-engine election. */
@@ -89,12 +98,16 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     const side = await openSideStores(store);
     closers.push(() => side.close());
 
-    const traffic = new TrafficIngest({ db: side.db, rules: store, now: opts.now });
+    if (opts.meshController && !(store instanceof KubernetesStore)) throw new Error("the mesh controller needs --store kubernetes");
+    // What the filters get: the store's groups, with the lanes workload discovery found applied.
+    const rules = opts.meshController ? new DiscoveredRules(store) : store;
+    if (rules instanceof DiscoveredRules) closers.push(() => rules.close());
+    const traffic = new TrafficIngest({ db: side.db, rules, now: opts.now });
     const etcd = side.etcd;
     const relay = etcd ? await TrafficRelay.start(etcd.client, etcd.prefix, traffic) : undefined;
     if (relay) closers.push(() => relay.close());
     const grpc = await startGrpcServer({
-      host, port: opts.grpcPort ?? DEFAULT_GRPC_PORT, rules: store, traffic: relay ?? traffic, registry,
+      host, port: opts.grpcPort ?? DEFAULT_GRPC_PORT, rules, traffic: relay ?? traffic, registry,
       requiredFeatures: opts.requiredFeatures, overrideKey: opts.overrideKey, tls: opts.grpcTls,
       nodeAuth: new NodeAuth({ tokens: opts.nodeTokens, clientCertificates: !!opts.grpcTls?.clientCa }),
     });
@@ -119,12 +132,18 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     // The admission webhook runs the checks REST runs, on the same store and engine.
     const webhook = opts.webhook && await listenHttp(admissionHandler(restValidators(store, releases)), host, opts.webhook.port, opts.webhook);
     if (webhook) closers.push(() => webhook.close());
+    const meshController = opts.meshController && store instanceof KubernetesStore && rules instanceof DiscoveredRules
+      ? new MeshController(store.kubeConfig, store, rules, opts.meshController) : undefined;
+    if (meshController) {
+      closers.push(() => meshController.close());
+      meshController.start();
+    }
     // Replicas advertise their REST URL to each other: a non-leader forwards release writes there.
     await leader?.start(http.url);
 
     let closing: Promise<void> | undefined;
     return {
-      url: http.url, port: http.port, grpcPort: grpc.port, store, registry, grpc, traffic, releases, leader, webhookUrl: webhook?.url,
+      url: http.url, port: http.port, grpcPort: grpc.port, store, registry, grpc, traffic, releases, leader, webhookUrl: webhook?.url, meshController,
       close: () => (closing ??= closeAll()),
     };
   } catch (e) {

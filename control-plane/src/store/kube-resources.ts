@@ -42,6 +42,7 @@ export const LaneGroupStatus = z.strictObject({
   observedGeneration: z.number().int().min(0).optional().meta({ description: "The metadata.generation that revision recorded" }),
   services: z.string().max(4096).optional().meta({ description: "The group's services, comma-separated (kubectl get prints them)" }),
   lanes: z.string().max(4096).optional().meta({ description: "The group's lanes besides base, comma-separated" }),
+  discovered: z.string().max(32768).optional().meta({ description: "With autoLanes: the services the mesh controller found in each lane (\"canary: mocka, mockc\"); never written into the spec" }),
   conditions: z.array(Condition).max(16).optional().meta({ description: "Ready: the spec passed every check and is in the RuleSet; Synced: every live subscriber holds a RuleSet compiled from it" }),
 }).meta({ description: "Written by the control plane" });
 export type LaneGroupStatus = z.output<typeof LaneGroupStatus>;

@@ -1,0 +1,78 @@
+// What the mesh controller wants in the cluster, pure: per lane group, the Istio objects `graylane
+// mesh manifests` generates (mesh/istio.ts), each in the namespace of its service, labelled
+// `app.kubernetes.io/managed-by: graylane` and `graylane.io/group: <group>`; plus the ingress
+// gateway's WasmPlugin, shared by every group (no group label), while any group exists.
+import type { LaneGroup } from "../model/lanegroup.js";
+import { istioObjects, type IstioObject, type IstioOptions } from "../mesh/istio.js";
+import { DEFAULT_LANE_LABEL_KEY, DEFAULT_SERVICE_LABEL_KEY } from "./workloads.js";
+
+export const MANAGED_BY = { key: "app.kubernetes.io/managed-by", value: "graylane" } as const;
+export const GROUP_LABEL = "graylane.io/group";
+
+/** The object kinds the controller manages: API path prefix and plural per apiVersion/kind. */
+export const MANAGED_KINDS = [
+  { apiVersion: "extensions.istio.io/v1alpha1", kind: "WasmPlugin", plural: "wasmplugins" },
+  { apiVersion: "networking.istio.io/v1", kind: "DestinationRule", plural: "destinationrules" },
+  { apiVersion: "networking.istio.io/v1", kind: "VirtualService", plural: "virtualservices" },
+] as const;
+
+export type MeshOptions = Omit<IstioOptions, "namespace" | "services" | "laneLabelKey" | "laneLabels" | "workloadLabel" | "ruleSetGroups"> & {
+  /** Namespace of a service whose hosts name none (`svc.NS.svc.cluster.local`, `svc.NS`); default "default". */
+  namespace?: string;
+};
+
+/** The namespace of a group's service: from a host `NAME.NS[.svc[.DOMAIN]]`, else the default. */
+export function serviceNamespace(service: { name: string; hosts: string[] }, fallback: string): string {
+  for (const h of service.hosts) {
+    const parts = h.toLowerCase().split(".");
+    if (parts.length >= 2 && parts[0] === service.name && (parts.length === 2 || parts[2] === "svc")) return parts[1]!;
+  }
+  return fallback;
+}
+
+/** Identity of an object in the cluster. */
+export const objectKey = (o: { apiVersion: string; kind: string; metadata?: { namespace?: string; name?: string } }): string =>
+  `${o.kind}/${o.metadata?.namespace ?? ""}/${o.metadata?.name ?? ""}`;
+
+/**
+ * Every object the groups want, keyed by objectKey. `groups` are the groups as the RuleSet has them
+ * (discovered lanes applied), which is also the initial RuleSet of the WasmPlugins.
+ */
+export function desiredObjects(groups: LaneGroup[], o: MeshOptions): Map<string, IstioObject> {
+  const out = new Map<string, IstioObject>();
+  const fallback = o.namespace ?? "default";
+  for (const g of groups) {
+    const byNamespace = new Map<string, string[]>();
+    for (const s of g.services) {
+      const ns = serviceNamespace(s, fallback);
+      byNamespace.set(ns, [...(byNamespace.get(ns) ?? []), s.name]);
+    }
+    const laneLabels = Object.fromEntries(g.lanes.filter((l) => l.labels).map((l) => [l.name, l.labels!]));
+    for (const [namespace, services] of byNamespace) {
+      const objects = istioObjects([g], {
+        ...o, namespace, services, ruleSetGroups: groups,
+        laneLabelKey: g.laneLabelKey ?? DEFAULT_LANE_LABEL_KEY, laneLabels, workloadLabel: g.serviceLabelKey ?? DEFAULT_SERVICE_LABEL_KEY,
+      });
+      for (const obj of objects) out.set(objectKey(obj), obj);
+    }
+  }
+  return out;
+}
+
+/**
+ * The object to apply: `want`, except that a WasmPlugin already in the cluster keeps its initial
+ * RuleSet. The RuleSet in a WasmPlugin serves only a proxy's first start; rule changes travel over
+ * the rule stream, and rewriting a WasmPlugin would restart every filter it selects.
+ */
+export function toApply(want: IstioObject, live: { spec?: { pluginConfig?: { ruleSet?: unknown } } } | undefined): IstioObject {
+  if (want.kind !== "WasmPlugin") return want;
+  const kept = live?.spec?.pluginConfig?.ruleSet;
+  if (typeof kept !== "string") return want;
+  return { ...want, spec: { ...want.spec, pluginConfig: { ...want.spec.pluginConfig, ruleSet: kept } } };
+}
+
+/** Whether a live object is one the controller owns for group `group` (undefined: the shared gateway plugin). */
+export function ownedBy(live: { metadata?: { labels?: Record<string, string> } }): { managed: boolean; group?: string } {
+  const labels = live.metadata?.labels ?? {};
+  return { managed: labels[MANAGED_BY.key] === MANAGED_BY.value, group: labels[GROUP_LABEL] };
+}
