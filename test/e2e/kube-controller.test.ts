@@ -1,0 +1,169 @@
+// Seed 004 against a real kube-apiserver: the mesh controller keeps the Istio objects in step with
+// the lane groups and the workloads. Installed: deploy/crds and Istio's own CRDs for WasmPlugin,
+// DestinationRule and VirtualService (Istio 1.30.3's schemas, test/fixtures/istio-crd-schemas.json).
+// There is no kube-controller-manager here: the test writes each Deployment's status
+// (availableReplicas) through the status subresource where the Deployment controller would, and
+// there is no garbage collector (the controller deletes by label, not by owner reference).
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { create } from "@bufbuild/protobuf";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parse } from "yaml";
+import { RuleRequestSchema, type RuleResponse } from "../../control-plane/src/generated/graylane/v1/discovery_pb.js";
+import { startControlPlane, type ControlPlane } from "../../control-plane/src/server/index.js";
+import { FINALIZER } from "../../control-plane/src/controller/mesh-controller.js";
+import { GraylaneClient } from "../../control-plane/src/xds/index.js";
+import { istioCrds } from "../support/istio-crds.js";
+import { startKube, type RunningKube } from "../support/kube.js";
+import { until, untilOk } from "../support/wait.js";
+
+let kube: RunningKube;
+let dir: string;
+let cp: ControlPlane;
+let client: GraylaneClient;
+const got: RuleResponse[] = [];
+const LG = "/apis/graylane.io/v1alpha1/lanegroups";
+const NS = "/apis/networking.istio.io/v1/namespaces/default";
+const WP = "/apis/extensions.istio.io/v1alpha1/namespaces/default/wasmplugins";
+
+/** A Deployment as Kruise Rollout or a user writes it: pod template labels, one container. */
+const deployment = (name: string, labels: Record<string, string>) => ({
+  apiVersion: "apps/v1", kind: "Deployment", metadata: { name, namespace: "default" },
+  spec: { replicas: 1, selector: { matchLabels: { app: labels.app!, name } }, template: { metadata: { labels: { ...labels, name } }, spec: { containers: [{ name: "app", image: "registry.example.com/mock:1" }] } } },
+});
+const DEPLOY = "/apis/apps/v1/namespaces/default/deployments";
+
+/** What the Deployment controller would write once the pods are up. */
+async function setAvailable(name: string, n: number): Promise<void> {
+  const d = await kube.request("GET", `${DEPLOY}/${name}`);
+  const r = await kube.request("PUT", `${DEPLOY}/${name}/status`, { ...d.body, status: { replicas: n, availableReplicas: n, readyReplicas: n, updatedReplicas: n } });
+  expect(r.status, JSON.stringify(r.body)).toBe(200);
+}
+
+const subsets = async (service: string) => {
+  const r = await kube.request("GET", `${NS}/destinationrules/graylane-${service}`);
+  return r.status === 200 ? (r.body.spec.subsets as Array<{ name: string; labels: Record<string, string> }>) : undefined;
+};
+/** mocka's lanes in the last RuleSet pushed to the subscriber. */
+const lanesOf = (service: string) => {
+  const g = got.at(-1)?.ruleSet?.groups.find((x) => x.name === "mock");
+  return g?.lanes.filter((l) => l.services.includes(service)).map((l) => l.name);
+};
+
+beforeAll(async () => {
+  kube = await startKube();
+  const crds = [...readdirSync("deploy/crds").filter((n) => n.endsWith(".yaml")).map((f) => parse(readFileSync(`deploy/crds/${f}`, "utf8"))), ...istioCrds()];
+  for (const crd of crds) {
+    const r = await kube.request("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd);
+    expect(r.status, JSON.stringify(r.body)).toBe(201);
+  }
+  for (const crd of crds) {
+    const v = crd.spec.versions.find((x: { storage: boolean }) => x.storage).name;
+    await until(`${crd.metadata.name} served`, async () => (await kube.request("GET", `/apis/${crd.spec.group}/${v}/${crd.spec.names.plural}`)).status === 200, 30_000);
+  }
+  dir = mkdtempSync(join(tmpdir(), "graylane-kctl-"));
+  const kubeconfig = join(dir, "kubeconfig");
+  writeFileSync(kubeconfig, JSON.stringify({
+    apiVersion: "v1", kind: "Config", "current-context": "test",
+    clusters: [{ name: "test", cluster: { server: kube.url, "certificate-authority": kube.caFile } }],
+    users: [{ name: "admin", user: { token: kube.adminToken } }],
+    contexts: [{ name: "test", context: { cluster: "test", user: "admin" } }],
+  }));
+  // The platform's base workloads.
+  for (const s of ["mocka", "mockb", "mockc"]) {
+    expect((await kube.request("POST", DEPLOY, deployment(`${s}-v1`, { app: s }))).status).toBe(201);
+    await setAvailable(`${s}-v1`, 1);
+  }
+  cp = await startControlPlane({
+    port: 0, grpcPort: 0, store: `kubernetes:${kubeconfig}`,
+    meshController: { mesh: { wasm: { url: "oci://registry.example.com/graylane/filter:0.1.0" }, gateway: false }, resyncMs: 500, log: () => {} },
+  });
+  client = new GraylaneClient(`127.0.0.1:${cp.grpcPort}`);
+  const stream = client.streamRules();
+  stream.on("data", (r: RuleResponse) => {
+    got.push(r);
+    stream.write(create(RuleRequestSchema, { instanceId: "mocka-0", versionInfo: r.version, responseNonce: r.nonce }));
+  });
+  stream.on("error", () => {});
+  stream.write(create(RuleRequestSchema, { node: { id: "mocka-0" }, instanceId: "mocka-0" }));
+}, 150_000);
+
+afterAll(async () => {
+  client?.close();
+  await cp?.close();
+  await kube?.stop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+describe("seed 004: the mesh follows the workloads", () => {
+  it("a LaneGroup with autoLanes gets its objects; a canary Deployment that becomes available adds the subset and the lane; deleting it removes both", async () => {
+    const group = {
+      apiVersion: "graylane.io/v1alpha1", kind: "LaneGroup", metadata: { name: "mock" },
+      spec: {
+        services: [{ name: "mocka" }, { name: "mockb" }, { name: "mockc" }], overrideHeader: "x-asm-prefer-tag", autoLanes: true,
+        lanes: [{ name: "canary", labels: { ASM_TRAFFIC_TAG: "canary" } }],
+      },
+    };
+    expect((await kube.request("POST", LG, group)).status).toBe(201);
+    await untilOk("mocka's DestinationRule", () => subsets("mocka"), (s) => s !== undefined);
+    await cp.meshController!.settled(); // the pass that applied it is complete
+    expect(await subsets("mocka")).toEqual([{ name: "base", labels: { "graylane.io/lane": "base" } }]);
+    const wp = await kube.request("GET", `${WP}/graylane-mocka`);
+    expect(wp.body.metadata.labels).toEqual({ "app.kubernetes.io/managed-by": "graylane", "graylane.io/group": "mock" });
+    expect(wp.body.spec.selector).toEqual({ matchLabels: { app: "mocka" } });
+    const initialRuleSet = wp.body.spec.pluginConfig.ruleSet as string;
+    expect(initialRuleSet.length).toBeGreaterThan(10);
+    await untilOk("mocka's VirtualService", () => kube.request("GET", `${NS}/virtualservices/graylane-mocka`), (r) => r.status === 200);
+    expect((await kube.request("GET", `${LG}/mock`)).body.metadata.finalizers).toContain(FINALIZER);
+    await until("a RuleSet without mocka in canary", () => lanesOf("mocka")?.join() === "base");
+
+    // Kruise Rollout creates the canary Deployment; it counts once a replica is available.
+    expect((await kube.request("POST", DEPLOY, deployment("mocka-v1-canary", { app: "mocka", ASM_TRAFFIC_TAG: "canary" }))).status).toBe(201);
+    await cp.meshController!.settled();
+    expect(await subsets("mocka")).toHaveLength(1);
+    const at = performance.now();
+    await setAvailable("mocka-v1-canary", 1);
+    await untilOk("the canary subset", () => subsets("mocka"), (s) => s?.length === 2);
+    expect(await subsets("mocka")).toEqual([{ name: "base", labels: { "graylane.io/lane": "base" } }, { name: "canary", labels: { ASM_TRAFFIC_TAG: "canary" } }]);
+    await until("mocka in the canary lane of the pushed RuleSet", () => lanesOf("mocka")?.join() === "base,canary");
+    console.log(`kube-controller: canary Deployment available → subset and RuleSet in ${(performance.now() - at).toFixed(0)} ms`);
+    expect(lanesOf("mockb")).toEqual(["base"]);
+    const lg = await untilOk("status.discovered", () => kube.request("GET", `${LG}/mock`), (r) => r.body.status?.discovered === "canary: mocka");
+    expect(lg.body.spec.lanes).toEqual([{ name: "canary", labels: { ASM_TRAFFIC_TAG: "canary" } }]); // never written into the spec
+    const rest = await (await fetch(`${cp.url}/v1/lanegroups/mock`)).json() as { lanegroup: { lanes: Array<{ services: string[] }> } };
+    expect(rest.lanegroup.lanes[0]!.services).toEqual([]); // REST serves the spec as written
+    // The WasmPlugin was not rewritten: the new rules travel over the rule stream.
+    expect((await kube.request("GET", `${WP}/graylane-mocka`)).body.spec.pluginConfig.ruleSet).toBe(initialRuleSet);
+
+    // approve: Kruise deletes the canary Deployment; the subset and the lane go.
+    expect((await kube.request("DELETE", `${DEPLOY}/mocka-v1-canary`)).status).toBe(200);
+    await untilOk("the canary subset gone", () => subsets("mocka"), (s) => s?.length === 1);
+    await until("mocka out of the canary lane", () => lanesOf("mocka")?.join() === "base");
+    await untilOk("status.discovered empty", () => kube.request("GET", `${LG}/mock`), (r) => r.body.status?.discovered === "");
+  });
+
+  it("drift is repaired: a subset edited away by hand comes back; a managed object no group wants is deleted", async () => {
+    const dr = (await kube.request("GET", `${NS}/destinationrules/graylane-mockb`)).body;
+    const edited = await kube.request("PUT", `${NS}/destinationrules/graylane-mockb`, { ...dr, spec: { ...dr.spec, subsets: [] } });
+    expect(edited.status).toBe(200);
+    await untilOk("mockb's subsets repaired", () => subsets("mockb"), (s) => s?.length === 1);
+    const stray = { apiVersion: "networking.istio.io/v1", kind: "DestinationRule", metadata: { name: "graylane-gone", namespace: "default", labels: { "app.kubernetes.io/managed-by": "graylane", "graylane.io/group": "gone" } }, spec: { host: "gone" } };
+    expect((await kube.request("POST", `${NS}/destinationrules`, stray)).status).toBe(201);
+    await untilOk("the stray object deleted", () => kube.request("GET", `${NS}/destinationrules/graylane-gone`), (r) => r.status === 404);
+    const mine = { ...stray, metadata: { name: "not-graylane", namespace: "default" } };
+    expect((await kube.request("POST", `${NS}/destinationrules`, mine)).status).toBe(201);
+    await cp.meshController!.settled();
+    expect((await kube.request("GET", `${NS}/destinationrules/not-graylane`)).status).toBe(200); // not labelled: not ours
+  });
+
+  it("deleting the LaneGroup removes its objects through the finalizer, then the group itself", async () => {
+    expect((await kube.request("DELETE", `${LG}/mock`)).status).toBe(200);
+    await untilOk("the LaneGroup gone", () => kube.request("GET", `${LG}/mock`), (r) => r.status === 404);
+    for (const path of [`${NS}/destinationrules`, `${NS}/virtualservices`, WP]) {
+      const left = (await kube.request("GET", `${path}?labelSelector=graylane.io%2Fgroup%3Dmock`)).body.items;
+      expect(left, path).toEqual([]);
+    }
+    await until("the group gone from the RuleSet", () => got.at(-1)?.ruleSet?.groups.every((g) => g.name !== "mock"));
+  });
+});
