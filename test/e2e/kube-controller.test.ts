@@ -3,13 +3,14 @@
 // DestinationRule and VirtualService (Istio 1.30.3's schemas, test/fixtures/istio-crd-schemas.json).
 // There is no kube-controller-manager here: the test writes each Deployment's status
 // (availableReplicas) through the status subresource where the Deployment controller would, and
-// there is no garbage collector (the controller deletes by label, not by owner reference).
+// there is no garbage collector (the controller deletes by label, not by owner reference). The
+// control plane runs as its ServiceAccount's user under RBAC, with exactly deploy/kubernetes-rbac.yaml.
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parse } from "yaml";
+import { parse, parseAllDocuments } from "yaml";
 import { RuleRequestSchema, type RuleResponse } from "../../control-plane/src/generated/graylane/v1/discovery_pb.js";
 import { startControlPlane, type ControlPlane } from "../../control-plane/src/server/index.js";
 import { FINALIZER } from "../../control-plane/src/controller/mesh-controller.js";
@@ -62,13 +63,17 @@ beforeAll(async () => {
     const v = crd.spec.versions.find((x: { storage: boolean }) => x.storage).name;
     await until(`${crd.metadata.name} served`, async () => (await kube.request("GET", `/apis/${crd.spec.group}/${v}/${crd.spec.names.plural}`)).status === 200, 30_000);
   }
+  for (const doc of parseAllDocuments(readFileSync("deploy/kubernetes-rbac.yaml", "utf8")).map((d) => d.toJSON())) {
+    const path = doc.kind === "ClusterRole" ? "/apis/rbac.authorization.k8s.io/v1/clusterroles" : "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings";
+    expect((await kube.request("POST", path, doc)).status).toBe(201);
+  }
   dir = mkdtempSync(join(tmpdir(), "graylane-kctl-"));
   const kubeconfig = join(dir, "kubeconfig");
   writeFileSync(kubeconfig, JSON.stringify({
     apiVersion: "v1", kind: "Config", "current-context": "test",
     clusters: [{ name: "test", cluster: { server: kube.url, "certificate-authority": kube.caFile } }],
-    users: [{ name: "admin", user: { token: kube.adminToken } }],
-    contexts: [{ name: "test", context: { cluster: "test", user: "admin" } }],
+    users: [{ name: "graylane", user: { token: kube.controlPlaneToken } }],
+    contexts: [{ name: "test", context: { cluster: "test", user: "graylane" } }],
   }));
   // The platform's base workloads.
   for (const s of ["mocka", "mockb", "mockc"]) {
@@ -97,6 +102,17 @@ afterAll(async () => {
 });
 
 describe("seed 004: the mesh follows the workloads", () => {
+  it("the control plane's identity has exactly the ClusterRole's verbs: it may read Deployments, not write them", async () => {
+    const can = async (verb: string, group: string, resource: string) => (await kube.request("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+      { apiVersion: "authorization.k8s.io/v1", kind: "SelfSubjectAccessReview", spec: { resourceAttributes: { verb, group, resource, namespace: "default" } } },
+      { token: kube.controlPlaneToken })).body.status.allowed as boolean;
+    expect(await can("watch", "apps", "deployments")).toBe(true);
+    expect(await can("patch", "networking.istio.io", "destinationrules")).toBe(true);
+    expect(await can("update", "apps", "deployments")).toBe(false);
+    expect(await can("get", "", "secrets")).toBe(false);
+    expect(cp.meshController!.lastError).toBeUndefined();
+  });
+
   it("a LaneGroup with autoLanes gets its objects; a canary Deployment that becomes available adds the subset and the lane; deleting it removes both", async () => {
     const group = {
       apiVersion: "graylane.io/v1alpha1", kind: "LaneGroup", metadata: { name: "mock" },

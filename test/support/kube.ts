@@ -33,6 +33,12 @@ export interface RunningKube {
   adminToken: string;
   /** bearer token of user `graylane-user` (only what RBAC grants every authenticated user) */
   userToken: string;
+  /**
+   * bearer token of the control plane's service account as the API server names it
+   * (`system:serviceaccount:graylane-system:graylane-control-plane`, its groups too): what
+   * deploy/kubernetes-rbac.yaml binds, so a test runs the control plane under exactly that RBAC
+   */
+  controlPlaneToken: string;
   /** PEM file of the CA that signed the apiserver's self-signed serving certificate (valid for 127.0.0.1) */
   caFile: string;
   /** one REST call with node:https, verified against caFile; token defaults to adminToken */
@@ -105,8 +111,10 @@ export async function startKube(): Promise<RunningKube> {
 
     const adminToken = randomBytes(24).toString("hex");
     const userToken = randomBytes(24).toString("hex");
+    const controlPlaneToken = randomBytes(24).toString("hex");
     // token,user,uid,"group1,group2"
-    writeFileSync(join(dir, "tokens.csv"), `${adminToken},admin,admin,"system:masters"\n${userToken},graylane-user,graylane-user\n`, { mode: 0o600 });
+    writeFileSync(join(dir, "tokens.csv"), `${adminToken},admin,admin,"system:masters"\n${userToken},graylane-user,graylane-user\n` +
+      `${controlPlaneToken},system:serviceaccount:graylane-system:graylane-control-plane,graylane-control-plane,"system:serviceaccounts,system:serviceaccounts:graylane-system"\n`, { mode: 0o600 });
     const sa = generateKeyPairSync("rsa", {
       modulusLength: 2048,
       publicKeyEncoding: { type: "spki", format: "pem" },
@@ -151,7 +159,7 @@ export async function startKube(): Promise<RunningKube> {
       await new Promise((r) => setTimeout(r, 250));
     }
     return {
-      url, adminToken, userToken, caFile,
+      url, adminToken, userToken, controlPlaneToken, caFile,
       request: kubeRequest(url, readFileSync(caFile), adminToken),
       log: () => log,
       stop,
