@@ -15,12 +15,15 @@ import { RuleRequestSchema, type RuleResponse } from "../../control-plane/src/ge
 import { startControlPlane, type ControlPlane } from "../../control-plane/src/server/index.js";
 import { FINALIZER } from "../../control-plane/src/controller/mesh-controller.js";
 import { GraylaneClient } from "../../control-plane/src/xds/index.js";
+import { spawn } from "node:child_process";
+import { main } from "../../control-plane/src/cli/main.js";
 import { istioCrds } from "../support/istio-crds.js";
 import { startKube, type RunningKube } from "../support/kube.js";
 import { until, untilOk } from "../support/wait.js";
 
 let kube: RunningKube;
 let dir: string;
+let kubeconfig: string;
 let cp: ControlPlane;
 let client: GraylaneClient;
 const got: RuleResponse[] = [];
@@ -68,7 +71,7 @@ beforeAll(async () => {
     expect((await kube.request("POST", path, doc)).status).toBe(201);
   }
   dir = mkdtempSync(join(tmpdir(), "graylane-kctl-"));
-  const kubeconfig = join(dir, "kubeconfig");
+  kubeconfig = join(dir, "kubeconfig");
   writeFileSync(kubeconfig, JSON.stringify({
     apiVersion: "v1", kind: "Config", "current-context": "test",
     clusters: [{ name: "test", cluster: { server: kube.url, "certificate-authority": kube.caFile } }],
@@ -181,5 +184,46 @@ describe("seed 004: the mesh follows the workloads", () => {
       expect(left, path).toEqual([]);
     }
     await until("the group gone from the RuleSet", () => got.at(-1)?.ruleSet?.groups.every((g) => g.name !== "mock"));
+  });
+});
+
+describe("graylane serve --mesh-controller", () => {
+  const run = async (...argv: string[]) => {
+    let out = "";
+    let err = "";
+    const code = await main(argv, { out: (t) => (out += t), err: (t) => (err += t), env: {} });
+    return { code, out, err };
+  };
+
+  it("refuses what cannot work, naming the flag", async () => {
+    expect(await run("serve", "--mesh-controller", "--mesh-wasm", "oci://r/f:1")).toMatchObject({ code: 2, err: "error: --mesh-controller goes with --store kubernetes\n" });
+    expect(await run("serve", "--store", "kubernetes", "--kubeconfig", kubeconfig, "--mesh-controller")).toMatchObject({ code: 2, err: expect.stringContaining("--mesh-controller needs --mesh-wasm URL") });
+    expect(await run("serve", "--store", "kubernetes", "--kubeconfig", kubeconfig, "--mesh-controller", "--mesh-wasm", "oci://r/f:1", "--mesh-control-plane", "nowhere")).toMatchObject({ code: 2, err: expect.stringContaining("--mesh-control-plane nowhere: want HOST:PORT") });
+  });
+
+  it("as a process: a LaneGroup applied with kubectl gets its objects, naming the module and the control plane given", async () => {
+    await cp.close(); // one controller at a time
+    const server = spawn(process.execPath, ["bin/graylane.mjs", "serve", "--port", "0", "--grpc-port", "0", "--store", "kubernetes", "--kubeconfig", kubeconfig,
+      "--mesh-controller", "--mesh-wasm", "oci://registry.example.com/graylane/filter:0.2.0", "--mesh-control-plane", "graylane.graylane-system.svc.cluster.local:7071", "--no-mesh-gateway"]);
+    let out = "";
+    const exited = new Promise<number | null>((resolve) => server.on("close", resolve));
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.stdout.on("data", (d) => { out += d; if (out.includes("mesh controller keeping")) resolve(); });
+        server.stderr.on("data", (d) => (out += d));
+        server.on("close", () => reject(new Error("serve exited: " + out)));
+      });
+      const doc = { apiVersion: "graylane.io/v1alpha1", kind: "LaneGroup", metadata: { name: "cli" }, spec: { services: [{ name: "cart" }] } };
+      expect((await kube.request("POST", LG, doc)).status).toBe(201);
+      const wp = await untilOk("cart's WasmPlugin", () => kube.request("GET", `${WP}/graylane-cart`), (r) => r.status === 200);
+      expect(wp.body.spec.url).toBe("oci://registry.example.com/graylane/filter:0.2.0");
+      expect(wp.body.spec.pluginConfig.cluster).toBe("outbound|7071||graylane.graylane-system.svc.cluster.local");
+      expect((await kube.request("GET", "/apis/extensions.istio.io/v1alpha1/namespaces/istio-system/wasmplugins/graylane-gateway")).status).toBe(404);
+      expect((await kube.request("DELETE", `${LG}/cli`)).status).toBe(200);
+      await untilOk("cart's WasmPlugin gone", () => kube.request("GET", `${WP}/graylane-cart`), (r) => r.status === 404);
+    } finally {
+      server.kill("SIGTERM");
+    }
+    expect(await exited).toBe(0);
   });
 });

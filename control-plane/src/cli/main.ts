@@ -18,6 +18,7 @@ import { registerReleaseCommands } from "./release-command.js";
 import { newToken, ROLES, Tokens, type Role } from "../auth/tokens.js";
 import { loadOrCreateKey, type OverrideKey } from "../auth/override.js";
 import { registerMeshCommands } from "./mesh-command.js";
+import { DEFAULT_CONTROL_PLANE } from "../mesh/istio.js";
 import { DEFAULT_WEBHOOK_SERVICE, webhookYaml, type WebhookTarget } from "../api/webhook-config.js";
 import { crdFiles, writeCrds } from "../kube/crds.js";
 
@@ -155,8 +156,15 @@ export function buildProgram(io: Io): Command {
     .option("--webhook-port <port>", "serve the validating admission webhook (LaneGroup, Release) over HTTPS on this port (0: any free port)")
     .option("--webhook-cert <file>", "the webhook's serving certificate (PEM; its CA is the caBundle of `webhook manifest`)")
     .option("--webhook-key <file>", "its private key (PEM)")
+    .option("--mesh-controller", "with --store kubernetes: keep every LaneGroup's Istio objects in step with it and with the workloads (autoLanes)")
+    .option("--mesh-wasm <url>", "with --mesh-controller: the WasmPlugins' module (oci://, https:// or file://)")
+    .option("--mesh-wasm-sha256 <hex>", "with --mesh-controller: the module's (or OCI manifest's) SHA-256")
+    .option("--mesh-control-plane <host:port>", "with --mesh-controller: the gRPC Service the filters reach", `${DEFAULT_CONTROL_PLANE.host}:${DEFAULT_CONTROL_PLANE.port}`)
+    .option("--mesh-namespace <ns>", "with --mesh-controller: the namespace of a service whose hosts name none", "default")
+    .option("--no-mesh-gateway", "with --mesh-controller: no ingress gateway WasmPlugin or ingress VirtualServices")
     .action(async (o: { host: string; port: string; grpcPort: string; store: string; kubeconfig?: string; wasm?: string; tokens?: string; overrideKeyFile?: string;
-      overrideKeyPreviousFile?: string; tlsCert?: string; tlsKey?: string; tlsClientCa?: string; webhookPort?: string; webhookCert?: string; webhookKey?: string }) => {
+      overrideKeyPreviousFile?: string; tlsCert?: string; tlsKey?: string; tlsClientCa?: string; webhookPort?: string; webhookCert?: string; webhookKey?: string;
+      meshController?: boolean; meshWasm?: string; meshWasmSha256?: string; meshControlPlane: string; meshNamespace: string; meshGateway: boolean }) => {
       const port = Number(o.port);
       if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port ${o.port}: want 0-65535`);
       const grpcPort = Number(o.grpcPort);
@@ -193,17 +201,31 @@ export function buildProgram(io: Io): Command {
           throw new UsageError(`cannot read the webhook's TLS files: ${(e as Error).message}`);
         }
       }
+      let meshController: ControlPlaneOptions["meshController"];
+      if (o.meshController) {
+        if (store !== "kubernetes" && !store.startsWith("kubernetes:")) throw new UsageError("--mesh-controller goes with --store kubernetes");
+        if (!o.meshWasm) throw new UsageError("--mesh-controller needs --mesh-wasm URL (the module its WasmPlugins load)");
+        const m = /^(.+):(\d{1,5})$/.exec(o.meshControlPlane);
+        if (!m) throw new UsageError(`--mesh-control-plane ${o.meshControlPlane}: want HOST:PORT`);
+        meshController = { mesh: {
+          wasm: { url: o.meshWasm, ...(o.meshWasmSha256 ? { sha256: o.meshWasmSha256 } : {}) },
+          controlPlane: { host: m[1]!, port: Number(m[2]) }, namespace: o.meshNamespace, ...(o.meshGateway ? {} : { gateway: false as const }),
+        } };
+      } else if (o.meshWasm) {
+        throw new UsageError("--mesh-wasm goes with --mesh-controller");
+      }
       let server;
       try {
         // One tokens file holds both kinds: API tokens for REST, role node for the filters on gRPC.
         server = await startControlPlane({
           ...io.serverOptions, host: o.host, port, grpcPort, store, wasmPath: o.wasm, tokens, nodeTokens: tokens, overrideKey,
-          tls: tls && { cert: tls.cert, key: tls.key }, grpcTls: tls, webhook,
+          tls: tls && { cert: tls.cert, key: tls.key }, grpcTls: tls, webhook, meshController,
         });
       } catch (e) {
         throw new UsageError(`cannot start: ${(e as Error).message}`);
       }
       io.out(`graylane: REST API listening on ${server.url} (gRPC rule push and traffic on ${o.host}:${server.grpcPort}, store ${o.store})\n`);
+      if (server.meshController) io.out("graylane: mesh controller keeping the Istio objects of every LaneGroup\n");
       if (server.webhookUrl) io.out(`graylane: admission webhook listening on ${server.webhookUrl}/validate\n`);
       io.onListening?.(server.url);
       await (io.stopSignal ?? untilSignal)();
