@@ -149,6 +149,10 @@ describe("seed 004: the mesh follows the workloads", () => {
     console.log(`kube-controller: canary Deployment available → subset and RuleSet in ${(performance.now() - at).toFixed(0)} ms`);
     expect(lanesOf("mockb")).toEqual(["base"]);
     const lg = await untilOk("status.discovered", () => kube.request("GET", `${LG}/mock`), (r) => r.body.status?.discovered === "canary: mocka");
+    // Synced: the one live subscriber (this test's) ACKed a RuleSet from the group's revision.
+    const synced = await untilOk("Synced=True", () => kube.request("GET", `${LG}/mock`),
+      (r) => r.body.status?.conditions?.some((c: { type: string; status: string }) => c.type === "Synced" && c.status === "True"));
+    expect(synced.body.status.conditions.find((c: { type: string }) => c.type === "Synced").message).toMatch(/^1 of 1 live subscribers hold revision \d+ or later$/);
     expect(lg.body.spec.lanes).toEqual([{ name: "canary", labels: { ASM_TRAFFIC_TAG: "canary" } }]); // never written into the spec
     const rest = await (await fetch(`${cp.url}/v1/lanegroups/mock`)).json() as { lanegroup: { lanes: Array<{ services: string[] }> } };
     expect(rest.lanegroup.lanes[0]!.services).toEqual([]); // REST serves the spec as written

@@ -7,6 +7,7 @@ import { discoverLanes, withDiscovered, workloadOf, type Workload } from "../../
 import { desiredObjects, serviceNamespace, toApply } from "../../control-plane/src/controller/desired.js";
 import { DiscoveredRules } from "../../control-plane/src/controller/discovered-rules.js";
 import { discoveredText } from "../../control-plane/src/controller/mesh-controller.js";
+import { syncedVerdict } from "../../control-plane/src/controller/synced.js";
 import { MemoryRuleSource } from "../support/rulesource.js";
 
 const group = (input: Record<string, unknown>): LaneGroup => {
@@ -91,5 +92,21 @@ describe("desired mesh objects", () => {
     expect(kept.spec.pluginConfig.service).toBe((wp as { spec: { pluginConfig: { service?: string } } }).spec.pluginConfig.service);
     const dr = want.find((o) => o.kind === "DestinationRule")!;
     expect(toApply(dr, { spec: { pluginConfig: { ruleSet: "OLD" } } })).toBe(dr);
+  });
+});
+
+describe("the Synced condition", () => {
+  const sub = (ackedVersion: string, extra: Record<string, unknown> = {}) => ({ nodeId: "n", instanceId: `i-${Math.random()}`, connected: true, ackedVersion, connectedAt: "", ...extra });
+  const st = (subscribers: unknown[], version = "v3") => ({ version, revision: 3, nodes: [{ nodeId: "n", version, subscribers: subscribers as never }] });
+  const revisionOf = (v: string) => ({ v1: 1, v2: 2, v3: 3 } as Record<string, number>)[v];
+
+  it("True when every live subscriber holds a version from the group's revision or later; counts; NACKs named; none live", () => {
+    expect(syncedVerdict(2, st([sub("v2"), sub("v3"), sub("v1", { connected: false })]), revisionOf)).toMatchObject({ status: "True", reason: "Synced", synced: 2, live: 2, message: "2 of 2 live subscribers hold revision 2 or later" });
+    expect(syncedVerdict(3, st([sub("v2"), sub("v3")]), revisionOf)).toMatchObject({ status: "False", reason: "Pending", synced: 1, live: 2 });
+    const nacked = syncedVerdict(3, st([sub("v2", { lastNack: { version: "v3", error: "required feature instance-lane missing", at: "" } }), sub("v3")]), revisionOf);
+    expect(nacked).toMatchObject({ status: "False", reason: "Nacked" });
+    expect(nacked.message).toContain("NACKed: n: required feature instance-lane missing");
+    expect(syncedVerdict(1, st([sub("unknown-version")]), revisionOf).status).toBe("False"); // a version not seen served: not counted
+    expect(syncedVerdict(1, st([]), revisionOf)).toMatchObject({ status: "False", reason: "NoSubscribers" });
   });
 });

@@ -16,6 +16,8 @@ import { ReleaseEngine, type EngineOptions } from "../rollout/engine.js";
 import { DEFAULT_STORE, KubernetesStore, openStore, type Store } from "../store/index.js";
 import { DiscoveredRules } from "../controller/discovered-rules.js";
 import { MeshController, type MeshControllerOptions } from "../controller/mesh-controller.js";
+import { KubeClient } from "../controller/kube-client.js";
+import { SyncedStatus } from "../controller/synced.js";
 import { TrafficIngest } from "../traffic/index.js";
 import { startGrpcServer, type GrpcServerHandle } from "../xds/index.js";
 import { listenHttp } from "./http.js";
@@ -132,6 +134,12 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     // The admission webhook runs the checks REST runs, on the same store and engine.
     const webhook = opts.webhook && await listenHttp(admissionHandler(restValidators(store, releases)), host, opts.webhook.port, opts.webhook);
     if (webhook) closers.push(() => webhook.close());
+    // LaneGroup objects show whether every live filter holds their latest revision.
+    const synced = store instanceof KubernetesStore ? new SyncedStatus(new KubeClient(store.kubeConfig), store, grpc) : undefined;
+    if (synced) {
+      closers.push(() => synced.stop());
+      synced.start();
+    }
     const meshController = opts.meshController && store instanceof KubernetesStore && rules instanceof DiscoveredRules
       ? new MeshController(store.kubeConfig, store, rules, opts.meshController) : undefined;
     if (meshController) {
