@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { create } from "@bufbuild/protobuf";
 import { startControlPlane, type ControlPlane } from "../../control-plane/src/server/index.js";
 import { DecisionSource, Direction, TrafficReportSchema } from "../../control-plane/src/generated/graylane/v1/traffic_pb.js";
-import type { Leadership } from "../../control-plane/src/replicas/leader.js";
+import type { LeaderElection } from "../../control-plane/src/replicas/leader.js";
 import { EtcdStore } from "../../control-plane/src/store/index.js";
 import { GraylaneClient } from "../../control-plane/src/xds/index.js";
 import { RealClock } from "../../control-plane/src/wasmhost/clock.js";
@@ -17,7 +17,7 @@ import { startEtcd, type RunningEtcd } from "../support/etcd.js";
 
 const demoGroup = JSON.parse(readFileSync("demo/lanegroup.json", "utf8"));
 let etcd: RunningEtcd;
-interface Replica { server: ControlPlane; grpcPort: number; leader: Leadership; call(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; body: any; etag: string | null }> }
+interface Replica { server: ControlPlane; grpcPort: number; leader: LeaderElection; call(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; body: any; etag: string | null }> }
 const replicas: Replica[] = [];
 
 async function replica(): Promise<Replica> {

@@ -66,9 +66,12 @@ beforeAll(async () => {
     const v = crd.spec.versions.find((x: { storage: boolean }) => x.storage).name;
     await until(`${crd.metadata.name} served`, async () => (await kube.request("GET", `/apis/${crd.spec.group}/${v}/${crd.spec.names.plural}`)).status === 200, 30_000);
   }
+  expect((await kube.request("POST", "/api/v1/namespaces", { apiVersion: "v1", kind: "Namespace", metadata: { name: "graylane-system" } })).status).toBe(201);
+  const RBAC = "/apis/rbac.authorization.k8s.io/v1";
+  const paths: Record<string, string> = { ClusterRole: `${RBAC}/clusterroles`, ClusterRoleBinding: `${RBAC}/clusterrolebindings`, Role: `${RBAC}/namespaces/graylane-system/roles`, RoleBinding: `${RBAC}/namespaces/graylane-system/rolebindings` };
   for (const doc of parseAllDocuments(readFileSync("deploy/kubernetes-rbac.yaml", "utf8")).map((d) => d.toJSON())) {
-    const path = doc.kind === "ClusterRole" ? "/apis/rbac.authorization.k8s.io/v1/clusterroles" : "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings";
-    expect((await kube.request("POST", path, doc)).status).toBe(201);
+    const r = await kube.request("POST", paths[doc.kind]!, doc);
+    expect(r.status, JSON.stringify(r.body)).toBe(201);
   }
   dir = mkdtempSync(join(tmpdir(), "graylane-kctl-"));
   kubeconfig = join(dir, "kubeconfig");
@@ -230,4 +233,40 @@ describe("graylane serve --mesh-controller", () => {
     }
     expect(await exited).toBe(0);
   });
+});
+
+describe("several replicas: one active, by a coordination.k8s.io Lease", () => {
+  it("one replica holds the Lease and runs releases, the other forwards to it; when it stops, the other takes over", async () => {
+    const lease = { namespace: "graylane-system", leaseDurationSeconds: 2, retryMs: 200 };
+    const opts = { port: 0, grpcPort: 0, store: `kubernetes:${kubeconfig}`, lease, rollout: { tickMs: 20, reportSettleMs: 0 } };
+    const a = await startControlPlane(opts);
+    const b = await startControlPlane(opts);
+    try {
+      const [first, second] = a.leader!.isLeader ? [a, b] : [b, a];
+      expect(first.leader!.isLeader).toBe(true);
+      expect(second.leader!.isLeader).toBe(false);
+      const held = await kube.request("GET", "/apis/coordination.k8s.io/v1/namespaces/graylane-system/leases/graylane-control-plane");
+      expect(held.body.spec.holderIdentity).toBe(first.url);
+      const call = async (cp: ControlPlane, method: string, path: string, body?: unknown) => {
+        const res = await fetch(cp.url + path, { method, headers: { "content-type": "application/json", "x-graylane-actor": "erin" }, body: body === undefined ? undefined : JSON.stringify(body) });
+        return { status: res.status, body: await res.json() as any };
+      };
+      expect((await call(second, "PUT", "/v1/lanegroups/replicas", { services: [{ name: "svc-r" }], lanes: [{ name: "canary" }] })).status).toBe(201);
+      // A release written on the follower runs on the leader (forwarded).
+      const created = await call(second, "POST", "/v1/releases", { name: "lease-r1", group: "replicas", lane: "canary", steps: [{ setWeight: 20 }, { pause: {} }] });
+      expect(created.status, JSON.stringify(created.body)).toBe(201);
+      await untilOk("the release paused at 20%", () => call(first, "GET", "/v1/releases/lease-r1"), (r) => r.body.release?.status === "paused" && r.body.release.weight === 20);
+
+      const at = performance.now();
+      await first.close();
+      await until("the other replica active", () => second.leader!.isLeader, 10_000);
+      console.log(`kube-controller: the Lease moved to the other replica ${(performance.now() - at).toFixed(0)} ms after the holder stopped`);
+      const resumed = await call(second, "POST", "/v1/releases/lease-r1/abort");
+      expect(resumed.status, JSON.stringify(resumed.body)).toBe(200);
+      expect(resumed.body.release).toMatchObject({ status: "aborted", weight: 0 });
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  }, 60_000);
 });

@@ -162,9 +162,10 @@ export function buildProgram(io: Io): Command {
     .option("--mesh-control-plane <host:port>", "with --mesh-controller: the gRPC Service the filters reach", `${DEFAULT_CONTROL_PLANE.host}:${DEFAULT_CONTROL_PLANE.port}`)
     .option("--mesh-namespace <ns>", "with --mesh-controller: the namespace of a service whose hosts name none", "default")
     .option("--no-mesh-gateway", "with --mesh-controller: no ingress gateway WasmPlugin or ingress VirtualServices")
+    .option("--lease-namespace <ns>", "with --store kubernetes and several replicas: the namespace of the Lease that makes one of them active")
     .action(async (o: { host: string; port: string; grpcPort: string; store: string; kubeconfig?: string; wasm?: string; tokens?: string; overrideKeyFile?: string;
       overrideKeyPreviousFile?: string; tlsCert?: string; tlsKey?: string; tlsClientCa?: string; webhookPort?: string; webhookCert?: string; webhookKey?: string;
-      meshController?: boolean; meshWasm?: string; meshWasmSha256?: string; meshControlPlane: string; meshNamespace: string; meshGateway: boolean }) => {
+      meshController?: boolean; meshWasm?: string; meshWasmSha256?: string; meshControlPlane: string; meshNamespace: string; meshGateway: boolean; leaseNamespace?: string }) => {
       const port = Number(o.port);
       if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port ${o.port}: want 0-65535`);
       const grpcPort = Number(o.grpcPort);
@@ -214,12 +215,14 @@ export function buildProgram(io: Io): Command {
       } else if (o.meshWasm) {
         throw new UsageError("--mesh-wasm goes with --mesh-controller");
       }
+      if (o.leaseNamespace && store !== "kubernetes" && !store.startsWith("kubernetes:")) throw new UsageError("--lease-namespace goes with --store kubernetes");
       let server;
       try {
         // One tokens file holds both kinds: API tokens for REST, role node for the filters on gRPC.
         server = await startControlPlane({
           ...io.serverOptions, host: o.host, port, grpcPort, store, wasmPath: o.wasm, tokens, nodeTokens: tokens, overrideKey,
           tls: tls && { cert: tls.cert, key: tls.key }, grpcTls: tls, webhook, meshController,
+          ...(o.leaseNamespace ? { lease: { namespace: o.leaseNamespace } } : {}),
         });
       } catch (e) {
         throw new UsageError(`cannot start: ${(e as Error).message}`);

@@ -5,7 +5,16 @@ import type { Campaign, Etcd3, Election, ElectionObserver } from "etcd3";
 
 export type LeaderRoute = { self: true } | { self: false; url?: string };
 
-export class Leadership {
+/** One active replica among several (etcd: Leadership; Kubernetes: KubeLeadership). */
+export interface LeaderElection {
+  readonly isLeader: boolean;
+  route(): LeaderRoute;
+  /** Starts campaigning as this replica's REST URL. */
+  start(url: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+export class Leadership implements LeaderElection {
   private readonly election: Election;
   private campaign: Campaign | undefined;
   private observer: ElectionObserver | undefined;

@@ -10,7 +10,8 @@ import { requireTokensBeyondLoopback } from "../api/auth.js";
 import { NodeAuth } from "../auth/nodes.js";
 import type { OverrideKey } from "../auth/override.js";
 import type { Tokens } from "../auth/tokens.js";
-import { Leadership } from "../replicas/leader.js";
+import { Leadership, type LeaderElection } from "../replicas/leader.js";
+import { KubeLeadership } from "../replicas/kube-leader.js";
 import { TrafficRelay } from "../replicas/traffic-relay.js";
 import { ReleaseEngine, type EngineOptions } from "../rollout/engine.js";
 import { DEFAULT_STORE, KubernetesStore, openStore, type Store } from "../store/index.js";
@@ -61,6 +62,12 @@ export interface ControlPlaneOptions {
    * for autoLanes groups, finalizers). Refused with any other store.
    */
   meshController?: MeshControllerOptions;
+  /**
+   * With a Kubernetes store and several replicas: the namespace of the coordination.k8s.io Lease that
+   * makes one replica active (release engine, mesh controller, Synced status); without it this
+   * replica is active on its own.
+   */
+  lease?: { namespace: string; name?: string; leaseDurationSeconds?: number; retryMs?: number };
   /** TEST-ONLY HOOK: RuleSet.required_features of every pushed snapshot (to provoke a NACK). */
   requiredFeatures?: string[];
 }
@@ -79,8 +86,8 @@ export interface ControlPlane {
   meshController?: MeshController;
   /** With `webhook`: its base URL (https://HOST:PORT; the reviews go to /validate). */
   webhookUrl?: string;
-  /** With an etcd store: this replica's part in the release-engine election. */
-  leader?: Leadership;
+  /** With an etcd store, or a Kubernetes store with `lease`: this replica's part in the election of the active replica. */
+  leader?: LeaderElection;
   close(): Promise<void>;
 }
 
@@ -120,9 +127,30 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
       store, releases: side.releases, traffic, requestReports: () => grpc.requestReports?.() ?? 0, now: opts.now, ...opts.rollout,
     });
     closers.push(() => releases.stop());
-    const leader = etcd ? new Leadership(etcd.client, etcd.prefix, { onElected: () => releases.start(), onDemoted: () => void releases.stop() }) : undefined;
+    // What needs one writer runs on the active replica only: the release engine and, on Kubernetes,
+    // the LaneGroups' Synced status and the mesh controller (a new one per term).
+    const kube = store instanceof KubernetesStore ? new KubeClient(store.kubeConfig) : undefined;
+    const synced = kube && new SyncedStatus(kube, store, grpc);
+    let meshController: MeshController | undefined;
+    const activate = () => {
+      releases.start();
+      synced?.start();
+      if (opts.meshController && store instanceof KubernetesStore && rules instanceof DiscoveredRules) {
+        meshController = new MeshController(store.kubeConfig, store, rules, opts.meshController);
+        meshController.start();
+      }
+    };
+    const deactivate = async () => {
+      const c = meshController;
+      meshController = undefined;
+      synced?.stop();
+      await Promise.all([releases.stop(), c?.close()]);
+    };
+    closers.push(deactivate);
+    const hooks = { onElected: activate, onDemoted: () => void deactivate() };
+    const leader = etcd ? new Leadership(etcd.client, etcd.prefix, hooks)
+      : kube && opts.lease ? new KubeLeadership(kube, hooks, opts.lease) : undefined;
     if (leader) closers.push(() => leader.close());
-    else releases.start();
 
     const api = createApi({
       store, registry, wasmPath: opts.wasmPath, tokens: opts.tokens, rules: grpc, traffic,
@@ -134,24 +162,14 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     // The admission webhook runs the checks REST runs, on the same store and engine.
     const webhook = opts.webhook && await listenHttp(admissionHandler(restValidators(store, releases)), host, opts.webhook.port, opts.webhook);
     if (webhook) closers.push(() => webhook.close());
-    // LaneGroup objects show whether every live filter holds their latest revision.
-    const synced = store instanceof KubernetesStore ? new SyncedStatus(new KubeClient(store.kubeConfig), store, grpc) : undefined;
-    if (synced) {
-      closers.push(() => synced.stop());
-      synced.start();
-    }
-    const meshController = opts.meshController && store instanceof KubernetesStore && rules instanceof DiscoveredRules
-      ? new MeshController(store.kubeConfig, store, rules, opts.meshController) : undefined;
-    if (meshController) {
-      closers.push(() => meshController.close());
-      meshController.start();
-    }
     // Replicas advertise their REST URL to each other: a non-leader forwards release writes there.
-    await leader?.start(http.url);
+    if (leader) await leader.start(http.url);
+    else activate();
 
     let closing: Promise<void> | undefined;
     return {
-      url: http.url, port: http.port, grpcPort: grpc.port, store, registry, grpc, traffic, releases, leader, webhookUrl: webhook?.url, meshController,
+      url: http.url, port: http.port, grpcPort: grpc.port, store, registry, grpc, traffic, releases, leader, webhookUrl: webhook?.url,
+      get meshController() { return meshController; },
       close: () => (closing ??= closeAll()),
     };
   } catch (e) {
