@@ -12,6 +12,7 @@ import { create } from "@bufbuild/protobuf";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse, parseAllDocuments } from "yaml";
 import { RuleRequestSchema, type RuleResponse } from "../../control-plane/src/generated/graylane/v1/discovery_pb.js";
+import { Direction, DecisionSource, TrafficReportSchema } from "../../control-plane/src/generated/graylane/v1/traffic_pb.js";
 import { startControlPlane, type ControlPlane } from "../../control-plane/src/server/index.js";
 import { FINALIZER } from "../../control-plane/src/controller/mesh-controller.js";
 import { GraylaneClient } from "../../control-plane/src/xds/index.js";
@@ -269,4 +270,35 @@ describe("several replicas: one active, by a coordination.k8s.io Lease", () => {
       await b.close();
     }
   }, 60_000);
+});
+
+describe("traffic counters beside --store kubernetes", () => {
+  it("kept in --traffic-db: a control-plane restart between two cumulative reports counts each request once", async () => {
+    const trafficDb = join(dir, "traffic.db");
+    const opts = { port: 0, grpcPort: 0, store: `kubernetes:${kubeconfig}`, trafficDb };
+    const report = (sequence: number, requests: number) => create(TrafficReportSchema, {
+      instanceId: "mocka-0/1/abc", nodeId: "mocka-0", sequence: BigInt(sequence), latencyBoundsMs: [10],
+      counters: [{ group: "mock", lane: "base", route: "base", service: "mocka", direction: Direction.INBOUND, source: DecisionSource.BASE, statusClass: 2, requests: BigInt(requests), latencyBuckets: [BigInt(requests), 0n], latencySumUs: 0n }],
+    });
+    const send = async (cp: ControlPlane, r: ReturnType<typeof report>) => {
+      const c = new GraylaneClient(`127.0.0.1:${cp.grpcPort}`);
+      try { await c.report(r); } finally { c.close(); }
+    };
+    let server = await startControlPlane(opts);
+    try {
+      await send(server, report(1, 40));
+      expect(server.traffic.totals("mock").reduce((n, t) => n + t.requests, 0)).toBe(40);
+    } finally {
+      await server.close();
+    }
+    server = await startControlPlane(opts);
+    try {
+      expect(server.traffic.totals("mock").reduce((n, t) => n + t.requests, 0)).toBe(40);
+      await send(server, report(2, 65)); // cumulative: 25 more
+      await send(server, report(2, 65)); // repeated: ignored
+      expect(server.traffic.totals("mock").reduce((n, t) => n + t.requests, 0)).toBe(65);
+    } finally {
+      await server.close();
+    }
+  });
 });

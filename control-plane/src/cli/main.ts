@@ -162,10 +162,11 @@ export function buildProgram(io: Io): Command {
     .option("--mesh-control-plane <host:port>", "with --mesh-controller: the gRPC Service the filters reach", `${DEFAULT_CONTROL_PLANE.host}:${DEFAULT_CONTROL_PLANE.port}`)
     .option("--mesh-namespace <ns>", "with --mesh-controller: the namespace of a service whose hosts name none", "default")
     .option("--no-mesh-gateway", "with --mesh-controller: no ingress gateway WasmPlugin or ingress VirtualServices")
+    .option("--traffic-db <file>", "beside --store etcd:// or kubernetes: a SQLite file for the traffic counters, so a restart keeps them exact (default: in memory)")
     .option("--lease-namespace <ns>", "with --store kubernetes and several replicas: the namespace of the Lease that makes one of them active")
     .action(async (o: { host: string; port: string; grpcPort: string; store: string; kubeconfig?: string; wasm?: string; tokens?: string; overrideKeyFile?: string;
       overrideKeyPreviousFile?: string; tlsCert?: string; tlsKey?: string; tlsClientCa?: string; webhookPort?: string; webhookCert?: string; webhookKey?: string;
-      meshController?: boolean; meshWasm?: string; meshWasmSha256?: string; meshControlPlane: string; meshNamespace: string; meshGateway: boolean; leaseNamespace?: string }) => {
+      meshController?: boolean; meshWasm?: string; meshWasmSha256?: string; meshControlPlane: string; meshNamespace: string; meshGateway: boolean; leaseNamespace?: string; trafficDb?: string }) => {
       const port = Number(o.port);
       if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port ${o.port}: want 0-65535`);
       const grpcPort = Number(o.grpcPort);
@@ -222,7 +223,7 @@ export function buildProgram(io: Io): Command {
         server = await startControlPlane({
           ...io.serverOptions, host: o.host, port, grpcPort, store, wasmPath: o.wasm, tokens, nodeTokens: tokens, overrideKey,
           tls: tls && { cert: tls.cert, key: tls.key }, grpcTls: tls, webhook, meshController,
-          ...(o.leaseNamespace ? { lease: { namespace: o.leaseNamespace } } : {}),
+          ...(o.leaseNamespace ? { lease: { namespace: o.leaseNamespace } } : {}), trafficDb: o.trafficDb,
         });
       } catch (e) {
         throw new UsageError(`cannot start: ${(e as Error).message}`);

@@ -68,6 +68,8 @@ export interface ControlPlaneOptions {
    * replica is active on its own.
    */
   lease?: { namespace: string; name?: string; leaseDurationSeconds?: number; retryMs?: number };
+  /** Beside a store that is not SQLite: a SQLite file for the traffic counters (default: in memory, lost on restart). */
+  trafficDb?: string;
   /** TEST-ONLY HOOK: RuleSet.required_features of every pushed snapshot (to provoke a NACK). */
   requiredFeatures?: string[];
 }
@@ -104,7 +106,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
   try {
     const store = typeof opts.store === "object" ? opts.store : await openStore(opts.store ?? DEFAULT_STORE);
     if (typeof opts.store !== "object") closers.push(() => store.close());
-    const side = await openSideStores(store);
+    const side = await openSideStores(store, { trafficDb: opts.trafficDb });
     closers.push(() => side.close());
 
     if (opts.meshController && !(store instanceof KubernetesStore)) throw new Error("the mesh controller needs --store kubernetes");

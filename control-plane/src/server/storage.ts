@@ -1,6 +1,7 @@
 // Where the control plane keeps what is not lane groups, by the kind of store: traffic rollups in
-// the store's SQLite file (one transaction per report) or, beside any other store, an in-memory
-// database; releases in that database, on etcd, where the replicas share them, or as Release
+// the store's SQLite file (one transaction per report) or, beside any other store, a SQLite file of
+// their own (`trafficDb`: the per-instance last values make the counts exact across a restart) or
+// else an in-memory database; releases in that database, on etcd, where the replicas share them, or as Release
 // objects beside a Kubernetes store.
 import Database from "better-sqlite3";
 import { KubeReleaseStore } from "../replicas/kube-release-store.js";
@@ -17,8 +18,10 @@ export interface SideStores {
   close(): Promise<void>;
 }
 
-export async function openSideStores(store: Store): Promise<SideStores> {
-  const own = store instanceof SqliteStore ? undefined : new Database(":memory:");
+export async function openSideStores(store: Store, opts: { trafficDb?: string } = {}): Promise<SideStores> {
+  if (opts.trafficDb && store instanceof SqliteStore) throw new Error("--traffic-db goes with a store that is not SQLite (the SQLite store keeps traffic in its own file)");
+  const own = store instanceof SqliteStore ? undefined : new Database(opts.trafficDb ?? ":memory:");
+  if (opts.trafficDb) own!.pragma("journal_mode = WAL");
   const db = store instanceof SqliteStore ? store.database : own!;
   const etcd = store instanceof EtcdStore ? store : undefined;
   try {
