@@ -19,7 +19,7 @@ import { parse } from "yaml";
 import { main } from "../../control-plane/src/cli/main.js";
 import { RuleRequestSchema, type RuleResponse } from "../../control-plane/src/generated/graylane/v1/discovery_pb.js";
 import { startControlPlane } from "../../control-plane/src/server/index.js";
-import { KubernetesStore, openStore } from "../../control-plane/src/store/index.js";
+import { KubernetesStore, openStore, SqliteStore } from "../../control-plane/src/store/index.js";
 import { GraylaneClient } from "../../control-plane/src/xds/index.js";
 import { mockGroup } from "../support/filter.js";
 import { storeConformance } from "../support/store-conformance.js";
@@ -473,6 +473,26 @@ describe("the graylane command", () => {
     const r = await run("serve", "--port", "0", "--grpc-port", "0", "--store", "kubernetes", "--kubeconfig", bad);
     expect(r.code).toBe(2);
     expect(r.err).toMatch(/cannot start: --store kubernetes: .*bad-kubeconfig/);
+  });
+
+  it("store export from SQLite, import into Kubernetes: every group and its history, with their actors", async () => {
+    await reset();
+    const sqlite = new SqliteStore(join(dir, "export-from.db"));
+    await sqlite.put(mockGroup(), { actor: "alice" });
+    await sqlite.put(other(), { actor: "bob" });
+    await sqlite.put(mockGroup({ lanes: [{ name: "canary", services: ["mocka"], weight: 30 }] }), { actor: "carol" });
+    await sqlite.delete("shop", { actor: "dave" });
+    sqlite.close();
+    const file = join(dir, "export.json");
+    expect((await run("store", "export", "--store", `sqlite:${join(dir, "export-from.db")}`, "--file", file)).code).toBe(0);
+    expect(await run("store", "import", "--store", "kubernetes", "--kubeconfig", kubeconfig, "-f", file))
+      .toEqual({ code: 0, err: "", out: "imported 4 revisions as 4 writes; 1 lane groups at revision 4\n" });
+    const s = await store();
+    expect(s.revisions().map((r) => [r.revision, r.actor, r.op, r.group])).toEqual([[4, "dave", "delete", "shop"], [3, "carol", "replace", "mock"], [2, "bob", "create", "shop"], [1, "alice", "create", "mock"]]);
+    expect(s.get("mock")!.lanegroup.lanes[0]!.weight).toBe(30);
+    expect((await kube.request("GET", "/apis/graylane.io/v1alpha1/lanegroups/mock")).body.spec.lanes[0].weight).toBe(30);
+    // A second import into the same (no longer empty) store is refused, naming why.
+    expect((await run("store", "import", "--store", "kubernetes", "--kubeconfig", kubeconfig, "-f", file)).err).toMatch(/the target store is not empty/);
   });
 
   it("crds prints the CRDs kubectl applies", async () => {

@@ -2,7 +2,7 @@
 // tests run it in-process; bin/graylane.mjs runs it through tsx for `npx graylane`.
 // Exit codes: 0 done, 1 the API refused (every path and message on stderr), 2 usage, file or
 // connection problems.
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { userInfo } from "node:os";
 import { pathToFileURL } from "node:url";
 import { Command, CommanderError, Option } from "commander";
@@ -21,6 +21,8 @@ import { registerMeshCommands } from "./mesh-command.js";
 import { DEFAULT_CONTROL_PLANE } from "../mesh/istio.js";
 import { DEFAULT_WEBHOOK_SERVICE, webhookYaml, type WebhookTarget } from "../api/webhook-config.js";
 import { crdFiles, writeCrds } from "../kube/crds.js";
+import { openStore } from "../store/index.js";
+import { exportStore, importStore, readExport } from "../store/transfer.js";
 
 export const DEFAULT_SERVER = `http://${DEFAULT_HOST}:${DEFAULT_PORT}`;
 
@@ -260,6 +262,51 @@ export function buildProgram(io: Io): Command {
         target = { service: { namespace: m[1]!, name: m[2]!, port: m[3] === undefined ? 443 : Number(m[3]) } };
       }
       io.out(webhookYaml({ caPem, target }));
+    });
+
+  const storeCmd = program.command("store").description("move every lane group and its history between stores (run where the stores are, not through the API)");
+  const openFor = async (spec: string, kubeconfig?: string) => {
+    if (kubeconfig && spec !== "kubernetes") throw new UsageError("--kubeconfig goes with --store kubernetes");
+    try { return await openStore(kubeconfig ? `kubernetes:${kubeconfig}` : spec); } catch (e) { throw new UsageError(`--store ${spec}: ${(e as Error).message}`); }
+  };
+  storeCmd.command("export")
+    .description("the revision log (oldest first, each with the state after it) and the current groups, as JSON")
+    .requiredOption("--store <spec>", "sqlite:PATH, etcd://HOST:PORT or kubernetes")
+    .option("--kubeconfig <file>", "with --store kubernetes")
+    .option("--file <file>", "write to this file instead of standard output")
+    .action(async (o: { store: string; kubeconfig?: string; file?: string }) => {
+      const store = await openFor(o.store, o.kubeconfig);
+      try {
+        const doc = exportStore(store);
+        const text = JSON.stringify(doc, null, 2) + "\n";
+        if (o.file) {
+          writeFileSync(o.file, text);
+          io.out(`exported ${doc.groups.length} lane groups and ${doc.revisions.length} revisions to ${o.file}\n`);
+        } else io.out(text);
+      } finally {
+        await store.close();
+      }
+    });
+  storeCmd.command("import")
+    .description("replay an export into an empty store: the same contents in the same order, with their actors")
+    .requiredOption("--store <spec>", "sqlite:PATH, etcd://HOST:PORT or kubernetes")
+    .option("--kubeconfig <file>", "with --store kubernetes")
+    .requiredOption("-f, --filename <file>", "the export ('-' for standard input)")
+    .action(async (o: { store: string; kubeconfig?: string; filename: string }) => {
+      let doc;
+      try {
+        doc = readExport(JSON.parse(o.filename === "-" ? io.stdin?.() ?? "" : readFileSync(o.filename, "utf8")));
+      } catch (e) {
+        throw new UsageError(`${o.filename}: ${(e as Error).message}`);
+      }
+      const store = await openFor(o.store, o.kubeconfig);
+      try {
+        await importStore(store, doc, (line) => io.out(line + "\n"));
+      } catch (e) {
+        throw new UsageError((e as Error).message);
+      } finally {
+        await store.close();
+      }
     });
 
   program.command("crds")
