@@ -3,7 +3,7 @@
 // ingress gateway Envoy, all from control-plane/src/mesh.
 import { createServer } from "node:net";
 import { resolve } from "node:path";
-import { startControlPlane, type ControlPlane } from "../control-plane/src/server/index.js";
+import { startControlPlane, type ControlPlane, type ControlPlaneOptions } from "../control-plane/src/server/index.js";
 import { compileRuleSet } from "../control-plane/src/compile/index.js";
 import { gatewayConfig, meshConfigs, type Topology } from "../control-plane/src/mesh/envoy-config.js";
 import { envoyBin, startEnvoy, type RunningEnvoy } from "../control-plane/src/mesh/envoy-process.js";
@@ -37,6 +37,8 @@ export interface StackOptions {
   forwardLane?: boolean;
   /** Release engine timing (the e2e suite shortens it). */
   rollout?: { tickMs?: number; reportSettleMs?: number };
+  /** More control-plane options (the Kubernetes suite's mesh controller). */
+  controlPlane?: Pick<ControlPlaneOptions, "meshController">;
   log?: (line: string) => void;
 }
 
@@ -108,7 +110,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   let server: ControlPlane | undefined;
   // Started again on the same ports and store after stopControlPlane().
   const start = async (o: { requiredFeatures?: string[] } = {}) => {
-    server = await startControlPlane({ port: server?.port ?? rest, grpcPort: grpcPort || grpc, store, wasmPath, requiredFeatures: o.requiredFeatures, rollout: opts.rollout });
+    server = await startControlPlane({ ...opts.controlPlane, port: server?.port ?? rest, grpcPort: grpcPort || grpc, store, wasmPath, requiredFeatures: o.requiredFeatures, rollout: opts.rollout });
     grpcPort = server.grpcPort;
   };
   const stopControlPlane = async () => { await server?.close(); };

@@ -19,6 +19,8 @@ import { GraylaneClient } from "../../control-plane/src/xds/index.js";
 import { spawn } from "node:child_process";
 import { main } from "../../control-plane/src/cli/main.js";
 import { istioCrds } from "../support/istio-crds.js";
+import { envoyBin } from "../support/envoy.js";
+import { startStack } from "../../demo/stack.js";
 import { startKube, type RunningKube } from "../support/kube.js";
 import { until, untilOk } from "../support/wait.js";
 
@@ -301,4 +303,37 @@ describe("traffic counters beside --store kubernetes", () => {
       await server.close();
     }
   });
+});
+
+describe("seed 004 through real Envoys fed by the same control plane", () => {
+  it("the override reaches mocka(v2) only while the canary Deployment is available", async () => {
+    const demo = JSON.parse(readFileSync("demo/lanegroup.json", "utf8"));
+    // The demo group with its canary lane discovered instead of listed: Kruise's label.
+    const group = { ...demo, autoLanes: true, lanes: [{ name: "canary", labels: { ASM_TRAFFIC_TAG: "canary" }, match: demo.lanes[0].match }] };
+    const stack = await startStack({
+      group, store: `kubernetes:${kubeconfig}`, envoyBin: envoyBin(),
+      controlPlane: { meshController: { mesh: { wasm: { url: "oci://registry.example.com/graylane/filter:0.1.0" }, gateway: false }, resyncMs: 500, log: () => {} } },
+    });
+    let seq = 0;
+    const get = async (headers: Record<string, string> = {}) => {
+      const res = await fetch(`${stack.gatewayUrl}/mock`, { headers: { "my-request-id": `kctl-${process.pid}-${++seq}`, ...headers } });
+      return res.text();
+    };
+    try {
+      expect(await get({ "x-asm-prefer-tag": "canary" })).toBe("mocka(v1)->mockb(v1)->mockc(v1)"); // no canary workload yet
+      expect((await kube.request("POST", DEPLOY, deployment("mocka-v1-canary", { app: "mocka", ASM_TRAFFIC_TAG: "canary" }))).status).toBe(201);
+      const at = performance.now();
+      await setAvailable("mocka-v1-canary", 1);
+      await until("the lane reaches the Envoys", async () => (await get({ "x-asm-prefer-tag": "canary" })) === "mocka(v2)->mockb(v1)->mockc(v1)", 20_000, 50);
+      console.log(`kube-controller: canary Deployment available → routed by the Envoys in ${(performance.now() - at).toFixed(0)} ms`);
+      await stack.waitAllAcked();
+      for (let i = 0; i < 5; i++) expect(await get({ grayrelease: "version2" })).toBe("mocka(v2)->mockb(v1)->mockc(v1)");
+      expect(await get()).toBe("mocka(v1)->mockb(v1)->mockc(v1)");
+      // approve: the canary Deployment goes, and the lane with it.
+      expect((await kube.request("DELETE", `${DEPLOY}/mocka-v1-canary`)).status).toBe(200);
+      await until("the lane gone from the Envoys", async () => (await get({ "x-asm-prefer-tag": "canary" })) === "mocka(v1)->mockb(v1)->mockc(v1)", 20_000, 50);
+    } finally {
+      await stack.close();
+    }
+  }, 90_000);
 });
