@@ -125,7 +125,7 @@ test-e2e: build $(TEST_WASM) system-packages envoy schemathesis kube-apiserver
 	ENVOY_BIN=$(ENVOY) vitest run --project e2e $(VITEST_FLAGS)
 
 ## bench: every benchmark (bench/run.ts), each figure against a baseline measured in the same run; writes bench/results/ (BENCH_QUICK=1: smoke sizes, into .cache/bench-quick)
-bench: build envoy .cache/packages-bench.stamp
+bench: build envoy .cache/packages-bench.stamp .cache/packages-test.stamp kube-apiserver
 	ENVOY_BIN=$(ENVOY) tsx bench/run.ts
 
 ## fuzz: test/unit/fuzz.test.ts at FUZZ_RUNS decisions (default 1,000,000; make test runs 100,000); FUZZ_SEED picks another seed

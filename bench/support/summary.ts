@@ -21,16 +21,17 @@ export function summaryMarkdown(dir: string): string {
   const counters = load(dir, "counter-exactness");
   const memory = load(dir, "filter-memory");
   const decision = load(dir, "filter-decision");
-  const any = overhead ?? push ?? counters ?? memory ?? decision;
+  const kube = load(dir, "kube-push");
+  const any = overhead ?? push ?? counters ?? memory ?? decision ?? kube;
   if (!any) return "# Graylane benchmarks\n\nNo results yet: run `make bench`.\n";
   const m: Machine = any.machine;
   const out: string[] = [];
   out.push("# Graylane benchmarks", "");
   out.push(`Machine: ${m.nproc} CPUs (\`nproc\`), ${m.cpuModel} (/proc/cpuinfo), ${m.kernel}; Envoy ${m.envoy}; Node ${m.node}.`);
-  const dates = [overhead, push, counters, memory, decision].filter(Boolean).map((r: Json) => String(r.machine.date).slice(0, 16).replace("T", " ")).sort();
+  const dates = [overhead, push, counters, memory, decision, kube].filter(Boolean).map((r: Json) => String(r.machine.date).slice(0, 16).replace("T", " ")).sort();
   out.push(`Results written ${dates[0] === dates.at(-1) ? dates[0] : `${dates[0]} to ${dates.at(-1)}`} UTC${any.quick ? " — **quick mode (BENCH_QUICK=1): smoke sizes, not for quoting**" : ""}. `
     + "Every figure is set against a baseline measured in the same run; `make bench` regenerates this file.");
-  const loads = ([["envoy-overhead", overhead], ["push-latency", push], ["counter-exactness", counters], ["filter-memory", memory], ["filter-decision", decision]] as Array<[string, Json]>)
+  const loads = ([["envoy-overhead", overhead], ["push-latency", push], ["counter-exactness", counters], ["filter-memory", memory], ["filter-decision", decision], ["kube-push", kube]] as Array<[string, Json]>)
     .filter(([, r]) => r?.machine?.loadAverage).map(([n, r]) => `${n} ${r.machine.loadAverage.atStart} → ${r.machine.loadAverage.atEnd}`);
   if (loads.length) out.push(`1-minute load average at start → end of each benchmark (the machine is shared; other work skews the figures): ${loads.join(", ")}.`);
   out.push("");
@@ -101,6 +102,18 @@ export function summaryMarkdown(dir: string): string {
     out.push(`${decision.setup.host}, ${decision.setup.requests.toLocaleString("en-US")} requests × ${decision.setup.rounds} rounds, ${decision.setup.statistic}: `
       + `no-op module ${decision.noopUsPerRequest} µs/request, Graylane ${decision.graylaneUsPerRequest} µs/request (×${decision.ratio}, +${decision.filterCostUs} µs, most of it the JS host's header maps). `
       + `filter.wasm ${decision.filterWasmBytes.toLocaleString("en-US")} bytes.`, "");
+  }
+  if (kube) {
+    const s = kube.setup;
+    const row = (what: string, x: Json) => `| ${what} | ${x.n} | ${x.p50} | ${x.p99} | ${x.max} |`;
+    out.push("## Kubernetes: API-server commit → every subscriber ACKed (`bench/kube-push.ts`)", "");
+    out.push(`${s.apiServer}; ${s.controlPlane}; ${s.subscribers}. Measured ${s.measure}.`, "");
+    out.push("| change | n | p50 ms | p99 ms | max ms |", "|---|--:|--:|--:|--:|");
+    out.push(row("kubectl replace of a LaneGroup (weight)", kube.kubectlApplyToAllAckedMs));
+    out.push(row("a canary Deployment becomes available (autoLanes)", kube.canaryAvailableToAllAckedMs));
+    out.push(row("the canary Deployment is deleted", kube.canaryDeletedToAllAckedMs));
+    out.push(row("floor: REST PUT into a SQLite control plane", kube.floorRestPutSqliteToAllAckedMs));
+    out.push("");
   }
   return out.join("\n");
 }

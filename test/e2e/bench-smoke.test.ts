@@ -1,9 +1,11 @@
-// The benchmarks' own machinery at toy sizes (bench/push-latency, bench/counter-exactness): every
+// The benchmarks' own machinery at toy sizes (bench/push-latency, bench/counter-exactness,
+// bench/kube-push on the real kube-apiserver): every
 // subscriber ACKs every change, and the traffic counters equal Envoy's exactly across a control-plane
 // restart. Only shapes and exactness are asserted — never timings; `make bench` measures those.
 import { describe, expect, it } from "vitest";
 import { runPushLatency } from "../../bench/push-latency.js";
 import { runCounterExactness } from "../../bench/counter-exactness.js";
+import { runKubePush } from "../../bench/kube-push.js";
 
 describe("bench smoke", () => {
   it("push-latency: 6 grpc-js subscribers (4 processes) plus a real Envoy sidecar ACK every change", async () => {
@@ -31,4 +33,12 @@ describe("bench smoke", () => {
     expect(r.exact).toBe(true);
     expect(r.difference).toBe(0);
   }, 60_000);
+
+  it("kube-push: kubectl-style replaces and canary Deployments reach every subscriber through a real API server", async () => {
+    const r = await runKubePush({ changes: 2, subscribers: 2 });
+    for (const k of ["kubectlApplyToAllAckedMs", "canaryAvailableToAllAckedMs", "canaryDeletedToAllAckedMs", "floorRestPutSqliteToAllAckedMs"] as const) {
+      expect(r[k].n, k).toBe(2);
+      expect(r[k].p99, k).toBeGreaterThan(0);
+    }
+  }, 90_000);
 });

@@ -4,7 +4,7 @@
 import { describe, expect, it } from "vitest";
 import { cycles, importGraph } from "../support/import-graph.js";
 
-const DOMAIN = ["model", "compile", "store", "xds", "traffic", "rollout", "auth", "replicas", "wasmhost", "mesh"];
+const DOMAIN = ["model", "compile", "store", "xds", "traffic", "rollout", "auth", "replicas", "wasmhost", "mesh", "controller"];
 /** Who may import whom among the outer layers: cli → server → api → the domain. */
 const FORBIDDEN: Record<string, string[]> = {
   ...Object.fromEntries(DOMAIN.map((m) => [m, ["api", "cli", "server"]])),

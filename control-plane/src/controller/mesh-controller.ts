@@ -66,8 +66,9 @@ export class MeshController {
   }
 
   start(): void {
-    for (const w of WORKLOAD_KINDS) this.watch(`/apis/apps/v1/${w.plural}`);
-    this.watch(LG_PATH);
+    // A workload change reaches the RuleSet first (discovery alone: two lists), then the objects.
+    for (const w of WORKLOAD_KINDS) this.watch(`/apis/apps/v1/${w.plural}`, () => { this.discoverSoon(); this.kick(); });
+    this.watch(LG_PATH, () => this.kick());
     this.timer = setInterval(() => this.kick(), this.opts.resyncMs ?? 30_000);
     this.kick();
   }
@@ -98,16 +99,41 @@ export class MeshController {
     clearInterval(this.timer);
     clearTimeout(this.pending);
     for (const a of this.aborts) a.abort();
-    await this.running;
+    await Promise.all([this.running, this.discovering]);
   }
 
-  private watch(path: string): void {
+  private discovering: Promise<void> | undefined;
+  private discoverAgain = false;
+
+  /** Runs discovery now (coalesced like passes), so the RuleSet does not wait for a pass's applies. */
+  private discoverSoon(): void {
+    if (this.closed) return;
+    if (this.discovering) { this.discoverAgain = true; return; }
+    this.discovering = this.discover().catch((e: Error) => this.log(`discovery failed: ${e.message}`)).finally(() => {
+      this.discovering = undefined;
+      if (this.discoverAgain) { this.discoverAgain = false; this.discoverSoon(); }
+    });
+  }
+
+  /** Lists the workloads and hands the lanes they give to the RuleSet. */
+  private async discover(): Promise<void> {
+    const workloads: Workload[] = [];
+    for (const w of WORKLOAD_KINDS) {
+      const list = await this.client.expect<{ items: unknown[] }>([200], "GET", `/apis/apps/v1/${w.plural}`);
+      for (const item of list.body.items) workloads.push(workloadOf(w.kind, item as never));
+    }
+    const specGroups = this.store.current().groups;
+    const found = new Map(specGroups.map((g) => [g.name, discoverLanes(g, workloads)]));
+    if (this.rules.setDiscovered(found)) this.log(`discovered: ${specGroups.map((g) => `${g.name} {${discoveredText(found.get(g.name)!)}}`).join(" ")}`);
+  }
+
+  private watch(path: string, onEvent: () => void): void {
     const w = new Watch(this.kc);
     const start = async (): Promise<void> => {
       if (this.closed) return;
       try {
         // Any event is a reason to look again; the pass lists what it needs.
-        const abort = await w.watch(path, {}, () => this.kick(), () => { if (!this.closed) setTimeout(() => void start(), 1000); });
+        const abort = await w.watch(path, {}, onEvent, () => { if (!this.closed) setTimeout(() => void start(), 1000); });
         this.aborts.push(abort);
       } catch {
         if (!this.closed) setTimeout(() => void start(), 1000);
@@ -131,14 +157,8 @@ export class MeshController {
   private async reconcile(): Promise<void> {
     const c = this.client;
     // Discovery first, so the objects and the RuleSet of this pass agree.
-    const workloads: Workload[] = [];
-    for (const w of WORKLOAD_KINDS) {
-      const list = await c.expect<{ items: unknown[] }>([200], "GET", `/apis/apps/v1/${w.plural}`);
-      for (const item of list.body.items) workloads.push(workloadOf(w.kind, item as never));
-    }
+    await this.discover();
     const specGroups = this.store.current().groups;
-    const found = new Map(specGroups.map((g) => [g.name, discoverLanes(g, workloads)]));
-    if (this.rules.setDiscovered(found)) this.log(`discovered: ${specGroups.map((g) => `${g.name} {${discoveredText(found.get(g.name)!)}}`).join(" ")}`);
     const groups = this.rules.current().groups;
 
     // Finalizers on the live groups; the discovered membership in their status.
