@@ -59,7 +59,7 @@ describe("deploy/crds on kube-apiserver", () => {
     expect(created.body.spec).toEqual(demoSpec); // nothing defaulted or pruned by the API server
 
     const t = await fetchTable(`${LG}/mock`);
-    expect(t.columnDefinitions.map((c: { name: string }) => c.name)).toEqual(["Name", "Services", "Lanes", "Revision", "Synced", "Ready", "Age"]);
+    expect(t.columnDefinitions.map((c: { name: string }) => c.name)).toEqual(["Name", "Services", "Lanes", "Revision", "Synced", "Ready", "Discovered", "Age"]);
     expect(t.rows[0].cells[0]).toBe("mock"); // the rest is status, which the control plane writes
   });
 

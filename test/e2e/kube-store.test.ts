@@ -24,7 +24,7 @@ import { GraylaneClient } from "../../control-plane/src/xds/index.js";
 import { mockGroup } from "../support/filter.js";
 import { storeConformance } from "../support/store-conformance.js";
 import { startKube, type RunningKube } from "../support/kube.js";
-import { until } from "../support/wait.js";
+import { until, untilOk } from "../support/wait.js";
 
 let kube: RunningKube;
 let dir: string;
@@ -528,11 +528,61 @@ describe("releases beside --store kubernetes", () => {
       const approved = await call(server, "POST", "/v1/releases/r1/approve");
       expect(approved.status, JSON.stringify(approved.body)).toBe(200);
       await until("weight 50", async () => (await call(server, "GET", "/v1/releases/r1")).body.release.weight === 50);
-      expect((await call(server, "GET", "/v1/lanegroups/mock")).body.lanegroup.lanes[0].weight).toBe(50);
+      // Under GitOps the weight is laid over the spec, not written into it: REST shows both.
+      const g = (await call(server, "GET", "/v1/lanegroups/mock")).body;
+      expect(g.lanegroup.lanes[0].weight).toBe(0);
+      expect(g.releaseOverlay).toEqual({ canary: { release: "r1", weight: 50, match: g.lanegroup.lanes[0].match } });
       await until("status written", async () => (await kube.request("GET", "/apis/graylane.io/v1alpha1/releases/r1")).body.status?.weight === 50);
-      // the release's weight change is a revision like any other
-      expect((await call(server, "GET", "/v1/revisions?limit=1")).body.revisions[0]).toMatchObject({ op: "replace", group: "mock" });
+      expect((await kube.request("GET", "/apis/graylane.io/v1alpha1/lanegroups/mock")).body.spec.lanes[0].weight ?? 0).toBe(0);
+      expect((await call(server, "GET", "/v1/revisions?limit=1")).body.revisions[0]).toMatchObject({ op: "create", group: "mock" }); // no revision per step
+      // Finished, the release lays nothing over the lane: it is as the spec says.
+      expect((await call(server, "POST", "/v1/releases/r1/promote")).status).toBe(200);
+      expect((await call(server, "POST", "/v1/releases/r1/finish")).status).toBe(200);
+      await until("overlay gone", async () => (await call(server, "GET", "/v1/lanegroups/mock")).body.releaseOverlay === undefined);
     } finally {
+      await server.close();
+    }
+  });
+
+  it("GitOps: a Release applied with kubectl starts, its weight reaches the filters over the unchanged spec, and its operations are CLI calls", async () => {
+    await reset();
+    for (const r of (await kube.request("GET", "/apis/graylane.io/v1alpha1/releases")).body.items) await kube.request("DELETE", `/apis/graylane.io/v1alpha1/releases/${r.metadata.name}`);
+    const server = await startControlPlane({ port: 0, grpcPort: 0, store: `kubernetes:${kubeconfig}`, rollout: { tickMs: 20, reportSettleMs: 0 } });
+    const client = new GraylaneClient(`127.0.0.1:${server.grpcPort}`);
+    const got: RuleResponse[] = [];
+    const stream = client.streamRules();
+    stream.on("data", (r: RuleResponse) => {
+      got.push(r);
+      stream.write(create(RuleRequestSchema, { instanceId: "gitops-0", versionInfo: r.version, responseNonce: r.nonce }));
+    });
+    stream.on("error", () => {});
+    stream.write(create(RuleRequestSchema, { node: { id: "gitops-0" }, instanceId: "gitops-0" }));
+    const run = async (...argv: string[]) => {
+      let out = "";
+      let err = "";
+      const code = await main(argv, { out: (t) => (out += t), err: (t) => (err += t), env: {} });
+      return { code, out, err };
+    };
+    const canaryBuckets = () => { const l = got.at(-1)?.ruleSet?.groups.find((g) => g.name === "mock")?.lanes.find((x) => x.name === "canary"); return l && l.bucketEnd - l.bucketStart; };
+    try {
+      await kubectlApply(mockGroup({ lanes: [{ name: "canary", services: ["mocka"] }] }), "argocd-controller");
+      await until("group pushed", () => canaryBuckets() === 0);
+      const rel = { apiVersion: "graylane.io/v1alpha1", kind: "Release", metadata: { name: "gitops-r1" }, spec: { group: "mock", lane: "canary", steps: [{ setWeight: 25 }, { pause: {} }, { setWeight: 60 }, { pause: {} }] } };
+      expect((await kube.request("POST", "/apis/graylane.io/v1alpha1/releases?fieldManager=argocd-controller", rel)).status).toBe(201);
+      const started = await untilOk("the release started", () => kube.request("GET", "/apis/graylane.io/v1alpha1/releases/gitops-r1"), (r) => r.body.status?.status === "paused");
+      expect(started.body.status).toMatchObject({ weight: 25, currentStep: 1, createdBy: "argocd-controller" });
+      expect(started.body.spec).toEqual(rel.spec); // the spec as Git has it
+      await until("25% pushed", () => canaryBuckets() === 2500);
+      // The LaneGroup's spec did not move: Argo CD sees no drift.
+      expect((await kube.request("GET", "/apis/graylane.io/v1alpha1/lanegroups/mock")).body.spec.lanes).toEqual([{ name: "canary", services: ["mocka"] }]);
+      // approve is a CLI call (or POST /v1/releases/NAME/approve).
+      expect(await run("--server", server.url, "--actor", "dana", "release", "approve", "gitops-r1")).toMatchObject({ code: 0 });
+      await until("60% pushed", () => canaryBuckets() === 6000);
+      expect(await run("--server", server.url, "--actor", "dana", "release", "abort", "gitops-r1")).toMatchObject({ code: 0 });
+      await until("back to the spec's 0%", () => canaryBuckets() === 0);
+      expect((await kube.request("GET", "/apis/graylane.io/v1alpha1/releases/gitops-r1")).body.status.status).toBe("aborted");
+    } finally {
+      client.close();
       await server.close();
     }
   });

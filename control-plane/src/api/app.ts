@@ -32,6 +32,8 @@ export interface ApiOptions {
   wasmPath?: string;
   /** Shared with the other parts of the server; /metrics serves all of it. */
   registry?: Registry;
+  /** Beside a Kubernetes store: what active releases lay over each group's lanes (shown with the spec). */
+  overlays?: (group: string) => Record<string, { release: string; weight: number; match?: unknown[] }>;
   /** The engine behind /v1/releases; with replicas, where it leads (non-leaders forward writes). */
   releases?: { engine: ReleaseEngine; leader?: () => LeaderRoute };
   /** The key of POST /v1/overrides/sign (without one it answers 409). */
@@ -149,7 +151,8 @@ export function createApi(opts: ApiOptions): ApiApp {
       res.status(304).end();
       return;
     }
-    res.json({ revision: g.revision, lanegroup: g.lanegroup });
+    const overlay = opts.overlays?.(g.name);
+    res.json({ revision: g.revision, lanegroup: g.lanegroup, ...(overlay && Object.keys(overlay).length ? { releaseOverlay: overlay } : {}) });
   });
 
   app.put("/v1/lanegroups/:name", async (req, res) => {

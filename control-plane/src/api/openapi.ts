@@ -26,7 +26,13 @@ const schemas = {
   ...componentSchemas([laneGroupComponents.input, "input"], [laneGroupComponents.output, "output"]),
   StoredLaneGroup: {
     type: "object", required: ["revision", "lanegroup"],
-    properties: { revision: { type: "integer", description: "The revision that last wrote the group (its ETag)" }, lanegroup: ref("LaneGroup") },
+    properties: {
+      revision: { type: "integer", description: "The revision that last wrote the group (its ETag)" }, lanegroup: ref("LaneGroup"),
+      releaseOverlay: {
+        type: "object", description: "Beside a Kubernetes store: per lane, the weight (and match) an active release lays over the spec; the filters get the result, the spec is unchanged",
+        additionalProperties: { type: "object", required: ["release", "weight"], properties: { release: { type: "string" }, weight: { type: "number" }, match: { type: "array" } } },
+      },
+    },
   },
   PatchOp: {
     description: "RFC 6902 operation relative to the group document; replace and remove also carry `old`, the previous value",

@@ -6,6 +6,7 @@
 // engine) is not a release the engine runs, and is left out.
 import { ApiException, CustomObjectsApi, PatchStrategy, setHeaderOptions, Watch, type KubeConfig } from "@kubernetes/client-node";
 import { selectReleases, type ReleaseStore } from "../rollout/release-store.js";
+import { parseRelease } from "../rollout/spec.js";
 import type { Release, ReleaseStatus } from "../rollout/state.js";
 import { API_GROUP, API_VERSION, FIELD_MANAGER, GROUP_VERSION, RELEASE } from "../store/kube-resources.js";
 
@@ -18,12 +19,20 @@ interface ReleaseObject {
   status?: Record<string, unknown>;
 }
 
+/** Who wrote an object: the field manager of its spec (kubectl, argocd-controller, ...), else "kubectl". */
+function writer(o: ReleaseObject & { metadata: { managedFields?: Array<{ manager?: string; subresource?: string }> } }): string {
+  return o.metadata.managedFields?.find((f) => !f.subresource && f.manager)?.manager ?? "kubectl";
+}
+
 /** A resourceVersion as a number for ordering (etcd's revision in practice); -1 when opaque. */
 const order = (rv: string | undefined) => (rv && /^\d+$/.test(rv) ? BigInt(rv) : -1n);
 
 function toRelease(o: ReleaseObject): Release | undefined {
   if (!o.status || typeof o.status.status !== "string") return undefined;
-  return { name: o.metadata.name, ...o.spec, ...o.status } as unknown as Release;
+  // The spec as written (kubectl leaves out what has defaults) read through the model, so every
+  // default applies, those added later too.
+  const parsed = parseRelease({ name: o.metadata.name, ...o.spec });
+  return { ...(parsed.ok ? parsed.value : { name: o.metadata.name, ...o.spec }), ...o.status } as unknown as Release;
 }
 
 export class KubeReleaseStore implements ReleaseStore {
@@ -31,6 +40,8 @@ export class KubeReleaseStore implements ReleaseStore {
   private readonly mirror = new Map<string, { rv: bigint; r: Release }>();
   /** Names that exist as objects (with or without status). */
   private readonly exists = new Set<string>();
+  private readonly listeners = new Set<() => void>();
+  private readonly pendingSpecs = new Map<string, { spec: Record<string, unknown>; actor: string }>();
   private controller: AbortController | undefined;
   private closed = false;
 
@@ -45,17 +56,39 @@ export class KubeReleaseStore implements ReleaseStore {
     return s;
   }
 
+  onChange(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
   private take(o: ReleaseObject, deleted = false): void {
     const name = o.metadata.name;
     if (deleted || o.metadata.deletionTimestamp) {
       this.exists.delete(name);
-      this.mirror.delete(name);
+      this.pendingSpecs.delete(name);
+      if (this.mirror.delete(name)) this.emit();
       return;
     }
     this.exists.add(name);
     const r = toRelease(o);
+    // An object without the engine's status was written by someone else (kubectl, GitOps): a
+    // release to start, its spec as written.
+    if (!r && o.spec) this.pendingSpecs.set(name, { spec: { name, ...o.spec }, actor: writer(o) });
+    else this.pendingSpecs.delete(name);
     const rv = order(o.metadata.resourceVersion);
-    if (r && (rv < 0n || (this.mirror.get(name)?.rv ?? -1n) < rv)) this.mirror.set(name, { rv, r });
+    if (r && (rv < 0n || (this.mirror.get(name)?.rv ?? -1n) < rv)) {
+      this.mirror.set(name, { rv, r });
+      this.emit();
+    }
+  }
+
+  private emit(): void {
+    for (const l of this.listeners) l();
+  }
+
+  /** Release objects written without the engine's status (by kubectl or GitOps), oldest first: releases to start. */
+  pending(): Array<{ spec: Record<string, unknown>; actor: string }> {
+    return [...this.pendingSpecs.values()];
   }
 
   private async relist(): Promise<string> {

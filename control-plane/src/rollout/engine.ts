@@ -1,7 +1,10 @@
 // The progressive release engine: one state machine per release, stored after every transition,
 // driven by a short tick and by operations (approve, pause, ...). Each weight or match change is a
 // store revision whose actor is `release/<name>`, so the rule push delivers it like any other edit
-// and the revision log shows who moved traffic.
+// and the revision log shows who moved traffic. In overlay mode (beside a Kubernetes store, where
+// Git owns the LaneGroup spec) the change is kept in the release's own state instead (weight,
+// laneMatch) and laid over the spec while the release is active (overlay.ts), so Argo CD or Flux
+// never see the spec drift.
 //
 // Transitions of one release are serialized (a per-release promise chain), so an operation never
 // races a step that is waiting on a webhook or a measurement.
@@ -36,6 +39,10 @@ export interface EngineOptions {
   now?: () => number;
   fetch?: typeof fetch;
   log?: (line: string) => void;
+  /** "overlay": weights and matches live in the releases, not in store revisions (see above). */
+  laneSettings?: "revisions" | "overlay";
+  /** Release specs written by others (kubectl, GitOps) that the engine starts, with their writer as actor. */
+  adopt?: () => Array<{ spec: Record<string, unknown>; actor: string }>;
 }
 
 /** An operation or creation refused; nothing changed. */
@@ -52,6 +59,8 @@ export class ReleaseEngine {
   private readonly busy = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
+  /** Adopted specs refused, by name and content (logged once, tried again when they change). */
+  private readonly refused = new Map<string, string>();
 
   constructor(private readonly opts: EngineOptions) {
     this.now = opts.now ?? Date.now;
@@ -66,11 +75,29 @@ export class ReleaseEngine {
     for (const r of running) this.log(`release ${r.name}: resuming at step ${r.currentStep} (${r.status})`);
     const tick = () => {
       if (this.stopped) return;
+      this.adoptPending();
       for (const r of this.opts.releases.list({ status: [...RUNNING] })) this.kick(r.name);
       this.timer = setTimeout(tick, this.opts.tickMs ?? 100);
       this.timer.unref();
     };
     tick();
+  }
+
+  /** Starts the releases others wrote (kubectl apply of a Release); a refused one is logged once per content. */
+  private adoptPending(): void {
+    for (const { spec, actor } of this.opts.adopt?.() ?? []) {
+      const name = String(spec.name);
+      const key = JSON.stringify(spec);
+      if (this.refused.get(name) === key || this.busy.has(`adopt:${name}`)) continue;
+      this.busy.add(`adopt:${name}`);
+      void this.create(spec, actor).then(
+        () => this.log(`release ${name}: started from its object (written by ${actor})`),
+        (e: Error) => {
+          this.refused.set(name, key);
+          this.log(`release ${name}: its object cannot start: ${e.message}`);
+        },
+      ).finally(() => this.busy.delete(`adopt:${name}`));
+    }
   }
 
   /** One pass over every running release, awaited (what the tick does; tests with a manual clock call it). */
@@ -198,7 +225,9 @@ export class ReleaseEngine {
           r.finishedRevision = await this.setLane(r, { weight: 0, match: [] });
           r.status = "finished";
           r.finishedAt = new Date(this.now()).toISOString();
-          r.message = `finished by ${actor}: the lane is empty again and base serves everyone`;
+          r.message = this.overlay
+            ? `finished by ${actor}: the release no longer sets the lane, which is as its spec says`
+            : `finished by ${actor}: the lane is empty again and base serves everyone`;
           this.event(r, "finished", r.message);
           break;
         }
@@ -428,12 +457,28 @@ export class ReleaseEngine {
     this.event(r, status === "failed" ? "rolled-back" : "aborted", r.message);
   }
 
-  /** Writes the lane's weight and/or match as a new revision (none when nothing changes). */
+  private get overlay(): boolean {
+    return this.opts.laneSettings === "overlay";
+  }
+
+  /**
+   * Writes the lane's weight and/or match as a new revision (none when nothing changes); in overlay
+   * mode into the release (saved with it), checked against the spec as a revision would be.
+   */
   private async setLane(r: Release, to: Partial<LaneSetting>): Promise<number | undefined> {
     const stored = this.opts.store.get(r.group);
     if (!stored) throw new ReleaseError(409, [{ path: "", message: `lane group ${r.group} no longer exists` }]);
     const lane = stored.lanegroup.lanes.find((l) => l.name === r.lane);
     if (!lane) throw new ReleaseError(409, [{ path: "", message: `lane group ${r.group} no longer has lane ${r.lane}` }]);
+    if (this.overlay) {
+      const weight = to.weight ?? r.weight;
+      const match = (to.match ?? r.laneMatch ?? lane.match) as LaneGroup["lanes"][number]["match"];
+      const v = this.opts.store.validate({ ...stored.lanegroup, lanes: stored.lanegroup.lanes.map((l) => (l.name === r.lane ? { ...l, weight, match } : l)) });
+      if (!v.ok) throw new ReleaseError(409, v.errors);
+      r.weight = weight;
+      r.laneMatch = match;
+      return undefined;
+    }
     const weight = to.weight ?? lane.weight;
     const match = (to.match ?? lane.match) as LaneGroup["lanes"][number]["match"];
     r.weight = weight;

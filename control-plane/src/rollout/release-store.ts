@@ -9,6 +9,8 @@ export interface ReleaseStore {
   list(filter?: { group?: string; status?: ReleaseStatus[] }): Release[];
   /** Inserts or replaces. */
   save(r: Release): void | Promise<void>;
+  /** Called after any release changed, here or (a shared store) on another replica. */
+  onChange?(listener: () => void): () => void;
 }
 
 /** A ReleaseStore's list over releases it holds in memory: the filter, newest first (then by name), copies. */

@@ -75,6 +75,7 @@ export const ReleaseSchema = z.strictObject({
   status: z.enum(STATUSES),
   currentStep: z.number().int().meta({ description: "Index into steps; steps.length once every step ran" }),
   weight: z.number().meta({ description: "The lane's configured weight (percent) as this release last set it" }),
+  laneMatch: z.array(z.unknown()).optional().meta({ description: "Overlay mode (--store kubernetes): the lane's match blocks as this release last set them (absent: the spec's)" }),
   message: z.string(),
   pause: z.strictObject({
     ...PausePoint,

@@ -14,6 +14,8 @@ import { Leadership, type LeaderElection } from "../replicas/leader.js";
 import { KubeLeadership } from "../replicas/kube-leader.js";
 import { TrafficRelay } from "../replicas/traffic-relay.js";
 import { ReleaseEngine, type EngineOptions } from "../rollout/engine.js";
+import { ReleaseOverlayRules } from "../rollout/overlay.js";
+import { KubeReleaseStore } from "../replicas/kube-release-store.js";
 import { DEFAULT_STORE, KubernetesStore, openStore, type Store } from "../store/index.js";
 import { DiscoveredRules } from "../controller/discovered-rules.js";
 import { MeshController, type MeshControllerOptions } from "../controller/mesh-controller.js";
@@ -111,8 +113,12 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
 
     if (opts.meshController && !(store instanceof KubernetesStore)) throw new Error("the mesh controller needs --store kubernetes");
     // What the filters get: the store's groups, with the lanes workload discovery found applied.
-    const rules = opts.meshController ? new DiscoveredRules(store) : store;
-    if (rules instanceof DiscoveredRules) closers.push(() => rules.close());
+    const discovered = opts.meshController ? new DiscoveredRules(store) : undefined;
+    if (discovered) closers.push(() => discovered.close());
+    // Beside a Kubernetes store, Git owns the specs: releases lay their weights over them instead.
+    const overlay = store instanceof KubernetesStore ? new ReleaseOverlayRules(discovered ?? store, side.releases) : undefined;
+    if (overlay) closers.push(() => overlay.close());
+    const rules = overlay ?? discovered ?? store;
     const traffic = new TrafficIngest({ db: side.db, rules, now: opts.now });
     const etcd = side.etcd;
     const relay = etcd ? await TrafficRelay.start(etcd.client, etcd.prefix, traffic) : undefined;
@@ -127,6 +133,8 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     // The engine moves weights through the store, so every step is a revision pushed like any other.
     const releases = new ReleaseEngine({
       store, releases: side.releases, traffic, requestReports: () => grpc.requestReports?.() ?? 0, now: opts.now, ...opts.rollout,
+      ...(overlay ? { laneSettings: "overlay" as const } : {}),
+      ...(side.releases instanceof KubeReleaseStore ? { adopt: () => (side.releases as KubeReleaseStore).pending() } : {}),
     });
     closers.push(() => releases.stop());
     // What needs one writer runs on the active replica only: the release engine and, on Kubernetes,
@@ -137,8 +145,8 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     const activate = () => {
       releases.start();
       synced?.start();
-      if (opts.meshController && store instanceof KubernetesStore && rules instanceof DiscoveredRules) {
-        meshController = new MeshController(store.kubeConfig, store, rules, opts.meshController);
+      if (opts.meshController && store instanceof KubernetesStore && discovered) {
+        meshController = new MeshController(store.kubeConfig, store, discovered, opts.meshController);
         meshController.start();
       }
     };
@@ -157,6 +165,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     const api = createApi({
       store, registry, wasmPath: opts.wasmPath, tokens: opts.tokens, rules: grpc, traffic,
       releases: { engine: releases, leader: leader && (() => leader.route()) }, overrideKey: opts.overrideKey, now: opts.now,
+      overlays: overlay && ((group: string) => overlay.of(group)),
     });
     closers.push(() => api.dispose());
     const http = await listenHttp(api, host, opts.port ?? DEFAULT_PORT, opts.tls);
