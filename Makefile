@@ -110,8 +110,13 @@ schemathesis: $(SCHEMATHESIS_VENV)/.installed-$(SCHEMATHESIS_VERSION)
 kube-apiserver:
 	@bin/build-kube-apiserver.sh .cache/kube-apiserver
 
+## gateway-api-crds: fetch (once per machine) Gateway API's standard CRDs from the Go module proxy, for the e2e tier
+.PHONY: gateway-api-crds
+gateway-api-crds:
+	@bin/fetch-gateway-api-crds.sh .cache/gateway-api-crds
+
 ## test: every tier (unit, integration, e2e) after the type check; installs what they use first (npm packages, Debian packages, Envoy, schemathesis, kube-apiserver)
-test: build $(TEST_WASM) typecheck system-packages envoy schemathesis kube-apiserver
+test: build $(TEST_WASM) typecheck system-packages envoy schemathesis kube-apiserver gateway-api-crds
 	ENVOY_BIN=$(ENVOY) vitest run $(VITEST_FLAGS)
 
 ## test-unit: the pure tier alone (no Envoy, browser, etcd, Python or child processes), for the edit-test loop (fuzz at 20,000 decisions; make test runs 100,000)
@@ -121,7 +126,7 @@ test-unit: build $(TEST_WASM)
 ## test-integration / test-e2e: one tier
 test-integration: build $(TEST_WASM)
 	vitest run --project integration $(VITEST_FLAGS)
-test-e2e: build $(TEST_WASM) system-packages envoy schemathesis kube-apiserver
+test-e2e: build $(TEST_WASM) system-packages envoy schemathesis kube-apiserver gateway-api-crds
 	ENVOY_BIN=$(ENVOY) vitest run --project e2e $(VITEST_FLAGS)
 
 ## bench: every benchmark (bench/run.ts), each figure against a baseline measured in the same run; writes bench/results/ (BENCH_QUICK=1: smoke sizes, into .cache/bench-quick)

@@ -5,6 +5,7 @@
 // (availableReplicas) through the status subresource where the Deployment controller would, and
 // there is no garbage collector (the controller deletes by label, not by owner reference). The
 // control plane runs as its ServiceAccount's user under RBAC, with exactly deploy/kubernetes-rbac.yaml.
+// Gateway API's standard CRDs (make gateway-api-crds) judge the HTTPRoutes of --gateway-api.
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -19,6 +20,7 @@ import { GraylaneClient } from "../../control-plane/src/xds/index.js";
 import { spawn } from "node:child_process";
 import { main } from "../../control-plane/src/cli/main.js";
 import { istioCrds } from "../support/istio-crds.js";
+import { gatewayApiCrds } from "../support/gateway-api-crds.js";
 import { envoyBin } from "../support/envoy.js";
 import { startStack } from "../../demo/stack.js";
 import { startKube, type RunningKube } from "../support/kube.js";
@@ -60,7 +62,7 @@ const lanesOf = (service: string) => {
 
 beforeAll(async () => {
   kube = await startKube();
-  const crds = [...readdirSync("deploy/crds").filter((n) => n.endsWith(".yaml")).map((f) => parse(readFileSync(`deploy/crds/${f}`, "utf8"))), ...istioCrds()];
+  const crds = [...readdirSync("deploy/crds").filter((n) => n.endsWith(".yaml")).map((f) => parse(readFileSync(`deploy/crds/${f}`, "utf8"))), ...istioCrds(), ...gatewayApiCrds()];
   for (const crd of crds) {
     const r = await kube.request("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd);
     expect(r.status, JSON.stringify(r.body)).toBe(201);
@@ -336,4 +338,61 @@ describe("seed 004 through real Envoys fed by the same control plane", () => {
       await stack.close();
     }
   }, 90_000);
+});
+
+describe("Gateway API routes", () => {
+  const HR = "/apis/gateway.networking.k8s.io/v1/namespaces/gwapi/httproutes";
+  const SVC = "/api/v1/namespaces/gwapi/services";
+
+  it("mesh manifests --gateway-api: lane Services and HTTPRoutes the API server admits under Gateway API's own schemas and CEL rules", async () => {
+    expect((await kube.request("POST", "/api/v1/namespaces", { apiVersion: "v1", kind: "Namespace", metadata: { name: "gwapi" } })).status).toBe(201);
+    let out = "";
+    const code = await main(["-o", "json", "mesh", "manifests", "-f", "demo/lanegroup.json", "--gateway-api", "--no-sha256", "--namespace", "gwapi", "--target-port", "8080", "--gateway", "istio-ingress/public"], { out: (t) => (out += t), err: () => {}, env: {} });
+    expect(code).toBe(0);
+    const items = (JSON.parse(out) as { items: Array<{ kind: string; metadata: { name: string; namespace: string } }> }).items.filter((o) => o.kind !== "WasmPlugin");
+    expect(items.map((o) => `${o.kind}/${o.metadata.name}`)).toEqual([
+      "Service/graylane-mocka-base", "Service/graylane-mocka-canary", "Service/graylane-mockb-base", "Service/graylane-mockc-base",
+      "HTTPRoute/graylane-mocka", "HTTPRoute/graylane-mocka-ingress", "HTTPRoute/graylane-mockb", "HTTPRoute/graylane-mockc",
+    ]);
+    for (const o of items) {
+      const r = await kube.request("POST", o.kind === "Service" ? SVC : HR, o);
+      expect(r.status, `${o.kind}/${o.metadata.name}: ${JSON.stringify(r.body)}`).toBe(201);
+    }
+    const route = (await kube.request("GET", `${HR}/graylane-mocka`)).body;
+    expect(route.spec.parentRefs).toEqual([{ group: "", kind: "Service", name: "mocka", port: 80 }]);
+    expect(route.spec.rules.map((r: { matches: Array<{ headers?: unknown }>; backendRefs: Array<{ name: string }> }) => [r.matches?.[0]?.headers, r.backendRefs[0]!.name])).toEqual([
+      [[{ type: "Exact", name: "x-graylane-route", value: "canary" }], "graylane-mocka-canary"],
+      [undefined, "graylane-mocka-base"],
+    ]);
+    expect((await kube.request("GET", `${SVC}/graylane-mocka-canary`)).body.spec.selector).toEqual({ app: "mocka", "graylane.io/lane": "canary" });
+    // The schemas have teeth: a route Gateway API refuses is refused here too.
+    const bad = { ...items.find((o) => o.kind === "HTTPRoute")!, metadata: { name: "too-many", namespace: "gwapi" } } as unknown as { spec: { rules: unknown[] } } & Record<string, unknown>;
+    bad.spec = { ...(bad.spec as object), rules: Array.from({ length: 17 }, () => (bad.spec as { rules: unknown[] }).rules[0]) } as never;
+    expect((await kube.request("POST", HR, bad)).status).toBe(422);
+  });
+
+  it("the controller with --mesh-routes gateway-api keeps a lane Service and HTTPRoute per lane, following the workloads", async () => {
+    const server = await startControlPlane({
+      port: 0, grpcPort: 0, store: `kubernetes:${kubeconfig}`,
+      meshController: { mesh: { wasm: { url: "oci://registry.example.com/graylane/filter:0.1.0" }, gateway: false, routes: "gateway-api", namespace: "gwapi", targetPort: 8080 }, resyncMs: 500, log: () => {} },
+    });
+    try {
+      const doc = { apiVersion: "graylane.io/v1alpha1", kind: "LaneGroup", metadata: { name: "gw" }, spec: { services: [{ name: "shop", hosts: ["shop.gwapi.svc.cluster.local"] }], autoLanes: true, lanes: [{ name: "blue" }] } };
+      expect((await kube.request("POST", LG, doc)).status).toBe(201);
+      const rules = async () => ((await kube.request("GET", `${HR}/graylane-shop`)).body?.spec?.rules ?? []).map((r: { backendRefs: Array<{ name: string }> }) => r.backendRefs[0]!.name);
+      await untilOk("shop's HTTPRoute", rules, (r) => r.join() === "graylane-shop-base");
+      expect((await kube.request("POST", "/apis/apps/v1/namespaces/gwapi/deployments", { ...deployment("shop-blue", { app: "shop", "graylane.io/lane": "blue" }), metadata: { name: "shop-blue", namespace: "gwapi" } })).status).toBe(201);
+      const d = (await kube.request("GET", "/apis/apps/v1/namespaces/gwapi/deployments/shop-blue")).body;
+      expect((await kube.request("PUT", "/apis/apps/v1/namespaces/gwapi/deployments/shop-blue/status", { ...d, status: { replicas: 1, availableReplicas: 1, readyReplicas: 1, updatedReplicas: 1 } })).status).toBe(200);
+      await untilOk("the blue rule", rules, (r) => r.join() === "graylane-shop-blue,graylane-shop-base");
+      const svc = (await kube.request("GET", `${SVC}/graylane-shop-blue`)).body;
+      expect(svc.spec.selector).toEqual({ app: "shop", "graylane.io/lane": "blue" });
+      expect(svc.spec.ports[0]).toMatchObject({ port: 80, targetPort: 8080 });
+      expect((await kube.request("DELETE", `${LG}/gw`)).status).toBe(200);
+      await untilOk("the routes and lane Services gone", () => kube.request("GET", `${SVC}?labelSelector=graylane.io%2Fgroup%3Dgw`), (r) => r.body.items.length === 0);
+      expect((await kube.request("GET", `${HR}/graylane-shop`)).status).toBe(404);
+    } finally {
+      await server.close();
+    }
+  });
 });

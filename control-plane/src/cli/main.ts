@@ -163,12 +163,15 @@ export function buildProgram(io: Io): Command {
     .option("--mesh-wasm-sha256 <hex>", "with --mesh-controller: the module's (or OCI manifest's) SHA-256")
     .option("--mesh-control-plane <host:port>", "with --mesh-controller: the gRPC Service the filters reach", `${DEFAULT_CONTROL_PLANE.host}:${DEFAULT_CONTROL_PLANE.port}`)
     .option("--mesh-namespace <ns>", "with --mesh-controller: the namespace of a service whose hosts name none", "default")
-    .option("--no-mesh-gateway", "with --mesh-controller: no ingress gateway WasmPlugin or ingress VirtualServices")
+    .option("--no-mesh-gateway", "with --mesh-controller: no ingress gateway WasmPlugin or ingress routes")
+    .addOption(new Option("--mesh-routes <api>", "with --mesh-controller: route lanes by Istio DestinationRules and VirtualServices, or by Gateway API lane Services and HTTPRoutes").choices(["istio", "gateway-api"]).default("istio"))
+    .option("--mesh-port <port>", "with --mesh-routes gateway-api: the services' port", "80")
+    .option("--mesh-target-port <port>", "with --mesh-routes gateway-api: the pods' port (default: --mesh-port)")
     .option("--traffic-db <file>", "beside --store etcd:// or kubernetes: a SQLite file for the traffic counters, so a restart keeps them exact (default: in memory)")
     .option("--lease-namespace <ns>", "with --store kubernetes and several replicas: the namespace of the Lease that makes one of them active")
     .action(async (o: { host: string; port: string; grpcPort: string; store: string; kubeconfig?: string; wasm?: string; tokens?: string; overrideKeyFile?: string;
       overrideKeyPreviousFile?: string; tlsCert?: string; tlsKey?: string; tlsClientCa?: string; webhookPort?: string; webhookCert?: string; webhookKey?: string;
-      meshController?: boolean; meshWasm?: string; meshWasmSha256?: string; meshControlPlane: string; meshNamespace: string; meshGateway: boolean; leaseNamespace?: string; trafficDb?: string }) => {
+      meshController?: boolean; meshWasm?: string; meshWasmSha256?: string; meshControlPlane: string; meshNamespace: string; meshGateway: boolean; leaseNamespace?: string; trafficDb?: string; meshRoutes: "istio" | "gateway-api"; meshPort: string; meshTargetPort?: string }) => {
       const port = Number(o.port);
       if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port ${o.port}: want 0-65535`);
       const grpcPort = Number(o.grpcPort);
@@ -211,9 +214,13 @@ export function buildProgram(io: Io): Command {
         if (!o.meshWasm) throw new UsageError("--mesh-controller needs --mesh-wasm URL (the module its WasmPlugins load)");
         const m = /^(.+):(\d{1,5})$/.exec(o.meshControlPlane);
         if (!m) throw new UsageError(`--mesh-control-plane ${o.meshControlPlane}: want HOST:PORT`);
+        const port = Number(o.meshPort);
+        const targetPort = o.meshTargetPort === undefined ? port : Number(o.meshTargetPort);
+        if (![port, targetPort].every((p) => Number.isInteger(p) && p >= 1 && p <= 65535)) throw new UsageError(`--mesh-port ${o.meshPort} / --mesh-target-port ${o.meshTargetPort ?? ""}: want 1-65535`);
         meshController = { mesh: {
           wasm: { url: o.meshWasm, ...(o.meshWasmSha256 ? { sha256: o.meshWasmSha256 } : {}) },
           controlPlane: { host: m[1]!, port: Number(m[2]) }, namespace: o.meshNamespace, ...(o.meshGateway ? {} : { gateway: false as const }),
+          routes: o.meshRoutes, port, targetPort,
         } };
       } else if (o.meshWasm) {
         throw new UsageError("--mesh-wasm goes with --mesh-controller");

@@ -13,6 +13,7 @@ import {
   istioObjects, routePatches, type FailStrategy, type IstioObject, type IstioOptions, type RoutePatch, type WasmPhase,
 } from "../mesh/istio.js";
 import { sha256Digest, wasmImageLayout } from "../mesh/oci.js";
+import { gatewayApiObjects, type KubeObject } from "../mesh/gateway-api.js";
 import { ApiError, type ApiClient } from "./client.js";
 
 /** Where the demo manifests (deploy/demo) mount filter.wasm into every proxy. */
@@ -49,6 +50,9 @@ interface ManifestFlags {
   service?: string[];
   networkingVersion: "v1" | "v1beta1";
   virtualServices: boolean;
+  gatewayApi?: boolean;
+  port: string;
+  targetPort?: string;
   patch?: boolean;
   out?: string;
 }
@@ -130,7 +134,7 @@ function wasmSha256(io: MeshIo, url: string, wasmPath: string): string | undefin
   return digest.slice("sha256:".length);
 }
 
-function kindFile(obj: IstioObject, i: number): string {
+function kindFile(obj: { kind: string; metadata?: { name?: string } }, i: number): string {
   return `${String(i + 1).padStart(2, "0")}-${obj.kind.toLowerCase()}-${obj.metadata?.name}.yaml`;
 }
 
@@ -191,6 +195,9 @@ export function registerMeshCommands(program: Command, io: MeshIo, client: () =>
     .option("--service <name>", "only this service's objects (repeatable)", repeat)
     .addOption(new Option("--networking-version <version>", "networking.istio.io version (v1beta1 before Istio 1.22)").choices(["v1", "v1beta1"]).default("v1"))
     .option("--no-virtual-services", "leave VirtualServices out (yours route; see --patch)")
+    .option("--gateway-api", "routes as Gateway API objects instead of DestinationRules and VirtualServices: a Service per lane, HTTPRoutes for the mesh (GAMMA) and the --gateway")
+    .option("--port <port>", "with --gateway-api: the services' port", "80")
+    .option("--target-port <port>", "with --gateway-api: the pods' port (default: --port)")
     .option("--patch", "print the route blocks to insert into your existing VirtualServices, instead of objects")
     .option("--out <dir>", "write one file per object (or patch) into DIR instead of stdout")
     .action(async (flags: ManifestFlags) => {
@@ -256,7 +263,24 @@ export function registerMeshCommands(program: Command, io: MeshIo, client: () =>
         return;
       }
 
-      const objects = istioObjects(groups, opts).filter((x) => o.virtualServices || x.kind !== "VirtualService");
+      let objects: Array<IstioObject | KubeObject> = istioObjects(groups, opts).filter((x) => o.virtualServices || x.kind !== "VirtualService");
+      if (o.gatewayApi) {
+        const port = Number(o.port);
+        const targetPort = o.targetPort === undefined ? port : Number(o.targetPort);
+        for (const [flag, v] of [["--port", port], ["--target-port", targetPort]] as const) {
+          if (!Number.isInteger(v) || v < 1 || v > 65535) usage(io, `${flag} ${flag === "--port" ? o.port : o.targetPort}: want 1-65535`);
+        }
+        const [gwNamespace, gwName] = typeof o.gateway === "string" && o.gateway.includes("/") ? o.gateway.split("/", 2) : [undefined, o.gateway];
+        try {
+          objects = [...objects.filter((x) => x.kind === "WasmPlugin"), ...gatewayApiObjects(groups, {
+            namespace: o.namespace, laneLabelKey: o.laneLabelKey, laneLabels: opts.laneLabels, workloadLabel: o.workloadLabel, port, targetPort,
+            gateway: gwName === false ? false : { name: gwName as string, ...(gwNamespace ? { namespace: gwNamespace } : {}) },
+            hostnames: o.gatewayHost, services: opts.services,
+          })];
+        } catch (e) {
+          usage(io, `mesh manifests --gateway-api: ${(e as Error).message}`);
+        }
+      }
       if (o.out) {
         mkdirSync(o.out, { recursive: true });
         objects.forEach((obj, i) => {

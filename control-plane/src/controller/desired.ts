@@ -4,21 +4,38 @@
 // gateway's WasmPlugin, shared by every group (no group label), while any group exists.
 import type { LaneGroup } from "../model/lanegroup.js";
 import { istioObjects, type IstioObject, type IstioOptions } from "../mesh/istio.js";
+import { gatewayApiObjects, type KubeObject } from "../mesh/gateway-api.js";
 import { DEFAULT_LANE_LABEL_KEY, DEFAULT_SERVICE_LABEL_KEY } from "./workloads.js";
 
 export const MANAGED_BY = { key: "app.kubernetes.io/managed-by", value: "graylane" } as const;
 export const GROUP_LABEL = "graylane.io/group";
 
-/** The object kinds the controller manages: API path prefix and plural per apiVersion/kind. */
+/** The object kinds the controller manages: apiVersion, kind and plural. */
 export const MANAGED_KINDS = [
   { apiVersion: "extensions.istio.io/v1alpha1", kind: "WasmPlugin", plural: "wasmplugins" },
   { apiVersion: "networking.istio.io/v1", kind: "DestinationRule", plural: "destinationrules" },
   { apiVersion: "networking.istio.io/v1", kind: "VirtualService", plural: "virtualservices" },
+  { apiVersion: "v1", kind: "Service", plural: "services" },
+  { apiVersion: "gateway.networking.k8s.io/v1", kind: "HTTPRoute", plural: "httproutes" },
 ] as const;
+
+/** The API path of a kind (core v1 under /api), in a namespace or across all of them. */
+export function kindPath(apiVersion: string, plural: string, namespace?: string): string {
+  const root = apiVersion === "v1" ? "/api/v1" : `/apis/${apiVersion}`;
+  return namespace === undefined ? `${root}/${plural}` : `${root}/namespaces/${namespace}/${plural}`;
+}
+
+/** A managed object: Istio's, or a lane Service / HTTPRoute of the Gateway API routes. */
+export type MeshObject = IstioObject | KubeObject;
 
 export type MeshOptions = Omit<IstioOptions, "namespace" | "services" | "laneLabelKey" | "laneLabels" | "workloadLabel" | "ruleSetGroups"> & {
   /** Namespace of a service whose hosts name none (`svc.NS.svc.cluster.local`, `svc.NS`); default "default". */
   namespace?: string;
+  /** How lanes are routed: Istio DestinationRules and VirtualServices (default), or Gateway API lane Services and HTTPRoutes. */
+  routes?: "istio" | "gateway-api";
+  /** With gateway-api: the services' and pods' ports (default 80, the same). */
+  port?: number;
+  targetPort?: number;
 };
 
 /** The namespace of a group's service: from a host `NAME.NS[.svc[.DOMAIN]]`, else the default. */
@@ -38,8 +55,8 @@ export const objectKey = (o: { apiVersion: string; kind: string; metadata?: { na
  * Every object the groups want, keyed by objectKey. `groups` are the groups as the RuleSet has them
  * (discovered lanes applied), which is also the initial RuleSet of the WasmPlugins.
  */
-export function desiredObjects(groups: LaneGroup[], o: MeshOptions): Map<string, IstioObject> {
-  const out = new Map<string, IstioObject>();
+export function desiredObjects(groups: LaneGroup[], o: MeshOptions): Map<string, MeshObject> {
+  const out = new Map<string, MeshObject>();
   const fallback = o.namespace ?? "default";
   for (const g of groups) {
     const byNamespace = new Map<string, string[]>();
@@ -49,10 +66,14 @@ export function desiredObjects(groups: LaneGroup[], o: MeshOptions): Map<string,
     }
     const laneLabels = Object.fromEntries(g.lanes.filter((l) => l.labels).map((l) => [l.name, l.labels!]));
     for (const [namespace, services] of byNamespace) {
-      const objects = istioObjects([g], {
-        ...o, namespace, services, ruleSetGroups: groups,
-        laneLabelKey: g.laneLabelKey ?? DEFAULT_LANE_LABEL_KEY, laneLabels, workloadLabel: g.serviceLabelKey ?? DEFAULT_SERVICE_LABEL_KEY,
-      });
+      const labelling = { laneLabelKey: g.laneLabelKey ?? DEFAULT_LANE_LABEL_KEY, laneLabels, workloadLabel: g.serviceLabelKey ?? DEFAULT_SERVICE_LABEL_KEY };
+      const istio = istioObjects([g], { ...o, namespace, services, ruleSetGroups: groups, ...labelling });
+      const objects: MeshObject[] = o.routes === "gateway-api"
+        ? [...istio.filter((x) => x.kind === "WasmPlugin"), ...gatewayApiObjects([g], {
+          namespace, services, ...labelling, port: o.port, targetPort: o.targetPort,
+          gateway: o.gateway === false ? false : { name: o.gateway?.gateway ?? "graylane-gateway", ...(o.gateway?.namespace ? { namespace: o.gateway.namespace } : {}) },
+        })]
+        : istio;
       for (const obj of objects) out.set(objectKey(obj), obj);
     }
   }
@@ -64,11 +85,12 @@ export function desiredObjects(groups: LaneGroup[], o: MeshOptions): Map<string,
  * RuleSet. The RuleSet in a WasmPlugin serves only a proxy's first start; rule changes travel over
  * the rule stream, and rewriting a WasmPlugin would restart every filter it selects.
  */
-export function toApply(want: IstioObject, live: { spec?: { pluginConfig?: { ruleSet?: unknown } } } | undefined): IstioObject {
+export function toApply(want: MeshObject, live: { spec?: { pluginConfig?: { ruleSet?: unknown } } } | undefined): MeshObject {
   if (want.kind !== "WasmPlugin") return want;
   const kept = live?.spec?.pluginConfig?.ruleSet;
   if (typeof kept !== "string") return want;
-  return { ...want, spec: { ...want.spec, pluginConfig: { ...want.spec.pluginConfig, ruleSet: kept } } };
+  const wp = want as Extract<IstioObject, { kind: "WasmPlugin" }>;
+  return { ...wp, spec: { ...wp.spec, pluginConfig: { ...wp.spec.pluginConfig, ruleSet: kept } } };
 }
 
 /** Whether a live object is one the controller owns for group `group` (undefined: the shared gateway plugin). */

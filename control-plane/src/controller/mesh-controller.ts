@@ -15,8 +15,7 @@
 import { Watch, type KubeConfig } from "@kubernetes/client-node";
 import type { RuleSource } from "../contracts.js";
 import { API_GROUP, API_VERSION, LANE_GROUP } from "../store/kube-resources.js";
-import type { IstioObject } from "../mesh/istio.js";
-import { desiredObjects, GROUP_LABEL, MANAGED_BY, MANAGED_KINDS, objectKey, ownedBy, toApply, type MeshOptions } from "./desired.js";
+import { desiredObjects, GROUP_LABEL, kindPath, MANAGED_BY, MANAGED_KINDS, objectKey, ownedBy, toApply, type MeshObject, type MeshOptions } from "./desired.js";
 import type { DiscoveredRules } from "./discovered-rules.js";
 import { KubeClient } from "./kube-client.js";
 import { discoverLanes, workloadOf, type Workload } from "./workloads.js";
@@ -181,7 +180,7 @@ export class MeshController {
     for (const obj of want.values()) await this.apply(obj);
     const remaining = new Set<string>(); // groups that still have objects after pruning
     for (const k of MANAGED_KINDS) {
-      const list = await c.request<{ items: IstioObject[] }>("GET", `/apis/${k.apiVersion}/${k.plural}?labelSelector=${encodeURIComponent(`${MANAGED_BY.key}=${MANAGED_BY.value}`)}`);
+      const list = await c.request<{ items: MeshObject[] }>("GET", `${kindPath(k.apiVersion, k.plural)}?labelSelector=${encodeURIComponent(`${MANAGED_BY.key}=${MANAGED_BY.value}`)}`);
       if (list.status === 404) { this.missing(k.kind); continue; }
       if (list.status !== 200) throw new Error(`list ${k.plural}: HTTP ${list.status}: ${(list.body as { message?: string })?.message}`);
       this.missingKinds.delete(k.kind);
@@ -189,7 +188,7 @@ export class MeshController {
         const key = objectKey({ ...live, kind: k.kind });
         if (want.has(key)) continue;
         const owner = ownedBy(live).group;
-        const deleted = await c.request("DELETE", `/apis/${k.apiVersion}/namespaces/${live.metadata?.namespace}/${k.plural}/${live.metadata?.name}`);
+        const deleted = await c.request("DELETE", `${kindPath(k.apiVersion, k.plural, live.metadata?.namespace)}/${live.metadata?.name}`);
         if (deleted.status >= 300 && deleted.status !== 404) { if (owner) remaining.add(owner); continue; }
         this.log(`deleted ${key}${owner ? ` (lane group ${owner})` : ""}`);
       }
@@ -206,11 +205,11 @@ export class MeshController {
   }
 
   /** Server-side apply of one object (a WasmPlugin keeps its live RuleSet). */
-  private async apply(obj: IstioObject): Promise<void> {
+  private async apply(obj: MeshObject): Promise<void> {
     const kind = MANAGED_KINDS.find((k) => k.kind === obj.kind)!;
     const ns = obj.metadata?.namespace ?? "default";
-    const path = `/apis/${obj.apiVersion}/namespaces/${ns}/${kind.plural}/${obj.metadata?.name}`;
-    let body: IstioObject = obj;
+    const path = `${kindPath(obj.apiVersion, kind.plural, ns)}/${obj.metadata?.name}`;
+    let body: MeshObject = obj;
     if (obj.kind === "WasmPlugin") {
       const live = await this.client.request("GET", path);
       body = toApply(obj, live.status === 200 ? live.body : undefined);
