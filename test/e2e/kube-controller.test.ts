@@ -162,8 +162,16 @@ describe("seed 004: the mesh follows the workloads", () => {
       (r) => r.body.status?.conditions?.some((c: { type: string; status: string }) => c.type === "Synced" && c.status === "True"));
     expect(synced.body.status.conditions.find((c: { type: string }) => c.type === "Synced").message).toMatch(/^1 of 1 live subscribers hold revision \d+ or later$/);
     expect(lg.body.spec.lanes).toEqual([{ name: "canary", labels: { ASM_TRAFFIC_TAG: "canary" } }]); // never written into the spec
-    const rest = await (await fetch(`${cp.url}/v1/lanegroups/mock`)).json() as { lanegroup: { lanes: Array<{ services: string[] }> } };
+    const restRes = await fetch(`${cp.url}/v1/lanegroups/mock`);
+    const rest = await restRes.json() as { revision: number; lanegroup: { lanes: Array<{ services: string[] }> } };
     expect(rest.lanegroup.lanes[0]!.services).toEqual([]); // REST serves the spec as written
+    // The discovery is a revision of its own, actor controller; the group's ETag is its spec's.
+    const revs = await (await fetch(`${cp.url}/v1/revisions?limit=1`)).json() as { revisions: Array<{ revision: number; op: string; actor: string; group: string }> };
+    expect(revs.revisions[0]).toMatchObject({ op: "discover", actor: "controller", group: "mock" });
+    expect(revs.revisions[0]!.revision).toBeGreaterThan(rest.revision);
+    expect(restRes.headers.get("etag")).toBe(`"${rest.revision}"`);
+    const discoverRev = await (await fetch(`${cp.url}/v1/revisions/${revs.revisions[0]!.revision}`)).json() as { diff: Array<{ patch: unknown[] }> };
+    expect(discoverRev.diff[0]!.patch).toEqual([{ op: "add", path: "/lanes/0/services/0", value: "mocka" }]);
     // The WasmPlugin was not rewritten: the new rules travel over the rule stream.
     expect((await kube.request("GET", `${WP}/graylane-mocka`)).body.spec.pluginConfig.ruleSet).toBe(initialRuleSet);
 
@@ -172,6 +180,8 @@ describe("seed 004: the mesh follows the workloads", () => {
     await untilOk("the canary subset gone", () => subsets("mocka"), (s) => s?.length === 1);
     await until("mocka out of the canary lane", () => lanesOf("mocka")?.join() === "base");
     await untilOk("status.discovered empty", () => kube.request("GET", `${LG}/mock`), (r) => r.body.status?.discovered === "");
+    const left = await (await fetch(`${cp.url}/v1/revisions?limit=1`)).json() as { revisions: Array<{ op: string; actor: string }> };
+    expect(left.revisions[0]).toMatchObject({ op: "discover", actor: "controller" });
   });
 
   it("drift is repaired: a subset edited away by hand comes back; a managed object no group wants is deleted", async () => {

@@ -45,7 +45,7 @@ const schemas = {
       revision: { type: "integer", minimum: 1 },
       time: { type: "string", format: "date-time" },
       actor: { type: "string" },
-      op: { enum: ["create", "replace", "delete", "rollback"] },
+      op: { enum: ["create", "replace", "delete", "rollback", "discover"] },
       group: { type: ["string", "null"], description: "The group a create/replace/delete named; null for a rollback" },
       target: { type: "integer", description: "Rollbacks: the revision whose content was restored" },
       groups: { type: "array", items: { type: "string" }, description: "Groups whose content changed" },

@@ -18,7 +18,9 @@ import { API_GROUP, API_VERSION, LANE_GROUP } from "../store/kube-resources.js";
 import { desiredObjects, GROUP_LABEL, kindPath, MANAGED_BY, MANAGED_KINDS, objectKey, ownedBy, toApply, type MeshObject, type MeshOptions } from "./desired.js";
 import type { DiscoveredRules } from "./discovered-rules.js";
 import { KubeClient } from "./kube-client.js";
-import { discoverLanes, workloadOf, type Workload } from "./workloads.js";
+import { discoverLanes, withDiscovered, workloadOf, type Workload } from "./workloads.js";
+import { diff } from "../store/diff.js";
+import type { Store } from "../store/types.js";
 
 export const CONTROLLER_FIELD_MANAGER = "graylane-controller";
 export const FINALIZER = "graylane.io/mesh-objects";
@@ -58,7 +60,7 @@ export class MeshController {
   passes = 0;
   lastError: string | undefined;
 
-  constructor(private readonly kc: KubeConfig, private readonly store: RuleSource, private readonly rules: DiscoveredRules, private readonly opts: MeshControllerOptions) {
+  constructor(private readonly kc: KubeConfig, private readonly store: RuleSource & Pick<Store, "recordDiscovery">, private readonly rules: DiscoveredRules, private readonly opts: MeshControllerOptions) {
     this.client = new KubeClient(kc);
     this.log = opts.log ?? ((line) => console.error(`graylane mesh controller: ${line}`));
     this.unsubscribe = store.onChange(() => this.kick());
@@ -123,7 +125,15 @@ export class MeshController {
     }
     const specGroups = this.store.current().groups;
     const found = new Map(specGroups.map((g) => [g.name, discoverLanes(g, workloads)]));
-    if (this.rules.setDiscovered(found)) this.log(`discovered: ${specGroups.map((g) => `${g.name} {${discoveredText(found.get(g.name)!)}}`).join(" ")}`);
+    const had = new Map(specGroups.map((g) => [g.name, this.rules.membership(g.name)]));
+    if (!this.rules.setDiscovered(found)) return;
+    this.log(`discovered: ${specGroups.map((g) => `${g.name} {${discoveredText(found.get(g.name)!)}}`).join(" ")}`);
+    // Each change of what a group's filters get is a revision (actor `controller`): the log says
+    // when a canary's workload put its service into the lane, and when it left.
+    for (const g of specGroups) {
+      const patch = diff(withDiscovered(g, had.get(g.name) ?? {}), withDiscovered(g, found.get(g.name) ?? {}));
+      if (patch.length) await this.store.recordDiscovery?.(g.name, patch, "controller");
+    }
   }
 
   private watch(path: string, onEvent: () => void): void {

@@ -66,7 +66,7 @@ export const LaneGroupRevisionSpec = z.strictObject({
   revision: z.number().int().min(1),
   time: z.string().meta({ description: "ISO 8601, UTC" }),
   actor: z.string().meta({ description: "The REST token or CLI user, or for a kubectl change the field manager the API server recorded (`kubectl` when none)" }),
-  op: z.enum(["create", "replace", "delete", "rollback"]),
+  op: z.enum(["create", "replace", "delete", "rollback", "discover"]),
   group: z.string().optional().meta({ description: "The group a create/replace/delete named (absent for a rollback)" }),
   target: z.number().int().min(1).optional().meta({ description: "For a rollback: the revision whose content it restored" }),
   groups: z.string().meta({ description: "Names of the changed groups, comma-separated (for kubectl get)" }),

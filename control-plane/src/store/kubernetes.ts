@@ -428,16 +428,29 @@ export class KubernetesStore implements Store {
       } catch (e) {
         if (apiStatus(e) !== 409) throw new StoreError(503, [{ path: "", message: `Kubernetes API: recording revision ${n}: ${apiMessage(e)}` }]);
         await this.catchUp();
-        const covered = [...this.revs.values()].find((r) => r.revision >= n && changes.every((c) => r.changes.some((d) => d.group === c.group && d.resourceVersion === c.resourceVersion)));
+        const covered = op === "discover" ? undefined
+          : [...this.revs.values()].find((r) => r.revision >= n && r.op !== "discover" && changes.every((c) => r.changes.some((d) => d.group === c.group && d.resourceVersion === c.resourceVersion)));
         if (covered) return covered.revision;
         continue;
       }
       this.applyRev(this.parseRev(spec), true);
-      await this.writeStatus(changes);
+      if (op !== "discover") await this.writeStatus(changes);
       this.prune();
       return n;
     }
     throw new StoreError(503, [{ path: "", message: `kubernetes store: gave up recording a revision after ${this.retries} races` }]);
+  }
+
+  recordDiscovery(group: string, patch: PatchOp[], actor: string): Promise<number | undefined> {
+    return this.serial(async () => {
+      const g = this.groups.get(group);
+      if (!g || patch.length === 0) return undefined;
+      const change: RevisionChange = {
+        group, action: "replace", before: g.lanegroup as unknown as Record<string, unknown>, beforeRevision: g.revision, after: g.lanegroup as unknown as Record<string, unknown>,
+        resourceVersion: this.reviewedRv.get(group) ?? "", patch: patch as unknown as Array<Record<string, unknown>>,
+      };
+      return this.record("discover", actor, undefined, [change]);
+    });
   }
 
   private parseRev(spec: unknown): Rev {
@@ -459,7 +472,8 @@ export class KubernetesStore implements Store {
     while (this.pendingRevs.length && this.pendingRevs[0]!.revision === this.latest + 1) {
       const rev = this.pendingRevs.shift()!;
       this.revs.set(rev.revision, rev);
-      for (const c of rev.changes) {
+      // A discovery changed what the filters get, not the spec: the group keeps its content and ETag.
+      for (const c of rev.op === "discover" ? [] : rev.changes) {
         if (c.after) this.groups.set(c.group, { name: c.group, revision: rev.revision, lanegroup: c.after as LaneGroup });
         else this.groups.delete(c.group);
         if (c.resourceVersion) this.reviewedRv.set(c.group, c.resourceVersion);
@@ -735,7 +749,8 @@ function withoutName(g: LaneGroup): Record<string, unknown> {
 function toDiff(r: Rev): GroupChange[] {
   return r.changes.map((c) => ({
     group: c.group, action: c.action,
-    patch: c.action === "create" ? [{ op: "add", path: "", value: c.after }] : c.action === "delete" ? [{ op: "remove", path: "", old: c.before }] : diff(c.before, c.after),
+    patch: r.op === "discover" ? c.patch as PatchOp[]
+      : c.action === "create" ? [{ op: "add", path: "", value: c.after }] : c.action === "delete" ? [{ op: "remove", path: "", old: c.before }] : diff(c.before, c.after),
   }));
 }
 

@@ -5,7 +5,11 @@ import type { FieldError } from "../model/errors.js";
 import type { LaneGroup } from "../model/lanegroup.js";
 import type { PatchOp } from "./diff.js";
 
-export type RevisionOp = "create" | "replace" | "delete" | "rollback";
+/**
+ * `discover`: the mesh controller found workloads that change a group's lanes (autoLanes); the spec
+ * is unchanged (so is the group's ETag), the diff is the change of the lanes the filters get.
+ */
+export type RevisionOp = "create" | "replace" | "delete" | "rollback" | "discover";
 
 /** A lane group as stored: its normalized content and the revision that last wrote it (its ETag). */
 export interface StoredGroup {
@@ -83,6 +87,11 @@ export interface Store extends RuleSource {
   delete(name: string, opts: WriteOptions): Awaitable<{ revision: number }>;
   /** Writes a new revision whose content equals revision `target`'s. */
   rollback(target: number, opts: { actor: string }): Awaitable<{ revision: number; groups: string[] }>;
+  /**
+   * Records a `discover` revision of `group` (the Kubernetes store, where the mesh controller runs):
+   * `patch` is the change of its lanes as the filters get them; its content and ETag stay.
+   */
+  recordDiscovery?(group: string, patch: PatchOp[], actor: string): Promise<number | undefined>;
   revisions(opts?: ListRevisionsOptions): RevisionSummary[];
   revision(n: number): Revision | undefined;
   /** Cheap liveness check of the backing storage (for /readyz). */
