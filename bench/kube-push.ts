@@ -8,7 +8,7 @@
 // Subscribers are grpc-js rule streams in this process that ACK what they get, as filters do. The
 // floor beside them: the same subscribers, a REST PUT of the same change into a SQLite control plane.
 import { create } from "@bufbuild/protobuf";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse } from "yaml";
@@ -16,7 +16,7 @@ import { RuleRequestSchema, type RuleResponse } from "../control-plane/src/gener
 import { startControlPlane, type ControlPlane } from "../control-plane/src/server/index.js";
 import { GraylaneClient } from "../control-plane/src/xds/index.js";
 import { istioCrds } from "../test/support/istio-crds.js";
-import { startKube, type RunningKube } from "../test/support/kube.js";
+import { startKube, writeKubeconfig, type RunningKube } from "../test/support/kube.js";
 import { isMain, percentile, QUICK, round, sleep, writeResult } from "./support/common.js";
 
 
@@ -88,12 +88,7 @@ export async function runKubePush(opts: { changes?: number; subscribers?: number
         await sleep(100);
       }
     }
-    const kubeconfig = join(dir, "kubeconfig");
-    writeFileSync(kubeconfig, JSON.stringify({
-      apiVersion: "v1", kind: "Config", "current-context": "b",
-      clusters: [{ name: "b", cluster: { server: kube.url, "certificate-authority": kube.caFile } }],
-      users: [{ name: "a", user: { token: kube.adminToken } }], contexts: [{ name: "b", context: { cluster: "b", user: "a" } }],
-    }));
+    const kubeconfig = writeKubeconfig(kube, join(dir, "kubeconfig"));
     const cp = await startControlPlane({
       port: 0, grpcPort: 0, store: `kubernetes:${kubeconfig}`,
       meshController: { mesh: { wasm: { url: "oci://registry.example.com/graylane/filter:0.1.0" }, gateway: false }, log: () => {} },

@@ -6,13 +6,12 @@
 // there is no garbage collector (the controller deletes by label, not by owner reference). The
 // control plane runs as its ServiceAccount's user under RBAC, with exactly deploy/kubernetes-rbac.yaml.
 // Gateway API's standard CRDs (make gateway-api-crds) judge the HTTPRoutes of --gateway-api.
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse, parseAllDocuments } from "yaml";
-import { RuleRequestSchema, type RuleResponse } from "../../control-plane/src/generated/graylane/v1/discovery_pb.js";
 import { Direction, DecisionSource, TrafficReportSchema } from "../../control-plane/src/generated/graylane/v1/traffic_pb.js";
 import { startControlPlane, type ControlPlane } from "../../control-plane/src/server/index.js";
 import { FINALIZER } from "../../control-plane/src/controller/mesh-controller.js";
@@ -23,15 +22,17 @@ import { istioCrds } from "../support/istio-crds.js";
 import { gatewayApiCrds } from "../support/gateway-api-crds.js";
 import { envoyBin } from "../support/envoy.js";
 import { startStack } from "../../demo/stack.js";
-import { startKube, type RunningKube } from "../support/kube.js";
+import { runCli } from "../support/cli.js";
+import { ackingSubscriber } from "../support/subscriber.js";
+import { startKube, writeKubeconfig, type RunningKube } from "../support/kube.js";
 import { until, untilOk } from "../support/wait.js";
 
 let kube: RunningKube;
 let dir: string;
 let kubeconfig: string;
 let cp: ControlPlane;
-let client: GraylaneClient;
-const got: RuleResponse[] = [];
+let subscriber: ReturnType<typeof ackingSubscriber>;
+const got = { at: (i: number) => subscriber.got.at(i) };
 const LG = "/apis/graylane.io/v1alpha1/lanegroups";
 const NS = "/apis/networking.istio.io/v1/namespaces/default";
 const WP = "/apis/extensions.istio.io/v1alpha1/namespaces/default/wasmplugins";
@@ -80,12 +81,7 @@ beforeAll(async () => {
   }
   dir = mkdtempSync(join(tmpdir(), "graylane-kctl-"));
   kubeconfig = join(dir, "kubeconfig");
-  writeFileSync(kubeconfig, JSON.stringify({
-    apiVersion: "v1", kind: "Config", "current-context": "test",
-    clusters: [{ name: "test", cluster: { server: kube.url, "certificate-authority": kube.caFile } }],
-    users: [{ name: "graylane", user: { token: kube.controlPlaneToken } }],
-    contexts: [{ name: "test", context: { cluster: "test", user: "graylane" } }],
-  }));
+  writeKubeconfig(kube, kubeconfig, kube.controlPlaneToken);
   // The platform's base workloads.
   for (const s of ["mocka", "mockb", "mockc"]) {
     expect((await kube.request("POST", DEPLOY, deployment(`${s}-v1`, { app: s }))).status).toBe(201);
@@ -95,18 +91,11 @@ beforeAll(async () => {
     port: 0, grpcPort: 0, store: `kubernetes:${kubeconfig}`,
     meshController: { mesh: { wasm: { url: "oci://registry.example.com/graylane/filter:0.1.0" }, gateway: false }, resyncMs: 500, log: () => {} },
   });
-  client = new GraylaneClient(`127.0.0.1:${cp.grpcPort}`);
-  const stream = client.streamRules();
-  stream.on("data", (r: RuleResponse) => {
-    got.push(r);
-    stream.write(create(RuleRequestSchema, { instanceId: "mocka-0", versionInfo: r.version, responseNonce: r.nonce }));
-  });
-  stream.on("error", () => {});
-  stream.write(create(RuleRequestSchema, { node: { id: "mocka-0" }, instanceId: "mocka-0" }));
+  subscriber = ackingSubscriber(cp.grpcPort, "mocka-0");
 }, 150_000);
 
 afterAll(async () => {
-  client?.close();
+  subscriber?.close();
   await cp?.close();
   await kube?.stop();
   if (dir) rmSync(dir, { recursive: true, force: true });
@@ -210,12 +199,7 @@ describe("seed 004: the mesh follows the workloads", () => {
 });
 
 describe("graylane serve --mesh-controller", () => {
-  const run = async (...argv: string[]) => {
-    let out = "";
-    let err = "";
-    const code = await main(argv, { out: (t) => (out += t), err: (t) => (err += t), env: {} });
-    return { code, out, err };
-  };
+  const run = runCli;
 
   it("refuses what cannot work, naming the flag", async () => {
     expect(await run("serve", "--mesh-controller", "--mesh-wasm", "oci://r/f:1")).toMatchObject({ code: 2, err: "error: --mesh-controller goes with --store kubernetes\n" });

@@ -2,13 +2,13 @@
 // accepts them as structural schemas, serves cluster-scoped LaneGroups and Releases, enforces the
 // model's types and bounds (422 naming the field), keeps unknown spec fields for the model and the
 // webhook to name, prints the columns, and writes status only through the status subresource.
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { KubernetesStore } from "../../control-plane/src/store/index.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { startKube, type RunningKube } from "../support/kube.js";
+import { startKube, writeKubeconfig, type RunningKube } from "../support/kube.js";
 import { untilOk as until } from "../support/wait.js";
 
 let kube: RunningKube;
@@ -25,11 +25,7 @@ describe("deploy/crds on kube-apiserver", () => {
     const dir = mkdtempSync(join(tmpdir(), "graylane-nocrd-"));
     try {
       const kubeconfig = join(dir, "kubeconfig");
-      writeFileSync(kubeconfig, JSON.stringify({
-        apiVersion: "v1", kind: "Config", "current-context": "t",
-        clusters: [{ name: "t", cluster: { server: kube.url, "certificate-authority": kube.caFile } }],
-        users: [{ name: "a", user: { token: kube.adminToken } }], contexts: [{ name: "t", context: { cluster: "t", user: "a" } }],
-      }));
+      writeKubeconfig(kube, kubeconfig);
       await expect(KubernetesStore.open({ kubeconfig })).rejects.toThrow(/--store kubernetes: https:\/\/127\.0\.0\.1:\d+: .*\(are the CRDs installed\? kubectl apply -f deploy\/crds\/\)/);
     } finally {
       rmSync(dir, { recursive: true, force: true });

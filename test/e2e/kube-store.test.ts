@@ -16,14 +16,15 @@ import { create } from "@bufbuild/protobuf";
 import { CustomObjectsApi, KubeConfig } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { main } from "../../control-plane/src/cli/main.js";
 import { RuleRequestSchema, type RuleResponse } from "../../control-plane/src/generated/graylane/v1/discovery_pb.js";
 import { startControlPlane } from "../../control-plane/src/server/index.js";
 import { KubernetesStore, openStore, SqliteStore } from "../../control-plane/src/store/index.js";
 import { GraylaneClient } from "../../control-plane/src/xds/index.js";
 import { mockGroup } from "../support/filter.js";
 import { storeConformance } from "../support/store-conformance.js";
-import { startKube, type RunningKube } from "../support/kube.js";
+import { runCli } from "../support/cli.js";
+import { ackingSubscriber } from "../support/subscriber.js";
+import { startKube, writeKubeconfig, type RunningKube } from "../support/kube.js";
 import { until, untilOk } from "../support/wait.js";
 
 let kube: RunningKube;
@@ -80,12 +81,7 @@ beforeAll(async () => {
   }
   dir = mkdtempSync(join(tmpdir(), "graylane-kstore-"));
   kubeconfig = join(dir, "kubeconfig");
-  writeFileSync(kubeconfig, JSON.stringify({
-    apiVersion: "v1", kind: "Config", "current-context": "test",
-    clusters: [{ name: "test", cluster: { server: kube.url, "certificate-authority": kube.caFile } }],
-    users: [{ name: "admin", user: { token: kube.adminToken } }],
-    contexts: [{ name: "test", context: { cluster: "test", user: "admin" } }],
-  }));
+  writeKubeconfig(kube, kubeconfig);
   const kc = new KubeConfig();
   kc.loadFromFile(kubeconfig);
   kubectl = kc.makeApiClient(CustomObjectsApi);
@@ -436,12 +432,7 @@ describe("graylane serve --store kubernetes", () => {
 });
 
 describe("the graylane command", () => {
-  const run = async (...argv: string[]) => {
-    let out = "";
-    let err = "";
-    const code = await main(argv, { out: (t) => (out += t), err: (t) => (err += t), env: {} });
-    return { code, out, err };
-  };
+  const run = runCli;
 
   it("serve --store kubernetes --kubeconfig FILE: apply through REST lands as a LaneGroup; SIGTERM stops it", async () => {
     await reset();
@@ -548,21 +539,8 @@ describe("releases beside --store kubernetes", () => {
     await reset();
     for (const r of (await kube.request("GET", "/apis/graylane.io/v1alpha1/releases")).body.items) await kube.request("DELETE", `/apis/graylane.io/v1alpha1/releases/${r.metadata.name}`);
     const server = await startControlPlane({ port: 0, grpcPort: 0, store: `kubernetes:${kubeconfig}`, rollout: { tickMs: 20, reportSettleMs: 0 } });
-    const client = new GraylaneClient(`127.0.0.1:${server.grpcPort}`);
-    const got: RuleResponse[] = [];
-    const stream = client.streamRules();
-    stream.on("data", (r: RuleResponse) => {
-      got.push(r);
-      stream.write(create(RuleRequestSchema, { instanceId: "gitops-0", versionInfo: r.version, responseNonce: r.nonce }));
-    });
-    stream.on("error", () => {});
-    stream.write(create(RuleRequestSchema, { node: { id: "gitops-0" }, instanceId: "gitops-0" }));
-    const run = async (...argv: string[]) => {
-      let out = "";
-      let err = "";
-      const code = await main(argv, { out: (t) => (out += t), err: (t) => (err += t), env: {} });
-      return { code, out, err };
-    };
+    const { got, close } = ackingSubscriber(server.grpcPort, "gitops-0");
+    const run = runCli;
     const canaryBuckets = () => { const l = got.at(-1)?.ruleSet?.groups.find((g) => g.name === "mock")?.lanes.find((x) => x.name === "canary"); return l && l.bucketEnd - l.bucketStart; };
     try {
       await kubectlApply(mockGroup({ lanes: [{ name: "canary", services: ["mocka"] }] }), "argocd-controller");
@@ -582,7 +560,7 @@ describe("releases beside --store kubernetes", () => {
       await until("back to the spec's 0%", () => canaryBuckets() === 0);
       expect((await kube.request("GET", "/apis/graylane.io/v1alpha1/releases/gitops-r1")).body.status.status).toBe("aborted");
     } finally {
-      client.close();
+      close();
       await server.close();
     }
   });

@@ -14,7 +14,7 @@
 // comes back in the API server's words at its `spec.lanes[0].weight` field; the documents compared
 // with REST break rules no CRD schema expresses (cross-field, cross-group, regex, unknown fields),
 // which only the webhook answers.
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -24,7 +24,7 @@ import type { FieldError } from "../../control-plane/src/model/errors.js";
 import { objectPath } from "../../control-plane/src/model/kube.js";
 import { startControlPlane, type ControlPlane } from "../../control-plane/src/server/index.js";
 import { makeCa } from "../support/certs.js";
-import { startKube, type KubeResponse, type RunningKube } from "../support/kube.js";
+import { startKube, writeKubeconfig, type KubeResponse, type RunningKube } from "../support/kube.js";
 import { untilOk } from "../support/wait.js";
 
 let kube: RunningKube;
@@ -246,12 +246,7 @@ describe("the admission webhook of a control plane on --store kubernetes", () =>
 
   beforeAll(async () => {
     const kubeconfig = join(dir, "kubeconfig");
-    writeFileSync(kubeconfig, JSON.stringify({
-      apiVersion: "v1", kind: "Config", "current-context": "test",
-      clusters: [{ name: "test", cluster: { server: kube.url, "certificate-authority": kube.caFile } }],
-      users: [{ name: "admin", user: { token: kube.adminToken } }],
-      contexts: [{ name: "test", context: { cluster: "test", user: "admin" } }],
-    }));
+    writeKubeconfig(kube, kubeconfig);
     kubeCp = await startControlPlane({ port: 0, grpcPort: 0, store: `kubernetes:${kubeconfig}`, webhook: { port: 0, ...webhookTls() } });
     url = kubeCp.url;
     await register(kubeCp.webhookUrl!);

@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { main } from "../../control-plane/src/cli/main.js";
+import { runCli } from "../support/cli.js";
 import { SqliteStore } from "../../control-plane/src/store/index.js";
 import { exportStore, replayPlan } from "../../control-plane/src/store/transfer.js";
 import { mockGroup } from "../support/filter.js";
@@ -13,12 +13,7 @@ import { mockGroup } from "../support/filter.js";
 const dir = mkdtempSync(join(tmpdir(), "graylane-transfer-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const run = async (...argv: string[]) => {
-  let out = "";
-  let err = "";
-  const code = await main(argv, { out: (t) => (out += t), err: (t) => (err += t), env: {} });
-  return { code, out, err };
-};
+const run = runCli;
 
 /** The contents of the log, revision by revision: [actor, the groups after it]. */
 const history = (s: SqliteStore) => exportStore(s).revisions.map((r) => [r.actor, r.lanegroups]);

@@ -169,3 +169,14 @@ export async function startKube(): Promise<RunningKube> {
     throw e;
   }
 }
+
+/** Writes a kubeconfig for the running API server, authenticating with `token` (default: the admin's). */
+export function writeKubeconfig(kube: RunningKube, path: string, token = kube.adminToken): string {
+  writeFileSync(path, JSON.stringify({
+    apiVersion: "v1", kind: "Config", "current-context": "test",
+    clusters: [{ name: "test", cluster: { server: kube.url, "certificate-authority": kube.caFile } }],
+    users: [{ name: "user", user: { token } }],
+    contexts: [{ name: "test", context: { cluster: "test", user: "user" } }],
+  }));
+  return path;
+}
