@@ -256,6 +256,19 @@ describe("several replicas: one active, by a coordination.k8s.io Lease", () => {
       expect(created.status, JSON.stringify(created.body)).toBe(201);
       await untilOk("the release paused at 20%", () => call(first, "GET", "/v1/releases/lease-r1"), (r) => r.body.release?.status === "paused" && r.body.release.weight === 20);
 
+      // Traffic: a filter connected to the follower reports there; the leader counts it (its analysis
+      // reads it), and /v1/traffic answers the same on both.
+      const report = create(TrafficReportSchema, {
+        instanceId: "svc-r-0/1/ab", nodeId: "svc-r-0", sequence: 1n, latencyBoundsMs: [10],
+        counters: [{ group: "replicas", lane: "canary", route: "canary", service: "svc-r", direction: Direction.INBOUND, source: DecisionSource.WEIGHT, statusClass: 2, requests: 12n, latencyBuckets: [12n, 0n], latencySumUs: 0n }],
+      });
+      const toFollower = new GraylaneClient(`127.0.0.1:${second.grpcPort}`);
+      try { await toFollower.report(report); } finally { toFollower.close(); }
+      await until("the leader counted the follower's report", () => first.traffic.totals("replicas").reduce((n, t) => n + t.requests, 0) === 12);
+      const canaryOn = async (cp: ControlPlane) => (await call(cp, "GET", "/v1/traffic?group=replicas&window=5m")).body.services.find((r: { lane: string }) => r.lane === "canary")?.requests;
+      expect(await canaryOn(first)).toBe(12);
+      expect(await canaryOn(second)).toBe(12);
+
       const at = performance.now();
       await first.close();
       await until("the other replica active", () => second.leader!.isLeader, 10_000);

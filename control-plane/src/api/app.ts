@@ -32,6 +32,8 @@ export interface ApiOptions {
   wasmPath?: string;
   /** Shared with the other parts of the server; /metrics serves all of it. */
   registry?: Registry;
+  /** Kubernetes replicas: where the traffic counters are complete (the active replica); a follower passes /v1/traffic there. */
+  trafficLeader?: () => LeaderRoute;
   /** Beside a Kubernetes store: what active releases lay over each group's lanes (shown with the spec). */
   overlays?: (group: string) => Record<string, { release: string; weight: number; match?: unknown[] }>;
   /** The engine behind /v1/releases; with replicas, where it leads (non-leaders forward writes). */
@@ -231,7 +233,14 @@ export function createApi(opts: ApiOptions): ApiApp {
     res.status(202).json({ requested: rules.requestReports?.() ?? 0 });
   });
 
-  app.get("/v1/traffic", (req, res) => {
+  app.get("/v1/traffic", async (req, res) => {
+    const route = opts.trafficLeader?.();
+    if (route && !route.self && route.url) {
+      const up = await fetch(route.url + req.originalUrl, { signal: AbortSignal.timeout(10_000) })
+        .catch((e: Error) => { throw fail(503, `the active replica at ${route.url} does not answer: ${e.message}`); });
+      res.status(up.status).type("application/json").send(await up.text());
+      return;
+    }
     const group = req.query.group;
     if (typeof group !== "string" || !group) throw fail(400, "the group query parameter is required", "/group");
     const w = req.query.window;

@@ -14,8 +14,10 @@ export interface KubeLeadershipOptions {
   now?: () => Date;
 }
 
+const GRPC_ANNOTATION = "graylane.io/grpc-address";
+
 interface Lease {
-  metadata: { name: string; namespace: string; resourceVersion?: string };
+  metadata: { name: string; namespace: string; resourceVersion?: string; annotations?: Record<string, string> };
   spec: { holderIdentity?: string; leaseDurationSeconds?: number; acquireTime?: string; renewTime?: string; leaseTransitions?: number };
 }
 
@@ -24,8 +26,10 @@ const micro = (d: Date) => d.toISOString().replace(/\.(\d{3})Z$/, ".$1000Z");
 
 export class KubeLeadership implements LeaderElection {
   private url = "";
+  private grpcAddress = "";
   private leading = false;
   private holder: string | undefined;
+  private holderGrpc: string | undefined;
   private lastRenew = 0;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
@@ -44,8 +48,9 @@ export class KubeLeadership implements LeaderElection {
     return this.opts.name ?? "graylane-control-plane";
   }
 
-  async start(url: string): Promise<void> {
+  async start(url: string, grpcAddress = ""): Promise<void> {
     this.url = url;
+    this.grpcAddress = grpcAddress;
     await this.step();
     this.timer = setInterval(() => { this.busy ??= this.step().finally(() => { this.busy = undefined; }); }, this.opts.retryMs ?? 2000);
   }
@@ -58,6 +63,10 @@ export class KubeLeadership implements LeaderElection {
     return this.leading ? { self: true } : { self: false, url: this.holder };
   }
 
+  grpcRoute(): string | undefined {
+    return this.leading ? undefined : this.holderGrpc;
+  }
+
   /** One round: create, renew or take over the Lease, or follow its holder. */
   private async step(): Promise<void> {
     if (this.closed) return;
@@ -66,7 +75,7 @@ export class KubeLeadership implements LeaderElection {
       const got = await this.client.request<Lease>("GET", `${this.path}/${this.name}`);
       if (got.status === 404) {
         const created = await this.client.request<Lease>("POST", this.path, {
-          apiVersion: "coordination.k8s.io/v1", kind: "Lease", metadata: { name: this.name, namespace: this.opts.namespace },
+          apiVersion: "coordination.k8s.io/v1", kind: "Lease", metadata: { name: this.name, namespace: this.opts.namespace, annotations: { [GRPC_ANNOTATION]: this.grpcAddress } },
           spec: { holderIdentity: this.url, leaseDurationSeconds: this.duration, acquireTime: micro(now), renewTime: micro(now), leaseTransitions: 0 },
         });
         if (created.status === 201) this.won(now);
@@ -79,6 +88,7 @@ export class KubeLeadership implements LeaderElection {
       const expired = !holder || renewed + (lease.spec.leaseDurationSeconds ?? this.duration) * 1000 < now.getTime();
       if (holder !== this.url && !expired) {
         this.holder = holder;
+        this.holderGrpc = lease.metadata.annotations?.[GRPC_ANNOTATION] || undefined;
         this.lost();
         return;
       }
@@ -86,7 +96,8 @@ export class KubeLeadership implements LeaderElection {
         ? { ...lease.spec, renewTime: micro(now), leaseDurationSeconds: this.duration }
         : { holderIdentity: this.url, leaseDurationSeconds: this.duration, acquireTime: micro(now), renewTime: micro(now), leaseTransitions: (lease.spec.leaseTransitions ?? 0) + 1 };
       // The resourceVersion makes the update a compare-and-swap: of two replicas taking over, one wins.
-      const put = await this.client.request<Lease>("PUT", `${this.path}/${this.name}`, { ...lease, spec });
+      const metadata = { ...lease.metadata, annotations: { ...lease.metadata.annotations, [GRPC_ANNOTATION]: this.grpcAddress } };
+      const put = await this.client.request<Lease>("PUT", `${this.path}/${this.name}`, { ...lease, metadata, spec });
       if (put.status === 200) this.won(now);
       else if (put.status === 409) this.lost();
       else throw new Error(`HTTP ${put.status}: ${(put.body as { message?: string })?.message}`);

@@ -9,8 +9,10 @@ export type LeaderRoute = { self: true } | { self: false; url?: string };
 export interface LeaderElection {
   readonly isLeader: boolean;
   route(): LeaderRoute;
-  /** Starts campaigning as this replica's REST URL. */
-  start(url: string): Promise<void>;
+  /** Starts campaigning as this replica's REST URL (and gRPC address, where followers forward traffic reports). */
+  start(url: string, grpcAddress?: string): Promise<void>;
+  /** The leader's gRPC address when another replica leads and says it (undefined: this one, or unknown). */
+  grpcRoute?(): string | undefined;
   close(): Promise<void>;
 }
 

@@ -12,6 +12,7 @@ import type { OverrideKey } from "../auth/override.js";
 import type { Tokens } from "../auth/tokens.js";
 import { Leadership, type LeaderElection } from "../replicas/leader.js";
 import { KubeLeadership } from "../replicas/kube-leader.js";
+import { TrafficForwarder } from "../replicas/traffic-forward.js";
 import { TrafficRelay } from "../replicas/traffic-relay.js";
 import { ReleaseEngine, type EngineOptions } from "../rollout/engine.js";
 import { ReleaseOverlayRules } from "../rollout/overlay.js";
@@ -123,8 +124,12 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     const etcd = side.etcd;
     const relay = etcd ? await TrafficRelay.start(etcd.client, etcd.prefix, traffic) : undefined;
     if (relay) closers.push(() => relay.close());
+    // Kubernetes replicas: a follower forwards its filters' reports to the active replica (bound below).
+    let elected: LeaderElection | undefined;
+    const forwarder = store instanceof KubernetesStore && opts.lease ? new TrafficForwarder(traffic, () => elected?.grpcRoute?.()) : undefined;
+    if (forwarder) closers.push(() => forwarder.close());
     const grpc = await startGrpcServer({
-      host, port: opts.grpcPort ?? DEFAULT_GRPC_PORT, rules, traffic: relay ?? traffic, registry,
+      host, port: opts.grpcPort ?? DEFAULT_GRPC_PORT, rules, traffic: relay ?? forwarder ?? traffic, registry,
       requiredFeatures: opts.requiredFeatures, overrideKey: opts.overrideKey, tls: opts.grpcTls,
       nodeAuth: new NodeAuth({ tokens: opts.nodeTokens, clientCertificates: !!opts.grpcTls?.clientCa }),
     });
@@ -161,11 +166,13 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     const leader = etcd ? new Leadership(etcd.client, etcd.prefix, hooks)
       : kube && opts.lease ? new KubeLeadership(kube, hooks, opts.lease) : undefined;
     if (leader) closers.push(() => leader.close());
+    elected = leader;
 
     const api = createApi({
       store, registry, wasmPath: opts.wasmPath, tokens: opts.tokens, rules: grpc, traffic,
       releases: { engine: releases, leader: leader && (() => leader.route()) }, overrideKey: opts.overrideKey, now: opts.now,
       overlays: overlay && ((group: string) => overlay.of(group)),
+      trafficLeader: forwarder && leader && (() => leader.route()),
     });
     closers.push(() => api.dispose());
     const http = await listenHttp(api, host, opts.port ?? DEFAULT_PORT, opts.tls);
@@ -174,7 +181,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     const webhook = opts.webhook && await listenHttp(admissionHandler(restValidators(store, releases)), host, opts.webhook.port, opts.webhook);
     if (webhook) closers.push(() => webhook.close());
     // Replicas advertise their REST URL to each other: a non-leader forwards release writes there.
-    if (leader) await leader.start(http.url);
+    if (leader) await leader.start(http.url, `${host.includes(":") ? `[${host}]` : host}:${grpc.port}`);
     else activate();
 
     let closing: Promise<void> | undefined;
