@@ -34,6 +34,7 @@ let cp: ControlPlane;
 let subscriber: ReturnType<typeof ackingSubscriber>;
 const got = { at: (i: number) => subscriber.got.at(i) };
 const LG = "/apis/graylane.io/v1alpha1/lanegroups";
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const NS = "/apis/networking.istio.io/v1/namespaces/default";
 const WP = "/apis/extensions.istio.io/v1alpha1/namespaces/default/wasmplugins";
 
@@ -237,7 +238,8 @@ describe("graylane serve --mesh-controller", () => {
 describe("several replicas: one active, by a coordination.k8s.io Lease", () => {
   it("one replica holds the Lease and runs releases, the other forwards to it; when it stops, the other takes over", async () => {
     const lease = { namespace: "graylane-system", leaseDurationSeconds: 2, retryMs: 200 };
-    const opts = { port: 0, grpcPort: 0, store: `kubernetes:${kubeconfig}`, lease, rollout: { tickMs: 20, reportSettleMs: 0 } };
+    const meshController = { mesh: { wasm: { url: "oci://registry.example.com/graylane/filter:0.1.0" }, gateway: false as const }, resyncMs: 500, log: () => {} };
+    const opts = { port: 0, grpcPort: 0, store: `kubernetes:${kubeconfig}`, lease, rollout: { tickMs: 20, reportSettleMs: 0 }, meshController };
     const a = await startControlPlane(opts);
     const b = await startControlPlane(opts);
     try {
@@ -268,6 +270,21 @@ describe("several replicas: one active, by a coordination.k8s.io Lease", () => {
       const canaryOn = async (cp: ControlPlane) => (await call(cp, "GET", "/v1/traffic?group=replicas&window=5m")).body.services.find((r: { lane: string }) => r.lane === "canary")?.requests;
       expect(await canaryOn(first)).toBe(12);
       expect(await canaryOn(second)).toBe(12);
+
+      // Discovery runs on every replica: a filter on the follower gets the discovered lane too; the
+      // revision is recorded once, by the active replica.
+      expect((await call(second, "PUT", "/v1/lanegroups/replicas", { services: [{ name: "svc-r" }], autoLanes: true, lanes: [{ name: "canary" }] })).status).toBe(200);
+      const onFollower = ackingSubscriber(second.grpcPort, "svc-r-follower");
+      try {
+        expect((await kube.request("POST", DEPLOY, deployment("svc-r-canary", { app: "svc-r", "graylane.io/lane": "canary" }))).status).toBe(201);
+        await setAvailable("svc-r-canary", 1);
+        await until("the follower's subscriber has svc-r in canary", () => onFollower.got.at(-1)?.ruleSet?.groups.find((g) => g.name === "replicas")?.lanes.find((l) => l.name === "canary")?.services.includes("svc-r"));
+        await until("one discover revision", async () => (await call(second, "GET", "/v1/revisions?limit=3")).body.revisions.filter((r: { op: string }) => r.op === "discover").length === 1);
+        await sleep(300);
+        expect((await call(first, "GET", "/v1/revisions?limit=3")).body.revisions.filter((r: { op: string }) => r.op === "discover")).toHaveLength(1);
+      } finally {
+        onFollower.close();
+      }
 
       const at = performance.now();
       await first.close();

@@ -173,6 +173,18 @@ describe("TrafficIngest: cumulative reports to exact totals", () => {
     db.close();
   });
 
+  it("baselineUnknownInstances: a later report of an instance never seen here sets its starting point; its first report counts", () => {
+    const db = new Database(dbFile());
+    const ingest = new TrafficIngest({ db, baselineUnknownInstances: true });
+    // A filter that reported to another replica for a while: its history is not this minute's traffic.
+    expect(ingest.report(report("old-filter", 40, [{ lane: "base", service: "mocka", requests: 5000 }]))).toMatchObject({ accepted: true, counters: 0 });
+    expect(ingest.report(report("old-filter", 41, [{ lane: "base", service: "mocka", requests: 5012 }]))).toMatchObject({ accepted: true });
+    // A filter that starts now: its first report is counted whole.
+    expect(ingest.report(report("new-filter", 1, [{ lane: "base", service: "mocka", requests: 7 }]))).toMatchObject({ accepted: true });
+    expect(byKey(ingest)).toEqual({ "mocka/base/2": 12 + 7 });
+    db.close();
+  });
+
   it("random delivery (drops, duplicates, reordering, restarts of both sides) gives exact totals", () => {
     let seed = 42;
     const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);

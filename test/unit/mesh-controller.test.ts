@@ -26,11 +26,16 @@ describe("workload discovery", () => {
       wl("mocka-v1", { app: "mocka" }),
       wl("mocka-v1-canary", { app: "mocka", ASM_TRAFFIC_TAG: "canary" }),
       wl("mockb-canary-rs", { app: "mockb", ASM_TRAFFIC_TAG: "canary" }, 0, "ReplicaSet"), // not available yet
-      wl("mockc-blue", { app: "mockc", "graylane.io/lane": "blue" }, 2, "ReplicaSet"),
+      { ...wl("mockc-blue", { app: "mockc", "graylane.io/lane": "blue" }, 2, "ReplicaSet"), namespace: "shop" }, // mockc's hosts say shop
       wl("other-canary", { app: "other", ASM_TRAFFIC_TAG: "canary" }), // not a service of the group
       wl("mockb-wrongkey", { app: "mockb", "graylane.io/lane": "canary" }), // canary's labels are ASM_TRAFFIC_TAG
+      { ...wl("mocka-staging-canary", { app: "mocka", ASM_TRAFFIC_TAG: "canary" }), namespace: "staging" }, // another namespace's mocka
+      { ...wl("mockb-staging-canary", { app: "mockb", ASM_TRAFFIC_TAG: "canary" }), namespace: "staging" },
     ];
     expect(discoverLanes(seed004, workloads)).toEqual({ canary: ["mocka"], blue: ["mockc"] });
+    // mockc's hosts put it in namespace shop: its workloads count there only.
+    expect(discoverLanes(seed004, [wl("c-blue", { app: "mockc", "graylane.io/lane": "blue" })])).toEqual({});
+    expect(discoverLanes(seed004, [wl("b", { app: "mockb", ASM_TRAFFIC_TAG: "canary" })], "staging")).toEqual({});
     expect(discoverLanes({ ...seed004, autoLanes: false }, workloads)).toEqual({});
     expect(discoverLanes(group({ autoLanes: true, serviceLabelKey: "svc", laneLabelKey: "track", lanes: [{ name: "blue" }] }), [wl("x", { svc: "mockb", track: "blue" })])).toEqual({ blue: ["mockb"] });
   });

@@ -236,7 +236,8 @@ export function createApi(opts: ApiOptions): ApiApp {
   app.get("/v1/traffic", async (req, res) => {
     const route = opts.trafficLeader?.();
     if (route && !route.self && route.url) {
-      const up = await fetch(route.url + req.originalUrl, { signal: AbortSignal.timeout(10_000) })
+      const auth = req.get("authorization");
+      const up = await fetch(route.url + req.originalUrl, { headers: auth ? { authorization: auth } : {}, signal: AbortSignal.timeout(10_000) })
         .catch((e: Error) => { throw fail(503, `the active replica at ${route.url} does not answer: ${e.message}`); });
       res.status(up.status).type("application/json").send(await up.text());
       return;

@@ -5,7 +5,9 @@
 import type { LaneGroup } from "../model/lanegroup.js";
 import { istioObjects, type IstioObject, type IstioOptions } from "../mesh/istio.js";
 import { gatewayApiObjects, type KubeObject } from "../mesh/gateway-api.js";
-import { DEFAULT_LANE_LABEL_KEY, DEFAULT_SERVICE_LABEL_KEY } from "./workloads.js";
+import { DEFAULT_LANE_LABEL_KEY, DEFAULT_SERVICE_LABEL_KEY, serviceNamespace } from "./workloads.js";
+
+export { serviceNamespace };
 
 export const MANAGED_BY = { key: "app.kubernetes.io/managed-by", value: "graylane" } as const;
 export const GROUP_LABEL = "graylane.io/group";
@@ -38,14 +40,6 @@ export type MeshOptions = Omit<IstioOptions, "namespace" | "services" | "laneLab
   targetPort?: number;
 };
 
-/** The namespace of a group's service: from a host `NAME.NS[.svc[.DOMAIN]]`, else the default. */
-export function serviceNamespace(service: { name: string; hosts: string[] }, fallback: string): string {
-  for (const h of service.hosts) {
-    const parts = h.toLowerCase().split(".");
-    if (parts.length >= 2 && parts[0] === service.name && (parts.length === 2 || parts[2] === "svc")) return parts[1]!;
-  }
-  return fallback;
-}
 
 /** Identity of an object in the cluster. */
 export const objectKey = (o: { apiVersion: string; kind: string; metadata?: { namespace?: string; name?: string } }): string =>

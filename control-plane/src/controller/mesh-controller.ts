@@ -18,14 +18,13 @@ import { API_GROUP, API_VERSION, LANE_GROUP } from "../store/kube-resources.js";
 import { desiredObjects, GROUP_LABEL, kindPath, MANAGED_BY, MANAGED_KINDS, objectKey, ownedBy, toApply, type MeshObject, type MeshOptions } from "./desired.js";
 import type { DiscoveredRules } from "./discovered-rules.js";
 import { KubeClient } from "./kube-client.js";
-import { discoverLanes, withDiscovered, workloadOf, type Workload } from "./workloads.js";
-import { diff } from "../store/diff.js";
-import type { Store } from "../store/types.js";
+import { discoveredText, type WorkloadDiscovery } from "./discovery.js";
+
+export { discoveredText };
 
 export const CONTROLLER_FIELD_MANAGER = "graylane-controller";
 export const FINALIZER = "graylane.io/mesh-objects";
 const LG_PATH = `/apis/${API_GROUP}/${API_VERSION}/${LANE_GROUP.plural}`;
-const WORKLOAD_KINDS = [{ kind: "Deployment", plural: "deployments" }, { kind: "ReplicaSet", plural: "replicasets" }] as const;
 
 export interface MeshControllerOptions {
   mesh: MeshOptions;
@@ -37,11 +36,6 @@ export interface MeshControllerOptions {
 interface LaneGroupObject {
   metadata: { name: string; resourceVersion?: string; deletionTimestamp?: string; finalizers?: string[] };
   status?: { discovered?: string };
-}
-
-/** "canary: mocka, mockc; blue: mockb" ("" when nothing was discovered). */
-export function discoveredText(m: Record<string, string[]>): string {
-  return Object.entries(m).sort(([a], [b]) => (a < b ? -1 : 1)).map(([lane, s]) => `${lane}: ${s.join(", ")}`).join("; ");
 }
 
 export class MeshController {
@@ -60,15 +54,15 @@ export class MeshController {
   passes = 0;
   lastError: string | undefined;
 
-  constructor(private readonly kc: KubeConfig, private readonly store: RuleSource & Pick<Store, "recordDiscovery">, private readonly rules: DiscoveredRules, private readonly opts: MeshControllerOptions) {
+  constructor(private readonly kc: KubeConfig, private readonly store: RuleSource, private readonly rules: DiscoveredRules,
+    private readonly discovery: WorkloadDiscovery, private readonly opts: MeshControllerOptions) {
     this.client = new KubeClient(kc);
     this.log = opts.log ?? ((line) => console.error(`graylane mesh controller: ${line}`));
-    this.unsubscribe = store.onChange(() => this.kick());
+    // A spec or a discovery change (DiscoveredRules hears both) is a reason for a pass.
+    this.unsubscribe = rules.onChange(() => this.kick());
   }
 
   start(): void {
-    // A workload change reaches the RuleSet first (discovery alone: two lists), then the objects.
-    for (const w of WORKLOAD_KINDS) this.watch(`/apis/apps/v1/${w.plural}`, () => { this.discoverSoon(); this.kick(); });
     this.watch(LG_PATH, () => this.kick());
     this.timer = setInterval(() => this.kick(), this.opts.resyncMs ?? 30_000);
     this.kick();
@@ -100,40 +94,7 @@ export class MeshController {
     clearInterval(this.timer);
     clearTimeout(this.pending);
     for (const a of this.aborts) a.abort();
-    await Promise.all([this.running, this.discovering]);
-  }
-
-  private discovering: Promise<void> | undefined;
-  private discoverAgain = false;
-
-  /** Runs discovery now (coalesced like passes), so the RuleSet does not wait for a pass's applies. */
-  private discoverSoon(): void {
-    if (this.closed) return;
-    if (this.discovering) { this.discoverAgain = true; return; }
-    this.discovering = this.discover().catch((e: Error) => this.log(`discovery failed: ${e.message}`)).finally(() => {
-      this.discovering = undefined;
-      if (this.discoverAgain) { this.discoverAgain = false; this.discoverSoon(); }
-    });
-  }
-
-  /** Lists the workloads and hands the lanes they give to the RuleSet. */
-  private async discover(): Promise<void> {
-    const workloads: Workload[] = [];
-    for (const w of WORKLOAD_KINDS) {
-      const list = await this.client.expect<{ items: unknown[] }>([200], "GET", `/apis/apps/v1/${w.plural}`);
-      for (const item of list.body.items) workloads.push(workloadOf(w.kind, item as never));
-    }
-    const specGroups = this.store.current().groups;
-    const found = new Map(specGroups.map((g) => [g.name, discoverLanes(g, workloads)]));
-    const had = new Map(specGroups.map((g) => [g.name, this.rules.membership(g.name)]));
-    if (!this.rules.setDiscovered(found)) return;
-    this.log(`discovered: ${specGroups.map((g) => `${g.name} {${discoveredText(found.get(g.name)!)}}`).join(" ")}`);
-    // Each change of what a group's filters get is a revision (actor `controller`): the log says
-    // when a canary's workload put its service into the lane, and when it left.
-    for (const g of specGroups) {
-      const patch = diff(withDiscovered(g, had.get(g.name) ?? {}), withDiscovered(g, found.get(g.name) ?? {}));
-      if (patch.length) await this.store.recordDiscovery?.(g.name, patch, "controller");
-    }
+    await this.running;
   }
 
   private watch(path: string, onEvent: () => void): void {
@@ -143,7 +104,8 @@ export class MeshController {
       try {
         // Any event is a reason to look again; the pass lists what it needs.
         const abort = await w.watch(path, {}, onEvent, () => { if (!this.closed) setTimeout(() => void start(), 1000); });
-        this.aborts.push(abort);
+        if (this.closed) abort.abort();
+        else this.aborts.push(abort);
       } catch {
         if (!this.closed) setTimeout(() => void start(), 1000);
       }
@@ -166,7 +128,7 @@ export class MeshController {
   private async reconcile(): Promise<void> {
     const c = this.client;
     // Discovery first, so the objects and the RuleSet of this pass agree.
-    await this.discover();
+    await this.discovery.refresh();
     const specGroups = this.store.current().groups;
     const groups = this.rules.current().groups;
 

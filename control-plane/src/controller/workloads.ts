@@ -33,6 +33,15 @@ export function workloadOf(kind: Workload["kind"], obj: {
   };
 }
 
+/** The namespace of a group's service: from a host `NAME.NS[.svc[.DOMAIN]]`, else the default. */
+export function serviceNamespace(service: { name: string; hosts: string[] }, fallback: string): string {
+  for (const h of service.hosts) {
+    const parts = h.toLowerCase().split(".");
+    if (parts.length >= 2 && parts[0] === service.name && (parts.length === 2 || parts[2] === "svc")) return parts[1]!;
+  }
+  return fallback;
+}
+
 /** The pod labels of a lane's instances: the lane's `labels`, else {laneLabelKey: lane}. */
 export function laneSelector(g: LaneGroup, lane: string): Record<string, string> {
   const l = g.lanes.find((x) => x.name === lane);
@@ -41,19 +50,21 @@ export function laneSelector(g: LaneGroup, lane: string): Record<string, string>
 
 /**
  * Per lane of `g` (not base), the group's services that have an available workload in that lane,
- * sorted; lanes with none are absent. Empty unless the group has autoLanes.
+ * in the service's own namespace (`defaultNamespace` when its hosts name none), sorted; lanes with
+ * none are absent. Empty unless the group has autoLanes.
  */
-export function discoverLanes(g: LaneGroup, workloads: Iterable<Workload>): Record<string, string[]> {
+export function discoverLanes(g: LaneGroup, workloads: Iterable<Workload>, defaultNamespace = "default"): Record<string, string[]> {
   if (!g.autoLanes) return {};
   const serviceKey = g.serviceLabelKey ?? DEFAULT_SERVICE_LABEL_KEY;
-  const services = new Set(g.services.map((s) => s.name));
+  const namespaces = new Map(g.services.map((s) => [s.name, serviceNamespace(s, defaultNamespace)]));
   const out: Record<string, Set<string>> = {};
   const available = [...workloads].filter((w) => w.available > 0);
   for (const lane of g.lanes) {
     const selector = laneSelector(g, lane.name);
     for (const w of available) {
       const service = w.labels[serviceKey];
-      if (service === undefined || !services.has(service)) continue;
+      // A workload of another namespace is another service that happens to share the name.
+      if (service === undefined || namespaces.get(service) !== w.namespace) continue;
       if (!Object.entries(selector).every(([k, v]) => w.labels[k] === v)) continue;
       (out[lane.name] ??= new Set()).add(service);
     }

@@ -38,7 +38,7 @@ export class KubeLeadership implements LeaderElection {
   private readonly duration: number;
   private readonly now: () => Date;
 
-  constructor(private readonly client: KubeClient, private readonly hooks: { onElected(): void; onDemoted(): void }, private readonly opts: KubeLeadershipOptions) {
+  constructor(private readonly client: KubeClient, private readonly hooks: { onElected(): void; onDemoted(): void | Promise<void> }, private readonly opts: KubeLeadershipOptions) {
     this.path = `/apis/coordination.k8s.io/v1/namespaces/${opts.namespace}/leases`;
     this.duration = opts.leaseDurationSeconds ?? 15;
     this.now = opts.now ?? (() => new Date());
@@ -117,10 +117,10 @@ export class KubeLeadership implements LeaderElection {
     }
   }
 
-  private lost(): void {
+  private lost(): void | Promise<void> {
     if (!this.leading) return;
     this.leading = false;
-    this.hooks.onDemoted();
+    return this.hooks.onDemoted();
   }
 
   async close(): Promise<void> {
@@ -128,7 +128,8 @@ export class KubeLeadership implements LeaderElection {
     clearInterval(this.timer);
     await this.busy;
     if (!this.leading) return;
-    this.lost();
+    // What this replica ran as the active one stops first: the next holder must not overlap it.
+    await this.lost();
     // Hand over at once: an empty holder is free to take (as client-go's ReleaseOnCancel does).
     const got = await this.client.request<Lease>("GET", `${this.path}/${this.name}`).catch(() => undefined);
     if (got?.status === 200 && got.body.spec.holderIdentity === this.url) {

@@ -15,6 +15,7 @@ import type { LaneGroup } from "../model/lanegroup.js";
 import type { TrafficTotal } from "../traffic/ingest.js";
 import { between, judge, prometheusValue, snapshot, type ExternalValues } from "./analysis.js";
 import { refusal, type Operation } from "./operations.js";
+import { overlaysOf, withOverlays } from "./overlay.js";
 import type { ReleaseStore } from "./release-store.js";
 import { describeStep, parseRelease, stepAnalysis, type AnalysisSpec, type ConfirmHook, type ReleaseSpec } from "./spec.js";
 import { parseDuration } from "../model/duration.js";
@@ -143,7 +144,7 @@ export class ReleaseEngine {
     }
     const busy = this.opts.releases.list({ group: spec.group, status: [...ACTIVE] }).find((r) => r.lane === spec.lane && r.name !== existing);
     if (busy) return new ReleaseError(409, [{ path: "/lane", message: `release ${busy.name} is ${busy.status} on lane ${spec.lane} of ${spec.group}: abort or finish it first` }]);
-    const errors = this.simulate(stored.lanegroup, spec.lane, spec.steps);
+    const errors = this.simulate(this.withOtherOverlays(stored.lanegroup, spec.name), spec.lane, spec.steps);
     return errors.length ? new ReleaseError(400, errors) : undefined;
   }
 
@@ -461,6 +462,13 @@ export class ReleaseEngine {
     return this.opts.laneSettings === "overlay";
   }
 
+  /** In overlay mode: the group as the other active releases (not `except`) leave it. */
+  private withOtherOverlays(group: LaneGroup, except: string): LaneGroup {
+    if (!this.overlay) return group;
+    const others = this.opts.releases.list({ group: group.name, status: [...ACTIVE] }).filter((x) => x.name !== except);
+    return withOverlays(group, overlaysOf(others).get(group.name));
+  }
+
   /**
    * Writes the lane's weight and/or match as a new revision (none when nothing changes); in overlay
    * mode into the release (saved with it), checked against the spec as a revision would be.
@@ -473,7 +481,9 @@ export class ReleaseEngine {
     if (this.overlay) {
       const weight = to.weight ?? r.weight;
       const match = (to.match ?? r.laneMatch ?? lane.match) as LaneGroup["lanes"][number]["match"];
-      const v = this.opts.store.validate({ ...stored.lanegroup, lanes: stored.lanegroup.lanes.map((l) => (l.name === r.lane ? { ...l, weight, match } : l)) });
+      // Checked with the other active releases' overlays in place: together they must still be a valid group.
+      const others = this.withOtherOverlays(stored.lanegroup, r.name);
+      const v = this.opts.store.validate({ ...others, lanes: others.lanes.map((l) => (l.name === r.lane ? { ...l, weight, match } : l)) });
       if (!v.ok) throw new ReleaseError(409, v.errors);
       r.weight = weight;
       r.laneMatch = match;

@@ -20,6 +20,7 @@ import { KubeReleaseStore } from "../replicas/kube-release-store.js";
 import { DEFAULT_STORE, KubernetesStore, openStore, type Store } from "../store/index.js";
 import { DiscoveredRules } from "../controller/discovered-rules.js";
 import { MeshController, type MeshControllerOptions } from "../controller/mesh-controller.js";
+import { WorkloadDiscovery } from "../controller/discovery.js";
 import { KubeClient } from "../controller/kube-client.js";
 import { SyncedStatus } from "../controller/synced.js";
 import { TrafficIngest } from "../traffic/index.js";
@@ -120,7 +121,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     const overlay = store instanceof KubernetesStore ? new ReleaseOverlayRules(discovered ?? store, side.releases) : undefined;
     if (overlay) closers.push(() => overlay.close());
     const rules = overlay ?? discovered ?? store;
-    const traffic = new TrafficIngest({ db: side.db, rules, now: opts.now });
+    const traffic = new TrafficIngest({ db: side.db, rules, now: opts.now, baselineUnknownInstances: store instanceof KubernetesStore && !!opts.lease });
     const etcd = side.etcd;
     const relay = etcd ? await TrafficRelay.start(etcd.client, etcd.prefix, traffic) : undefined;
     if (relay) closers.push(() => relay.close());
@@ -147,11 +148,16 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     const kube = store instanceof KubernetesStore ? new KubeClient(store.kubeConfig) : undefined;
     const synced = kube && new SyncedStatus(kube, store, grpc);
     let meshController: MeshController | undefined;
+    // Discovery only reads, and every replica serves rule streams: it runs on each of them.
+    const discovery = opts.meshController && store instanceof KubernetesStore && discovered
+      ? new WorkloadDiscovery(store.kubeConfig, store, discovered, { defaultNamespace: opts.meshController.mesh.namespace, isActive: () => !elected || elected.isLeader, log: opts.meshController.log })
+      : undefined;
+    if (discovery) closers.push(() => discovery.close());
     const activate = () => {
       releases.start();
       synced?.start();
-      if (opts.meshController && store instanceof KubernetesStore && discovered) {
-        meshController = new MeshController(store.kubeConfig, store, discovered, opts.meshController);
+      if (opts.meshController && store instanceof KubernetesStore && discovered && discovery) {
+        meshController = new MeshController(store.kubeConfig, store, discovered, discovery, opts.meshController);
         meshController.start();
       }
     };
@@ -162,11 +168,12 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
       await Promise.all([releases.stop(), c?.close()]);
     };
     closers.push(deactivate);
-    const hooks = { onElected: activate, onDemoted: () => void deactivate() };
+    const hooks = { onElected: activate, onDemoted: () => deactivate() };
     const leader = etcd ? new Leadership(etcd.client, etcd.prefix, hooks)
       : kube && opts.lease ? new KubeLeadership(kube, hooks, opts.lease) : undefined;
     if (leader) closers.push(() => leader.close());
     elected = leader;
+    discovery?.start();
 
     const api = createApi({
       store, registry, wasmPath: opts.wasmPath, tokens: opts.tokens, rules: grpc, traffic,

@@ -536,6 +536,9 @@ export class KubernetesStore implements Store {
     for (let k = this.latest; k > n; k--) {
       const r = this.revs.get(k);
       if (!r) break;
+      // A discovery changed no content (and its `before` may be older than a revision recorded
+      // while it retried): nothing to undo.
+      if (r.op === "discover") continue;
       for (const c of [...r.changes].reverse()) {
         if (c.before) state.set(c.group, { name: c.group, revision: c.beforeRevision, lanegroup: c.before as LaneGroup });
         else state.delete(c.group);

@@ -29,6 +29,13 @@ export interface TrafficIngestOptions {
   rollupRetentionMs?: number;
   /** Per-instance last values unseen for this long are forgotten (default 7 days). */
   instanceTtlMs?: number;
+  /**
+   * A report from an instance never seen here, other than its first (sequence > 1), sets the
+   * instance's starting point and counts nothing: Kubernetes replicas, where the replica that
+   * becomes active has not seen the filters that reported to another one, whose cumulative history
+   * would otherwise land in the minute of the failover.
+   */
+  baselineUnknownInstances?: boolean;
 }
 
 export type ReportResult =
@@ -84,9 +91,14 @@ export class TrafficIngest implements TrafficSource {
     const bounds = r.latencyBoundsMs.map(Number);
     const bk = boundsKey(bounds);
     const seq = Number(r.sequence);
-    const verdict = sequenceVerdict(seq, this.tables.lastSequence(r.instanceId));
+    const last = this.tables.lastSequence(r.instanceId);
+    const verdict = sequenceVerdict(seq, last);
     if (verdict !== "new") return { result: { accepted: false, sequence: r.sequence, reason: verdict }, deltas: [], bounds };
     this.tables.saveInstance(r.instanceId, r.nodeId, seq, now);
+    if (last === undefined && seq > 1 && this.opts.baselineUnknownInstances) {
+      for (const [k, cur] of reportCounters(r)) this.tables.saveLastCounts(r.instanceId, k, { ...cur.counts, boundsKey: bk });
+      return { result: { accepted: true, sequence: r.sequence, counters: 0 }, deltas: [], bounds };
+    }
 
     const minute = Math.floor(now / MINUTE);
     const deltas: Delta[] = [];
