@@ -413,7 +413,8 @@ describe("Gateway API routes", () => {
       expect(svc.spec.selector).toEqual({ app: "shop", "graylane.io/lane": "blue" });
       expect(svc.spec.ports[0]).toMatchObject({ port: 80, targetPort: 8080 });
       expect((await kube.request("DELETE", `${LG}/gw`)).status).toBe(200);
-      await untilOk("the routes and lane Services gone", () => kube.request("GET", `${SVC}?labelSelector=graylane.io%2Fgroup%3Dgw`), (r) => r.body.items.length === 0);
+      // Pruned routes first, then the Services they routed to.
+      await untilOk("the lane Services gone", () => kube.request("GET", `${SVC}?labelSelector=graylane.io%2Fgroup%3Dgw`), (r) => r.body.items.length === 0);
       expect((await kube.request("GET", `${HR}/graylane-shop`)).status).toBe(404);
     } finally {
       await server.close();

@@ -12,13 +12,13 @@ export { serviceNamespace };
 export const MANAGED_BY = { key: "app.kubernetes.io/managed-by", value: "graylane" } as const;
 export const GROUP_LABEL = "graylane.io/group";
 
-/** The object kinds the controller manages: apiVersion, kind and plural. */
+/** The object kinds the controller manages: apiVersion, kind and plural, in pruning order (routes before what they route to). */
 export const MANAGED_KINDS = [
   { apiVersion: "extensions.istio.io/v1alpha1", kind: "WasmPlugin", plural: "wasmplugins" },
-  { apiVersion: "networking.istio.io/v1", kind: "DestinationRule", plural: "destinationrules" },
   { apiVersion: "networking.istio.io/v1", kind: "VirtualService", plural: "virtualservices" },
-  { apiVersion: "v1", kind: "Service", plural: "services" },
+  { apiVersion: "networking.istio.io/v1", kind: "DestinationRule", plural: "destinationrules" },
   { apiVersion: "gateway.networking.k8s.io/v1", kind: "HTTPRoute", plural: "httproutes" },
+  { apiVersion: "v1", kind: "Service", plural: "services" },
 ] as const;
 
 /** The API path of a kind (core v1 under /api), in a namespace or across all of them. */
