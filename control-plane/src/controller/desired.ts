@@ -3,14 +3,11 @@
 // `app.kubernetes.io/managed-by: graylane` and `graylane.io/group: <group>`; plus the ingress
 // gateway's WasmPlugin, shared by every group (no group label), while any group exists.
 import type { LaneGroup } from "../model/lanegroup.js";
-import { istioObjects, type IstioObject, type IstioOptions } from "../mesh/istio.js";
+import { GROUP_LABEL, initialRuleSet, istioObjects, MANAGED_BY, type IstioObject, type IstioOptions } from "../mesh/istio.js";
 import { gatewayApiObjects, type KubeObject } from "../mesh/gateway-api.js";
-import { DEFAULT_LANE_LABEL_KEY, DEFAULT_SERVICE_LABEL_KEY, serviceNamespace } from "./workloads.js";
+import { labellingOf, serviceNamespace } from "./workloads.js";
 
-export { serviceNamespace };
-
-export const MANAGED_BY = { key: "app.kubernetes.io/managed-by", value: "graylane" } as const;
-export const GROUP_LABEL = "graylane.io/group";
+export { MANAGED_BY, serviceNamespace };
 
 /** The object kinds the controller manages: apiVersion, kind and plural, in pruning order (routes before what they route to). */
 export const MANAGED_KINDS = [
@@ -30,7 +27,7 @@ export function kindPath(apiVersion: string, plural: string, namespace?: string)
 /** A managed object: Istio's, or a lane Service / HTTPRoute of the Gateway API routes. */
 export type MeshObject = IstioObject | KubeObject;
 
-export type MeshOptions = Omit<IstioOptions, "namespace" | "services" | "laneLabelKey" | "laneLabels" | "workloadLabel" | "ruleSetGroups"> & {
+export type MeshOptions = Omit<IstioOptions, "namespace" | "services" | "laneLabelKey" | "laneLabels" | "workloadLabel" | "ruleSetGroups" | "initialRuleSet"> & {
   /** Namespace of a service whose hosts name none (`svc.NS.svc.cluster.local`, `svc.NS`); default "default". */
   namespace?: string;
   /** How lanes are routed: Istio DestinationRules and VirtualServices (default), or Gateway API lane Services and HTTPRoutes. */
@@ -52,16 +49,17 @@ export const objectKey = (o: { apiVersion: string; kind: string; metadata?: { na
 export function desiredObjects(groups: LaneGroup[], o: MeshOptions): Map<string, MeshObject> {
   const out = new Map<string, MeshObject>();
   const fallback = o.namespace ?? "default";
+  // Compiled once: every WasmPlugin of every group and namespace carries the same one.
+  const ruleSet = initialRuleSet(groups);
   for (const g of groups) {
     const byNamespace = new Map<string, string[]>();
     for (const s of g.services) {
       const ns = serviceNamespace(s, fallback);
       byNamespace.set(ns, [...(byNamespace.get(ns) ?? []), s.name]);
     }
-    const laneLabels = Object.fromEntries(g.lanes.filter((l) => l.labels).map((l) => [l.name, l.labels!]));
+    const labelling = labellingOf(g);
     for (const [namespace, services] of byNamespace) {
-      const labelling = { laneLabelKey: g.laneLabelKey ?? DEFAULT_LANE_LABEL_KEY, laneLabels, workloadLabel: g.serviceLabelKey ?? DEFAULT_SERVICE_LABEL_KEY };
-      const istio = istioObjects([g], { ...o, namespace, services, ruleSetGroups: groups, ...labelling });
+      const istio = istioObjects([g], { ...o, namespace, services, initialRuleSet: ruleSet, ...labelling });
       const objects: MeshObject[] = o.routes === "gateway-api"
         ? [...istio.filter((x) => x.kind === "WasmPlugin"), ...gatewayApiObjects([g], {
           namespace, services, ...labelling, port: o.port, targetPort: o.targetPort,
@@ -87,8 +85,7 @@ export function toApply(want: MeshObject, live: { spec?: { pluginConfig?: { rule
   return { ...wp, spec: { ...wp.spec, pluginConfig: { ...wp.spec.pluginConfig, ruleSet: kept } } };
 }
 
-/** Whether a live object is one the controller owns for group `group` (undefined: the shared gateway plugin). */
-export function ownedBy(live: { metadata?: { labels?: Record<string, string> } }): { managed: boolean; group?: string } {
-  const labels = live.metadata?.labels ?? {};
-  return { managed: labels[MANAGED_BY.key] === MANAGED_BY.value, group: labels[GROUP_LABEL] };
+/** The lane group a managed object belongs to (undefined: the shared gateway plugin). */
+export function ownerGroup(live: { metadata?: { labels?: Record<string, string> } }): string | undefined {
+  return live.metadata?.labels?.[GROUP_LABEL];
 }

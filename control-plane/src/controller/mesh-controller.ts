@@ -15,7 +15,7 @@
 import { Watch, type KubeConfig } from "@kubernetes/client-node";
 import type { RuleSource } from "../contracts.js";
 import { API_GROUP, API_VERSION, LANE_GROUP } from "../store/kube-resources.js";
-import { desiredObjects, GROUP_LABEL, kindPath, MANAGED_BY, MANAGED_KINDS, objectKey, ownedBy, toApply, type MeshObject, type MeshOptions } from "./desired.js";
+import { desiredObjects, kindPath, MANAGED_BY, MANAGED_KINDS, objectKey, ownerGroup, toApply, type MeshObject, type MeshOptions } from "./desired.js";
 import type { DiscoveredRules } from "./discovered-rules.js";
 import { KubeClient } from "./kube-client.js";
 import { discoveredText, type WorkloadDiscovery } from "./discovery.js";
@@ -159,7 +159,7 @@ export class MeshController {
       for (const live of list.body.items) {
         const key = objectKey({ ...live, kind: k.kind });
         if (want.has(key)) continue;
-        const owner = ownedBy(live).group;
+        const owner = ownerGroup(live);
         const deleted = await c.request("DELETE", `${kindPath(k.apiVersion, k.plural, live.metadata?.namespace)}/${live.metadata?.name}`);
         if (deleted.status >= 300 && deleted.status !== 404) { if (owner) remaining.add(owner); continue; }
         this.log(`deleted ${key}${owner ? ` (lane group ${owner})` : ""}`);
@@ -200,4 +200,3 @@ export class MeshController {
   }
 }
 
-export { GROUP_LABEL };

@@ -4,9 +4,18 @@
 // A lane's workloads are those whose pod template carries the lane's labels (`labels` of the lane,
 // else `{laneLabelKey: lane}`), and the service is the pod template's `serviceLabelKey` label.
 import type { LaneGroup } from "../model/lanegroup.js";
+import { DEFAULT_LANE_LABEL_KEY, laneLabels } from "../mesh/istio.js";
 
-export const DEFAULT_LANE_LABEL_KEY = "graylane.io/lane";
 export const DEFAULT_SERVICE_LABEL_KEY = "app";
+
+/** How a group's pods are labelled (its fields with their defaults), as the mesh generators take it. */
+export function labellingOf(g: LaneGroup): { laneLabelKey: string; laneLabels: Record<string, Record<string, string>>; workloadLabel: string } {
+  return {
+    laneLabelKey: g.laneLabelKey ?? DEFAULT_LANE_LABEL_KEY,
+    laneLabels: Object.fromEntries(g.lanes.filter((l) => l.labels).map((l) => [l.name, l.labels!])),
+    workloadLabel: g.serviceLabelKey ?? DEFAULT_SERVICE_LABEL_KEY,
+  };
+}
 
 export interface Workload {
   kind: "Deployment" | "ReplicaSet";
@@ -42,12 +51,6 @@ export function serviceNamespace(service: { name: string; hosts: string[] }, fal
   return fallback;
 }
 
-/** The pod labels of a lane's instances: the lane's `labels`, else {laneLabelKey: lane}. */
-export function laneSelector(g: LaneGroup, lane: string): Record<string, string> {
-  const l = g.lanes.find((x) => x.name === lane);
-  return l?.labels ?? { [g.laneLabelKey ?? DEFAULT_LANE_LABEL_KEY]: lane };
-}
-
 /**
  * Per lane of `g` (not base), the group's services that have an available workload in that lane,
  * in the service's own namespace (`defaultNamespace` when its hosts name none), sorted; lanes with
@@ -55,12 +58,13 @@ export function laneSelector(g: LaneGroup, lane: string): Record<string, string>
  */
 export function discoverLanes(g: LaneGroup, workloads: Iterable<Workload>, defaultNamespace = "default"): Record<string, string[]> {
   if (!g.autoLanes) return {};
-  const serviceKey = g.serviceLabelKey ?? DEFAULT_SERVICE_LABEL_KEY;
+  const labelling = labellingOf(g);
+  const serviceKey = labelling.workloadLabel;
   const namespaces = new Map(g.services.map((s) => [s.name, serviceNamespace(s, defaultNamespace)]));
   const out: Record<string, Set<string>> = {};
   const available = [...workloads].filter((w) => w.available > 0);
   for (const lane of g.lanes) {
-    const selector = laneSelector(g, lane.name);
+    const selector = laneLabels(lane.name, labelling); // the DestinationRule subset's labels too
     for (const w of available) {
       const service = w.labels[serviceKey];
       // A workload of another namespace is another service that happens to share the name.

@@ -8,7 +8,7 @@
 //   each path prefix.
 // The route header values are those of the Istio generator (istio.ts lanesOf): a service's own lanes.
 import type { LaneGroup } from "../model/lanegroup.js";
-import { DEFAULT_LANE_LABEL_KEY, laneLabels, lanesOf } from "./istio.js";
+import { labels, laneLabels, lanesOf } from "./istio.js";
 
 export const GATEWAY_API_VERSION = "gateway.networking.k8s.io/v1";
 /** Gateway API's limit on rules per HTTPRoute. */
@@ -39,8 +39,6 @@ export interface KubeObject {
   spec: Record<string, unknown>;
 }
 
-const labels = (group: string) => ({ "app.kubernetes.io/managed-by": "graylane", "graylane.io/group": group });
-
 /** The Service of one lane of a service. */
 export function laneServiceName(service: string, lane: string): string {
   return `graylane-${service}-${lane}`;
@@ -50,7 +48,6 @@ export function laneServiceName(service: string, lane: string): string {
 export function gatewayApiObjects(groups: LaneGroup[], o: GatewayApiOptions = {}): KubeObject[] {
   const ns = o.namespace ?? "default";
   const port = o.port ?? 80;
-  const istio = { laneLabelKey: o.laneLabelKey ?? DEFAULT_LANE_LABEL_KEY, laneLabels: o.laneLabels, wasm: { url: "" } };
   const services: KubeObject[] = [];
   const routes: KubeObject[] = [];
   for (const g of groups) {
@@ -64,7 +61,7 @@ export function gatewayApiObjects(groups: LaneGroup[], o: GatewayApiOptions = {}
           apiVersion: "v1", kind: "Service",
           metadata: { name: laneServiceName(s.name, lane), namespace: ns, labels: { ...labels(g.name), "graylane.io/lane": lane } },
           spec: {
-            selector: { [o.workloadLabel ?? "app"]: s.name, ...laneLabels(lane, istio) },
+            selector: { [o.workloadLabel ?? "app"]: s.name, ...laneLabels(lane, o) },
             ports: [{ name: grpc ? "grpc" : "http", port, targetPort: o.targetPort ?? port, protocol: "TCP", appProtocol: grpc ? "kubernetes.io/h2c" : "http" }],
           },
         });

@@ -73,6 +73,8 @@ export interface IstioOptions {
   cluster?: string;
   /** Groups compiled into the initial RuleSet (default: the groups given): what the control plane serves. */
   ruleSetGroups?: LaneGroup[];
+  /** The initial RuleSet already compiled (initialRuleSet()), for callers that generate group by group. */
+  initialRuleSet?: string;
   /** Extra plugin configuration keys (traceMemory, reportIntervalMs). */
   plugin?: Record<string, unknown>;
   /** The ingress gateway; false: no gateway WasmPlugin or ingress VirtualService. */
@@ -98,7 +100,7 @@ export function lanesOf(g: LaneGroup, service: string): string[] {
 }
 
 /** Pod labels of a lane's instances. */
-export function laneLabels(lane: string, o: IstioOptions): Record<string, string> {
+export function laneLabels(lane: string, o: Pick<IstioOptions, "laneLabels" | "laneLabelKey">): Record<string, string> {
   return { ...(o.laneLabels?.[lane] ?? { [o.laneLabelKey ?? DEFAULT_LANE_LABEL_KEY]: lane }) };
 }
 
@@ -108,8 +110,13 @@ function controlPlaneCluster(o: IstioOptions): string {
   return istioCluster(cp.host, cp.port);
 }
 
-function labels(group?: string): Record<string, string> {
-  return { "app.kubernetes.io/managed-by": "graylane", ...(group ? { "graylane.io/group": group } : {}) };
+/** The labels by which Graylane finds the objects it manages, and the lane group each belongs to. */
+export const MANAGED_BY = { key: "app.kubernetes.io/managed-by", value: "graylane" } as const;
+export const GROUP_LABEL = "graylane.io/group";
+
+/** The labels of a generated object (of `group`, or shared by every group). */
+export function labels(group?: string): Record<string, string> {
+  return { [MANAGED_BY.key]: MANAGED_BY.value, ...(group ? { [GROUP_LABEL]: group } : {}) };
 }
 
 function inScope(service: string, o: IstioOptions): boolean {
@@ -154,7 +161,7 @@ function laneLabelKeyOf(o: IstioOptions): { laneLabelKey?: string } {
 export function wasmPlugins(groups: LaneGroup[], o: IstioOptions): WasmPlugin[] {
   const ns = o.namespace ?? "default";
   const cluster = controlPlaneCluster(o);
-  const ruleSet = initialRuleSet(o.ruleSetGroups ?? groups);
+  const ruleSet = o.initialRuleSet ?? initialRuleSet(o.ruleSetGroups ?? groups);
   const out: WasmPlugin[] = [];
   for (const g of groups) {
     for (const s of g.services) {
