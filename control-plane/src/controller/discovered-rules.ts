@@ -10,7 +10,6 @@ export class DiscoveredRules implements RuleSource {
   /** group → lane → services discovered */
   private discovered = new Map<string, Record<string, string[]>>();
   private readonly listeners = new Set<(revision: number) => void>();
-  private cache: { revision: number; source: LaneGroup[]; groups: LaneGroup[] } | undefined;
   private readonly unsubscribe: () => void;
 
   constructor(private readonly source: RuleSource) {
@@ -19,10 +18,7 @@ export class DiscoveredRules implements RuleSource {
 
   current(): { revision: number; groups: LaneGroup[] } {
     const cur = this.source.current();
-    if (this.cache && this.cache.revision === cur.revision && this.cache.source === cur.groups) return { revision: cur.revision, groups: this.cache.groups };
-    const groups = cur.groups.map((g) => withDiscovered(g, this.discovered.get(g.name) ?? {}));
-    this.cache = { revision: cur.revision, source: cur.groups, groups };
-    return { revision: cur.revision, groups };
+    return { revision: cur.revision, groups: cur.groups.map((g) => withDiscovered(g, this.discovered.get(g.name) ?? {})) };
   }
 
   onChange(listener: (revision: number) => void): () => void {
@@ -40,7 +36,6 @@ export class DiscoveredRules implements RuleSource {
     const key = (m: Map<string, Record<string, string[]>>) => JSON.stringify([...m.entries()].filter(([, v]) => Object.keys(v).length).sort());
     if (key(next) === key(this.discovered)) return false;
     this.discovered = new Map(next);
-    this.cache = undefined;
     this.emit(this.source.current().revision);
     return true;
   }

@@ -3,12 +3,12 @@
 // only reads and each replica serves rule streams of its own; only the active replica records the
 // `discover` revisions. Runs are serialized and coalesced: a change during a run gets one more run,
 // so an older listing never overwrites a newer one.
-import { Watch, type KubeConfig } from "@kubernetes/client-node";
+import type { KubeConfig } from "@kubernetes/client-node";
 import type { RuleSource } from "../contracts.js";
 import { diff } from "../store/diff.js";
 import type { Store } from "../store/types.js";
 import type { DiscoveredRules } from "./discovered-rules.js";
-import { KubeClient } from "./kube-client.js";
+import { KubeClient, watchForever } from "./kube-client.js";
 import { discoverLanes, withDiscovered, workloadOf, type Workload } from "./workloads.js";
 
 const WORKLOAD_KINDS = [{ kind: "Deployment", plural: "deployments" }, { kind: "ReplicaSet", plural: "replicasets" }] as const;
@@ -31,7 +31,7 @@ export class WorkloadDiscovery {
   private readonly log: (line: string) => void;
   private running: Promise<void> | undefined;
   private next: Promise<void> | undefined;
-  private readonly aborts = new Set<AbortController>();
+  private readonly watchers: Array<{ stop(): void }> = [];
   private readonly unsubscribe: () => void;
   private closed = false;
 
@@ -43,7 +43,7 @@ export class WorkloadDiscovery {
   }
 
   start(): void {
-    for (const w of WORKLOAD_KINDS) this.watch(`/apis/apps/v1/${w.plural}`);
+    for (const w of WORKLOAD_KINDS) this.watchers.push(watchForever(this.kc, `/apis/apps/v1/${w.plural}`, () => void this.refresh()));
     void this.refresh();
   }
 
@@ -64,7 +64,7 @@ export class WorkloadDiscovery {
   async close(): Promise<void> {
     this.closed = true;
     this.unsubscribe();
-    for (const a of this.aborts) a.abort();
+    for (const w of this.watchers) w.stop();
     await this.running;
   }
 
@@ -90,23 +90,5 @@ export class WorkloadDiscovery {
     } catch (e) {
       this.log(`failed, trying again at the next change: ${(e as Error).message}`);
     }
-  }
-
-  private watch(path: string): void {
-    const w = new Watch(this.kc);
-    const start = async (): Promise<void> => {
-      if (this.closed) return;
-      try {
-        const abort = await w.watch(path, {}, () => void this.refresh(), () => {
-          this.aborts.delete(abort);
-          if (!this.closed) setTimeout(() => void start(), 1000);
-        });
-        if (this.closed) abort.abort();
-        else this.aborts.add(abort);
-      } catch {
-        if (!this.closed) setTimeout(() => void start(), 1000);
-      }
-    };
-    void start();
   }
 }

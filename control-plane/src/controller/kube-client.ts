@@ -3,7 +3,7 @@
 // arbitrary kinds), authenticated and verified by the KubeConfig in use.
 import { request as httpsRequest, type RequestOptions } from "node:https";
 import { request as httpRequest } from "node:http";
-import type { KubeConfig } from "@kubernetes/client-node";
+import { Watch, type KubeConfig } from "@kubernetes/client-node";
 
 export interface KubeAnswer<T = any> {
   status: number;
@@ -49,4 +49,29 @@ export class KubeClient {
     }
     return r;
   }
+}
+
+/**
+ * Watches `path` until stop() for the controller's triggers: every event calls onEvent (the caller
+ * lists what it needs), and a watch that ends or fails starts again after a second.
+ */
+export function watchForever(kc: KubeConfig, path: string, onEvent: () => void): { stop(): void } {
+  const w = new Watch(kc);
+  let stopped = false;
+  let current: AbortController | undefined;
+  const start = async (): Promise<void> => {
+    if (stopped) return;
+    try {
+      const abort = await w.watch(path, {}, onEvent, () => {
+        if (current === abort) current = undefined;
+        if (!stopped) setTimeout(() => void start(), 1000);
+      });
+      if (stopped) abort.abort();
+      else current = abort;
+    } catch {
+      if (!stopped) setTimeout(() => void start(), 1000);
+    }
+  };
+  void start();
+  return { stop: () => { stopped = true; current?.abort(); } };
 }

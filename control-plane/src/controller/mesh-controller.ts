@@ -12,19 +12,18 @@
 //   `graylane.io/group` label: no garbage collector is assumed) go first, then the finalizer.
 // - Drift: everything is applied again every `resyncMs` and on every change of groups or workloads.
 // A reconcile pass never throws: its errors are logged and the next pass tries again.
-import { Watch, type KubeConfig } from "@kubernetes/client-node";
+import type { KubeConfig } from "@kubernetes/client-node";
 import type { RuleSource } from "../contracts.js";
-import { API_GROUP, API_VERSION, LANE_GROUP } from "../store/kube-resources.js";
+import { LANE_GROUP_PATH as LG_PATH } from "../store/kube-resources.js";
 import { desiredObjects, kindPath, MANAGED_BY, MANAGED_KINDS, objectKey, ownerGroup, toApply, type MeshObject, type MeshOptions } from "./desired.js";
 import type { DiscoveredRules } from "./discovered-rules.js";
-import { KubeClient } from "./kube-client.js";
+import { KubeClient, watchForever } from "./kube-client.js";
 import { discoveredText, type WorkloadDiscovery } from "./discovery.js";
 
 export { discoveredText };
 
 export const CONTROLLER_FIELD_MANAGER = "graylane-controller";
 export const FINALIZER = "graylane.io/mesh-objects";
-const LG_PATH = `/apis/${API_GROUP}/${API_VERSION}/${LANE_GROUP.plural}`;
 
 export interface MeshControllerOptions {
   mesh: MeshOptions;
@@ -46,7 +45,7 @@ export class MeshController {
   private running: Promise<void> | undefined;
   private again = false;
   private closed = false;
-  private readonly aborts: AbortController[] = [];
+  private watcher: { stop(): void } | undefined;
   private readonly unsubscribe: () => void;
   /** Kinds the API server does not serve (Istio not installed): skipped, checked again each resync. */
   private missingKinds = new Set<string>();
@@ -63,7 +62,7 @@ export class MeshController {
   }
 
   start(): void {
-    this.watch(LG_PATH, () => this.kick());
+    this.watcher = watchForever(this.kc, LG_PATH, () => this.kick());
     this.timer = setInterval(() => this.kick(), this.opts.resyncMs ?? 30_000);
     this.kick();
   }
@@ -93,24 +92,8 @@ export class MeshController {
     this.unsubscribe();
     clearInterval(this.timer);
     clearTimeout(this.pending);
-    for (const a of this.aborts) a.abort();
+    this.watcher?.stop();
     await this.running;
-  }
-
-  private watch(path: string, onEvent: () => void): void {
-    const w = new Watch(this.kc);
-    const start = async (): Promise<void> => {
-      if (this.closed) return;
-      try {
-        // Any event is a reason to look again; the pass lists what it needs.
-        const abort = await w.watch(path, {}, onEvent, () => { if (!this.closed) setTimeout(() => void start(), 1000); });
-        if (this.closed) abort.abort();
-        else this.aborts.push(abort);
-      } catch {
-        if (!this.closed) setTimeout(() => void start(), 1000);
-      }
-    };
-    void start();
   }
 
   private async pass(): Promise<void> {

@@ -5,7 +5,7 @@
 // per object, and only when it changed.
 import type { RuleServerStatus, RuleStatusSource } from "../contracts.js";
 import type { Store } from "../store/index.js";
-import { API_GROUP, API_VERSION, LANE_GROUP } from "../store/kube-resources.js";
+import { LANE_GROUP_PATH as LG_PATH } from "../store/kube-resources.js";
 import type { KubeClient } from "./kube-client.js";
 
 export interface SyncedVerdict {
@@ -43,8 +43,6 @@ interface LaneGroupObject {
   metadata: { name: string; resourceVersion?: string; generation?: number; deletionTimestamp?: string };
   status?: { conditions?: Array<{ type: string; status: string; reason?: string; message?: string; lastTransitionTime: string; observedGeneration?: number }> };
 }
-
-const LG_PATH = `/apis/${API_GROUP}/${API_VERSION}/${LANE_GROUP.plural}`;
 
 export class SyncedStatus {
   private readonly revisions = new Map<string, number>();

@@ -21,6 +21,9 @@ export const LANE_GROUP_REVISION: ResourceNames = {
   kind: "LaneGroupRevision", listKind: "LaneGroupRevisionList", plural: "lanegrouprevisions", singular: "lanegrouprevision", shortNames: ["lgrev"],
 };
 
+/** The API path of the LaneGroup objects (cluster-scoped). */
+export const LANE_GROUP_PATH = `/apis/${API_GROUP}/${API_VERSION}/${LANE_GROUP.plural}`;
+
 /** The field manager of every write the control plane makes (server-side apply and updates). */
 export const FIELD_MANAGER = "graylane";
 /** Annotation on a LaneGroup the control plane wrote: the actor of that write (REST token name, CLI user). */

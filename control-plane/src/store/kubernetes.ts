@@ -30,7 +30,7 @@ import { parseLaneGroup, type LaneGroup } from "../model/lanegroup.js";
 import { checkExpected, putChange, rollbackPlan, validateAmong, type Validation } from "./checks.js";
 import { diff } from "./diff.js";
 import {
-  ACTOR_ANNOTATION, API_GROUP, API_VERSION, FIELD_MANAGER, GROUP_VERSION, LANE_GROUP, LANE_GROUP_REVISION,
+  ACTOR_ANNOTATION, API_GROUP, API_VERSION, FIELD_MANAGER, GROUP_VERSION, LANE_GROUP, LANE_GROUP_PATH, LANE_GROUP_REVISION,
   LaneGroupRevisionSpec, type LaneGroupStatus, type RevisionChange,
 } from "./kube-resources.js";
 import {
@@ -76,7 +76,7 @@ interface Rev extends LaneGroupRevisionSpec {
 
 const pad = (n: number) => String(n).padStart(12, "0");
 const revName = (n: number) => `rev-${pad(n)}`;
-const LG_PATH = `/apis/${API_GROUP}/${API_VERSION}/${LANE_GROUP.plural}`;
+const LG_PATH = LANE_GROUP_PATH;
 const REV_PATH = `/apis/${API_GROUP}/${API_VERSION}/${LANE_GROUP_REVISION.plural}`;
 
 /** A body as the model reads it now (defaults added since it was written apply); as is if it no longer parses. */
