@@ -13,7 +13,7 @@ import {
   istioObjects, routePatches, type FailStrategy, type IstioObject, type IstioOptions, type RoutePatch, type WasmPhase,
 } from "../mesh/istio.js";
 import { sha256Digest, wasmImageLayout } from "../mesh/oci.js";
-import { gatewayApiObjects, type KubeObject } from "../mesh/gateway-api.js";
+import { gatewayApiObjects, gatewayRef, type KubeObject } from "../mesh/gateway-api.js";
 import { ApiError, type ApiClient } from "./client.js";
 
 /** Where the demo manifests (deploy/demo) mount filter.wasm into every proxy. */
@@ -270,11 +270,10 @@ export function registerMeshCommands(program: Command, io: MeshIo, client: () =>
         for (const [flag, v] of [["--port", port], ["--target-port", targetPort]] as const) {
           if (!Number.isInteger(v) || v < 1 || v > 65535) usage(io, `${flag} ${flag === "--port" ? o.port : o.targetPort}: want 1-65535`);
         }
-        const [gwNamespace, gwName] = typeof o.gateway === "string" && o.gateway.includes("/") ? o.gateway.split("/", 2) : [undefined, o.gateway];
         try {
           objects = [...objects.filter((x) => x.kind === "WasmPlugin"), ...gatewayApiObjects(groups, {
             namespace: o.namespace, laneLabelKey: o.laneLabelKey, laneLabels: opts.laneLabels, workloadLabel: o.workloadLabel, port, targetPort,
-            gateway: gwName === false ? false : { name: gwName as string, ...(gwNamespace ? { namespace: gwNamespace } : {}) },
+            gateway: o.gateway === false ? false : gatewayRef(o.gateway),
             hostnames: o.gatewayHost, services: opts.services,
           })];
         } catch (e) {

@@ -3,8 +3,8 @@
 // `app.kubernetes.io/managed-by: graylane` and `graylane.io/group: <group>`; plus the ingress
 // gateway's WasmPlugin, shared by every group (no group label), while any group exists.
 import type { LaneGroup } from "../model/lanegroup.js";
-import { GROUP_LABEL, initialRuleSet, istioObjects, MANAGED_BY, type IstioObject, type IstioOptions } from "../mesh/istio.js";
-import { gatewayApiObjects, type KubeObject } from "../mesh/gateway-api.js";
+import { DEFAULT_GATEWAY, GROUP_LABEL, initialRuleSet, istioObjects, MANAGED_BY, type IstioObject, type IstioOptions } from "../mesh/istio.js";
+import { gatewayApiObjects, gatewayRef, type KubeObject } from "../mesh/gateway-api.js";
 import { labellingOf, serviceNamespace } from "./workloads.js";
 
 export { MANAGED_BY, serviceNamespace };
@@ -63,7 +63,7 @@ export function desiredObjects(groups: LaneGroup[], o: MeshOptions): Map<string,
       const objects: MeshObject[] = o.routes === "gateway-api"
         ? [...istio.filter((x) => x.kind === "WasmPlugin"), ...gatewayApiObjects([g], {
           namespace, services, ...labelling, port: o.port, targetPort: o.targetPort,
-          gateway: o.gateway === false ? false : { name: o.gateway?.gateway ?? "graylane-gateway", ...(o.gateway?.namespace ? { namespace: o.gateway.namespace } : {}) },
+          gateway: o.gateway === false ? false : gatewayRef((o.gateway ?? DEFAULT_GATEWAY).gateway),
         })]
         : istio;
       for (const obj of objects) out.set(objectKey(obj), obj);

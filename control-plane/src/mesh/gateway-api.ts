@@ -39,6 +39,12 @@ export interface KubeObject {
   spec: Record<string, unknown>;
 }
 
+/** The parentRef of a Gateway named `[namespace/]name`, as Istio's VirtualServices name it. */
+export function gatewayRef(gateway: string): { name: string; namespace?: string } {
+  const at = gateway.indexOf("/");
+  return at < 0 ? { name: gateway } : { namespace: gateway.slice(0, at), name: gateway.slice(at + 1) };
+}
+
 /** The Service of one lane of a service. */
 export function laneServiceName(service: string, lane: string): string {
   return `graylane-${service}-${lane}`;
