@@ -40,7 +40,7 @@ filter/build/test/probe.wasm: test/fixtures/probe-plugin/probe.ts node_modules/.
 # python3-venv is the one `make demo` needs too (Envoy and schemathesis live in venvs).
 PYTHON_PACKAGES := py:ensurepip=python3-venv
 TEST_PACKAGES := chromium=chromium etcd=etcd-server
-BENCH_PACKAGES := wrk=wrk nginx=nginx taskset=util-linux
+BENCH_PACKAGES := wrk=wrk nginx=nginx taskset=util-linux clang=clang wasm-ld=lld
 .cache/packages-python.stamp:
 	@bin/ensure-packages.sh $@ $(PYTHON_PACKAGES)
 .cache/packages-test.stamp:

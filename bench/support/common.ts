@@ -22,6 +22,24 @@ export function median(xs: number[]): number {
   return percentile(xs, 0.5);
 }
 
+/**
+ * The median of `xs` and a bootstrap 95% interval for it (percentile method, `resamples` draws with
+ * replacement, a fixed seed so a result file can be reproduced from its per-round values).
+ */
+export function bootstrapMedian(xs: number[], resamples = 10_000, seed = 0x9e3779b9): { median: number; lo: number; hi: number } {
+  let state = seed >>> 0;
+  const next = () => { // mulberry32
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const medians: number[] = [];
+  for (let i = 0; i < resamples; i++) medians.push(median(Array.from(xs, () => xs[Math.floor(next() * xs.length)])));
+  return { median: median(xs), lo: percentile(medians, 0.025), hi: percentile(medians, 0.975) };
+}
+
 export const round = (x: number, digits = 2): number => Number.isFinite(x) ? Number(x.toFixed(digits)) : x;
 
 /** 1-minute load average (other work on the machine skews every figure; recorded with each result). */
