@@ -27,6 +27,7 @@ import { SOURCES, SRC_BASE } from "./lane/decision";
 import { baggageWithoutLane, outgoingBaggage } from "./lane/propagation";
 import { formatStickyCookie } from "./lane/cookie";
 import { StripPlan } from "./lane/edge";
+import { ID_BAGGAGE, ID_CONTENT_TYPE } from "./lane/headerset";
 import { counterKey } from "./lane/counters";
 import {
   DIR_EDGE, DIR_INBOUND, DIR_OUTBOUND, destinationGroup, destinationService, findDestination, NO_DESTINATION,
@@ -52,7 +53,6 @@ const H_BAGGAGE = utf8("baggage");
 const H_STATUS = utf8(":status");
 const H_SET_COOKIE = utf8("set-cookie");
 const H_B3_SPAN = utf8("x-b3-spanid");
-const H_CONTENT_TYPE = utf8("content-type");
 const H_GRPC_STATUS = utf8("grpc-status");
 
 class LaneRoot extends RootContext {
@@ -220,7 +220,6 @@ class LaneStream extends HttpContext {
       }
       return Action.Continue;
     }
-    this.startNanos = host.nowNanos();
     if (host.getHeaderMapPairs(MapType.RequestHeaders) != WasmResult.Ok) return Action.Continue;
     // Keep our own hold of the header block: handle() makes other host calls that reuse retPtr.
     const headersPtr = host.retPtr;
@@ -252,13 +251,15 @@ class LaneStream extends HttpContext {
       return;
     }
 
+    // The clock only once there is something to decide: a request of no group does not read it.
+    this.startNanos = host.nowNanos();
     const gi = destinationGroup(dest);
     const si = destinationService(dest);
     const g = unchecked(rules.groups[gi]);
     // At the edge, before anything reads the trace header: a request without one gets a new id.
     // The decision below reads the request as it came (path.view), so the new id is no sticky key
     // and no trace-memory lookup: the lane is the one a request without a trace header gets.
-    if (edge && g.generateTrace && !view.header(g.traceHeader)) addTraceId(path, g, this.startNanos);
+    if (edge && g.generateTrace && !view.header(g.traceHeaderId)) addTraceId(path, g, this.startNanos);
     const d = path.decider;
     const now = this.startNanos / 1000000;
     // Step 3b counts the instance the request leaves: the outbound side only.
@@ -275,7 +276,7 @@ class LaneStream extends HttpContext {
     this.service = si;
     this.source = d.source;
     // A guest-side look at the request the filter holds anyway: only gRPC streams read more later.
-    this.grpc = view.find(H_CONTENT_TYPE) && isGrpcContentType(view.valPtr, view.valLen);
+    this.grpc = view.has(ID_CONTENT_TYPE) && isGrpcContentType(view.valPtr, view.valLen);
     if (d.generated) {
       this.setCookie = true;
       memory.copy(this.cookieId, d.generatedId, 16);
@@ -283,16 +284,22 @@ class LaneStream extends HttpContext {
 
     if (dir == DIR_INBOUND && d.hasTrace) path.traces.remember(g, d.tracePtr, d.traceLen, lane, now);
 
-    // Headers out: lane, route (outbound/edge), baggage member.
+    // Headers out: lane, route (outbound/edge), baggage member; on a sidecar each only where the
+    // request does not already carry exactly that value (a hop whose app propagated them), as a
+    // write is a host call. Not at the edge: there the view still shows headers strip() removed.
     const laneName = unchecked(g.lanes[lane]).name;
-    host.replaceHeader(MapType.RequestHeaders, g.laneHeader.dataStart, <usize>g.laneHeader.byteLength, laneName.dataStart, <usize>laneName.byteLength);
+    if (edge || !view.carries(g.laneHeaderId, laneName.dataStart, <usize>laneName.byteLength)) {
+      host.replaceHeader(MapType.RequestHeaders, g.laneHeader.dataStart, <usize>g.laneHeader.byteLength, laneName.dataStart, <usize>laneName.byteLength);
+    }
     const routeName = unchecked(g.lanes[route]).name;
-    if (dir != DIR_INBOUND) {
+    if (dir != DIR_INBOUND && (edge || !view.carries(g.routeHeaderId, routeName.dataStart, <usize>routeName.byteLength))) {
       host.replaceHeader(MapType.RequestHeaders, g.routeHeader.dataStart, <usize>g.routeHeader.byteLength, routeName.dataStart, <usize>routeName.byteLength);
     }
     const out = path.scratch;
     outgoingBaggage(out, view, laneName);
-    host.replaceHeader(MapType.RequestHeaders, H_BAGGAGE.dataStart, <usize>H_BAGGAGE.byteLength, out.ptr, out.len);
+    if (edge || !view.carries(ID_BAGGAGE, out.ptr, out.len)) {
+      host.replaceHeader(MapType.RequestHeaders, H_BAGGAGE.dataStart, <usize>H_BAGGAGE.byteLength, out.ptr, out.len);
+    }
     // Route again, unless the route Envoy already matched says (metadata `graylane.lane`, which
     // generated configs set) that it serves this very lane: re-matching would pick the same route.
     if (dir != DIR_INBOUND && !path.routeMeta.servesLane(routeName)) {
@@ -394,7 +401,7 @@ function strip(plan: StripPlan, path: RequestPath): void {
   const names = plan.headers;
   for (let i = 0; i < names.length; i++) {
     const h = unchecked(names[i]);
-    if (view.find(h)) host.removeHeader(MapType.RequestHeaders, h.dataStart, <usize>h.byteLength);
+    if (view.has(unchecked(plan.ids[i]))) host.removeHeader(MapType.RequestHeaders, h.dataStart, <usize>h.byteLength);
   }
   const out = path.scratch;
   if (plan.baggage && baggageWithoutLane(out, view)) {

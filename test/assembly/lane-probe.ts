@@ -56,6 +56,7 @@ export function rulesLoad(p: usize, l: usize): bool {
   memory.copy(bytes.dataStart, p, l);
   rules = buildRuleSet(bytes);
   if (rules == null) outString(ruleError);
+  else view.use(rules!.headers);
   return rules != null;
 }
 /** Group g's route for lane `lane` and service `service` (lane/rules.ts CGroup.route). */

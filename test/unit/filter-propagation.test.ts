@@ -104,3 +104,41 @@ describe("lanes across a call chain", () => {
     expect(f.decide({ "x-asm-prefer-tag": "canary" }, routeTo("mockc")).route).toBe("canary");
   });
 });
+
+// A sidecar writes lane, route and baggage only where the request does not already carry exactly
+// that value (each write is a host call); whatever it skips, the next hop must see the same headers.
+describe("headers already carrying the decided values are not written again", () => {
+  const writes = (f: Filter, headers: Record<string, string> | Array<[string, string]>, props: Record<string, unknown> = {}) => {
+    f.vm.calls!.reset();
+    const s = f.exchange(headers, 200, props);
+    const n = f.vm.calls!.snapshot().proxy_on_request_headers?.host.proxy_replace_header_map_value ?? 0;
+    return { n, lane: s.requestHeader("x-graylane-lane"), route: s.requestHeader("x-graylane-route"), baggage: s.requestHeader("baggage"), all: s.requestHeaders };
+  };
+
+  it("a propagated lane and baggage with the same values: only the route header is written", async () => {
+    const f = await newFilter({ groups: [mockGroup()], direction: "outbound", countCalls: true });
+    const r = writes(f, { ":authority": "mockb", ":path": "/", "x-graylane-lane": "canary", baggage: "tenant=acme,graylane=canary" }, routeTo("mockb"));
+    expect(r).toMatchObject({ n: 1, lane: "canary", route: "base", baggage: "tenant=acme,graylane=canary" });
+  });
+
+  it("a different value, a second copy, or baggage spelled otherwise is written", async () => {
+    const f = await newFilter({ groups: [mockGroup()], direction: "outbound", countCalls: true });
+    // The override wins over the propagated lane: the lane header is rewritten.
+    const over = writes(f, { ":authority": "mockb", ":path": "/", "x-asm-prefer-tag": "base", "x-graylane-lane": "canary", baggage: "graylane=base" }, routeTo("mockb"));
+    expect(over).toMatchObject({ n: 2, lane: "base", baggage: "graylane=base" });
+    // Two lane headers of the same value: replaced by one.
+    const twice = writes(f, [[":authority", "mockb"], [":path", "/"], ["x-graylane-lane", "canary"], ["x-graylane-lane", "canary"], ["baggage", "graylane=canary"]], routeTo("mockb"));
+    expect(twice.n).toBe(2);
+    expect(twice.all.filter(([k]) => k === "x-graylane-lane")).toEqual([["x-graylane-lane", "canary"]]);
+    // Baggage with the lane member but other spacing: normalised.
+    const spaced = writes(f, { ":authority": "mockb", ":path": "/", "x-graylane-lane": "canary", baggage: "tenant=acme, graylane=canary" }, routeTo("mockb"));
+    expect(spaced).toMatchObject({ n: 2, baggage: "tenant=acme,graylane=canary" });
+  });
+
+  it("at the edge every header is written after stripping, even one the request sent with the decided value", async () => {
+    const f = await newFilter({ groups: [mockGroup()], edge: true, countCalls: true });
+    const r = writes(f, { ":authority": "gateway.example.com", ":path": "/mock", "my-request-id": "edge-1", "x-asm-prefer-tag": "canary", "x-graylane-lane": "canary", "x-graylane-route": "canary", baggage: "graylane=canary" });
+    expect(r).toMatchObject({ lane: "canary", route: "canary", baggage: "graylane=canary" });
+    expect(r.n).toBe(3);
+  });
+});

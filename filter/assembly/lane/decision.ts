@@ -47,7 +47,7 @@ export class Decider {
   /** Reads the group's trace id (for traceparent, its trace-id field) into tracePtr/traceLen. */
   findTrace(g: CGroup, req: RequestView): bool {
     this.hasTrace = false;
-    if (!req.header(g.traceHeader)) return false;
+    if (!req.header(g.traceHeaderId)) return false;
     let p = req.valPtr;
     let l = req.valLen;
     if (g.traceparent) {
@@ -76,7 +76,7 @@ export class Decider {
     this.findTrace(g, req);
 
     // 1. override
-    if (g.overrideHeader.byteLength > 0 && req.header(g.overrideHeader)) {
+    if (req.header(g.overrideHeaderId)) {
       let l = -1;
       if (g.overrideTrust == TRUST_SIGNED) {
         if (this.signed.verify(req.valPtr, req.valLen, nowMillis / 1000)) l = g.laneByName(this.signed.lanePtr, this.signed.laneLen);
@@ -89,7 +89,7 @@ export class Decider {
 
     // 2. propagated
     if (!edge || g.trustIncoming) {
-      if (req.header(g.laneHeader)) {
+      if (req.header(g.laneHeaderId)) {
         const l = g.laneByName(req.valPtr, req.valLen);
         if (l >= 0) { this.set(l, SRC_HEADER); return; }
         this.unknownLane = true;
@@ -140,7 +140,7 @@ export class Decider {
     const k = this.key;
     k.reset();
     k.pushBytes(g.saltPrefix);
-    if (g.stickyHeader.byteLength > 0 && req.header(g.stickyHeader)) {
+    if (req.header(g.stickyHeaderId)) {
       k.push(req.valPtr, req.valLen);
       return true;
     }

@@ -2,11 +2,13 @@
 // (DESIGN.md "The edge"). The plans depend only on the RuleSet, so they are built once when one is
 // applied; per request the plugin removes the names the request carries. Pure: no host calls.
 import { equalBytes, utf8 } from "./bytes";
+import { ID_DEFAULT_LANE, ID_DEFAULT_ROUTE } from "./headerset";
 import { CRuleSet } from "./rules";
 
-/** Header names to remove, each once, and whether the baggage `graylane` member goes too. */
+/** Header names to remove, each once (with their ids in the RuleSet's HeaderSet), and whether the baggage `graylane` member goes too. */
 export class StripPlan {
   readonly headers: Array<Uint8Array> = [];
+  readonly ids: Array<i32> = [];
   baggage: bool = false;
 
   has(name: Uint8Array): bool {
@@ -17,8 +19,10 @@ export class StripPlan {
     return false;
   }
 
-  add(name: Uint8Array): void {
-    if (!this.has(name)) this.headers.push(name);
+  add(name: Uint8Array, id: i32): void {
+    if (this.has(name)) return;
+    this.headers.push(name);
+    this.ids.push(id);
   }
 }
 
@@ -33,8 +37,8 @@ const H_DEFAULT_ROUTE = utf8("x-graylane-route");
 export function edgeStripPlan(rules: CRuleSet | null): StripPlan {
   const plan = new StripPlan();
   if (rules == null) {
-    plan.add(H_DEFAULT_LANE);
-    plan.add(H_DEFAULT_ROUTE);
+    plan.add(H_DEFAULT_LANE, ID_DEFAULT_LANE);
+    plan.add(H_DEFAULT_ROUTE, ID_DEFAULT_ROUTE);
     plan.baggage = true;
     return plan;
   }
@@ -43,8 +47,8 @@ export function edgeStripPlan(rules: CRuleSet | null): StripPlan {
     if (g.trustIncoming) continue;
     plan.baggage = true;
     const lh = g.laneHeader;
-    if (!equalBytes(lh.dataStart, <usize>lh.byteLength, g.overrideHeader.dataStart, <usize>g.overrideHeader.byteLength)) plan.add(lh);
-    plan.add(g.routeHeader);
+    if (!equalBytes(lh.dataStart, <usize>lh.byteLength, g.overrideHeader.dataStart, <usize>g.overrideHeader.byteLength)) plan.add(lh, g.laneHeaderId);
+    plan.add(g.routeHeader, g.routeHeaderId);
   }
   return plan;
 }
@@ -58,7 +62,7 @@ export function unroutedStripPlan(rules: CRuleSet, already: StripPlan | null): S
   const plan = new StripPlan();
   for (let i = 0; i < rules.groups.length; i++) {
     const rh = unchecked(rules.groups[i]).routeHeader;
-    if (already == null || !already.has(rh)) plan.add(rh);
+    if (already == null || !already.has(rh)) plan.add(rh, unchecked(rules.groups[i]).routeHeaderId);
   }
   return plan;
 }

@@ -19,7 +19,7 @@ export function conditionHolds(c: CCondition, req: RequestView): bool {
     return false;
   }
   let found = false;
-  if (kind == KIND_HEADER) found = req.find(c.name);
+  if (kind == KIND_HEADER) found = req.has(c.nameId);
   else if (kind == KIND_COOKIE) found = req.cookie(c.name);
   else if (kind == KIND_QUERY) found = req.query(c.name);
   else if (kind == KIND_URI) {

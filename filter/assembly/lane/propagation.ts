@@ -1,9 +1,9 @@
 // W3C baggage: the lane rides as the `graylane` member; other members are kept as they were.
 import { isOws, Scratch, utf8 } from "./bytes";
+import { ID_BAGGAGE } from "./headerset";
 import { RequestView } from "./request";
 
 const KEY = utf8("graylane");
-const H_BAGGAGE = utf8("baggage");
 
 /** Appends to `out` the members of a baggage value except `graylane`, comma-separated. */
 export function appendOtherMembers(out: Scratch, p: usize, l: usize): void {
@@ -41,11 +41,7 @@ export function appendLaneMember(out: Scratch, lane: Uint8Array): void {
 
 /** Appends every baggage member except `graylane`, from every baggage header of the request. */
 export function appendRequestBaggage(out: Scratch, view: RequestView): void {
-  let i = view.findFrom(H_BAGGAGE.dataStart, <usize>H_BAGGAGE.byteLength, 0);
-  while (i >= 0) {
-    appendOtherMembers(out, view.valPtr, view.valLen);
-    i = view.findFrom(H_BAGGAGE.dataStart, <usize>H_BAGGAGE.byteLength, i + 1);
-  }
+  for (let i = view.firstOf(ID_BAGGAGE); i >= 0; i = view.nextOf(i)) appendOtherMembers(out, view.valPtr, view.valLen);
 }
 
 /** The baggage value to send on: the request's other members, then `graylane=<lane>`. */

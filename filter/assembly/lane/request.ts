@@ -1,17 +1,13 @@
 // A read-only view of one request's headers, indexed straight from the host's serialized header map
 // by the one pairs decoder (abi/pairs.ts). Nothing is copied; the index is reused from request to
-// request. A malformed map reads as an empty request.
+// request. Loading matches every header against the names of the view's HeaderSet (the filter's and
+// the applied RuleSet's) in one pass; lookups are by id after that. A malformed map reads as an
+// empty request.
 import { PairsIndex } from "../abi/pairs";
-import { equalIgnoreCase, indexOf, isOws, utf8 } from "./bytes";
+import { indexOf, isOws, utf8 } from "./bytes";
+import { DEFAULT_HEADERS, HeaderSet, ID_AUTHORITY, ID_BAGGAGE, ID_COOKIE, ID_HOST, ID_METHOD, ID_PATH, ID_USER_AGENT } from "./headerset";
 import { classifyUserAgent } from "./useragent";
 
-const H_PATH = utf8(":path");
-const H_METHOD = utf8(":method");
-const H_AUTHORITY = utf8(":authority");
-const H_HOST = utf8("host");
-const H_COOKIE = utf8("cookie");
-const H_USER_AGENT = utf8("user-agent");
-const H_BAGGAGE = utf8("baggage");
 const BAGGAGE_KEY = utf8("graylane");
 
 export class RequestView extends PairsIndex {
@@ -31,15 +27,57 @@ export class RequestView extends PairsIndex {
   private uaDone: bool = false;
   private uaClasses: u32 = 0;
 
+  /** The names this view picks out, and per id the first header carrying it (-1: none). */
+  private names: HeaderSet = DEFAULT_HEADERS;
+  private first: StaticArray<i32> = new StaticArray<i32>(0);
+  private last: StaticArray<i32> = new StaticArray<i32>(0);
+  /** Per header index, the next header with the same id (-1: the last one). */
+  private links: usize = 0;
+  private linksCap: i32 = 0;
+
+  /** Picks out `names` from now on (the applied RuleSet's set). */
+  use(names: HeaderSet): void {
+    this.names = names;
+    if (this.first.length < names.size) {
+      this.first = new StaticArray<i32>(names.size);
+      this.last = new StaticArray<i32>(names.size);
+    }
+    this.count = 0;
+    this.clearIds();
+  }
+
+  private clearIds(): void {
+    const n = this.names.size;
+    if (this.first.length < n) this.use(this.names);
+    for (let i = 0; i < n; i++) unchecked(this.first[i] = -1);
+  }
+
   /** Indexes a serialized header map; returns false (and an empty view) when it is malformed. */
   load(buf: usize, len: usize): bool {
     this.uaDone = false;
     this.pathPtr = this.pathLen = this.queryPtr = this.queryLen = 0;
     this.methodPtr = this.methodLen = this.hostPtr = this.hostLen = 0;
+    this.clearIds();
     if (!super.load(buf, len)) return false;
-    if (this.find(H_PATH)) this.splitPath(this.valPtr, this.valLen);
-    if (this.find(H_METHOD)) { this.methodPtr = this.valPtr; this.methodLen = this.valLen; }
-    if (this.find(H_AUTHORITY) || this.find(H_HOST)) this.setHost(this.valPtr, this.valLen);
+    const n = this.count;
+    if (n > this.linksCap) {
+      if (this.links != 0) heap.free(this.links);
+      this.linksCap = max(64, n);
+      this.links = heap.alloc(<usize>this.linksCap << 2);
+    }
+    const names = this.names;
+    for (let i = 0; i < n; i++) {
+      const id = names.lookup(this.nameAt(i), this.nameLenAt(i));
+      if (id < 0) continue;
+      store<i32>(this.links + (<usize>i << 2), -1);
+      const f = unchecked(this.first[id]);
+      if (f < 0) unchecked(this.first[id] = i);
+      else store<i32>(this.links + (<usize>unchecked(this.last[id]) << 2), i);
+      unchecked(this.last[id] = i);
+    }
+    if (this.has(ID_PATH)) this.splitPath(this.valPtr, this.valLen);
+    if (this.has(ID_METHOD)) { this.methodPtr = this.valPtr; this.methodLen = this.valLen; }
+    if (this.has(ID_AUTHORITY) || this.has(ID_HOST)) this.setHost(this.valPtr, this.valLen);
     return true;
   }
 
@@ -70,33 +108,46 @@ export class RequestView extends PairsIndex {
     this.hostLen = end;
   }
 
-  /** Finds the first header named `lowerName` from index `from`; its value goes to valPtr/valLen. */
-  findFrom(lowerName: usize, nameLen: usize, from: i32): i32 {
-    for (let i = from; i < this.count; i++) {
-      if (equalIgnoreCase(this.nameAt(i), this.nameLenAt(i), lowerName, nameLen)) {
-        this.valPtr = this.valueAt(i);
-        this.valLen = this.valueLenAt(i);
-        return i;
-      }
-    }
-    return -1;
+  /** The index of the first header of name id `id` (of the view's set; -1 too), or -1; its value goes to valPtr/valLen. */
+  firstOf(id: i32): i32 {
+    if (id < 0) return -1;
+    const i = unchecked(this.first[id]);
+    if (i >= 0) this.at(i);
+    return i;
   }
 
-  @inline find(lowerName: Uint8Array): bool {
-    return this.findFrom(lowerName.dataStart, <usize>lowerName.byteLength, 0) >= 0;
+  /** The index of the next header after index `i` with the same name, or -1; its value goes to valPtr/valLen. */
+  nextOf(i: i32): i32 {
+    const j = load<i32>(this.links + (<usize>i << 2));
+    if (j >= 0) this.at(j);
+    return j;
+  }
+
+  @inline private at(i: i32): void {
+    this.valPtr = this.valueAt(i);
+    this.valLen = this.valueLenAt(i);
+  }
+
+  /** Whether the request has header `id` (its first value goes to valPtr/valLen). */
+  @inline has(id: i32): bool {
+    return this.firstOf(id) >= 0;
+  }
+
+  /** Whether header `id` occurs exactly once, with exactly the value at p (so writing it would change nothing). */
+  carries(id: i32, p: usize, l: usize): bool {
+    const i = this.firstOf(id);
+    return i >= 0 && this.valLen == l && memory.compare(this.valPtr, p, l) == 0 && load<i32>(this.links + (<usize>i << 2)) < 0;
   }
 
   /** Header value; an empty value counts as absent (nothing to match or route on). */
-  header(lowerName: Uint8Array): bool {
-    return this.find(lowerName) && this.valLen > 0;
+  header(id: i32): bool {
+    return this.has(id) && this.valLen > 0;
   }
 
   /** Cookie `name` across every Cookie header ("a=1; b=2"). */
   cookie(name: Uint8Array): bool {
-    let i = this.findFrom(H_COOKIE.dataStart, <usize>H_COOKIE.byteLength, 0);
-    while (i >= 0) {
+    for (let i = this.firstOf(ID_COOKIE); i >= 0; i = this.nextOf(i)) {
       if (findPair(this, this.valPtr, this.valLen, 59 /* ; */, name)) return true;
-      i = this.findFrom(H_COOKIE.dataStart, <usize>H_COOKIE.byteLength, i + 1);
     }
     return false;
   }
@@ -108,15 +159,13 @@ export class RequestView extends PairsIndex {
 
   /** The `graylane` member of W3C baggage. */
   baggageLane(): bool {
-    let i = this.findFrom(H_BAGGAGE.dataStart, <usize>H_BAGGAGE.byteLength, 0);
-    while (i >= 0) {
+    for (let i = this.firstOf(ID_BAGGAGE); i >= 0; i = this.nextOf(i)) {
       if (findPair(this, this.valPtr, this.valLen, 44 /* , */, BAGGAGE_KEY)) {
         // drop member properties (";prop=x")
         const semi = indexOf(this.valPtr, this.valLen, changetype<usize>(SEMI), 1);
         if (semi >= 0) this.valLen = trimRight(this.valPtr, <usize>semi);
         return this.valLen > 0;
       }
-      i = this.findFrom(H_BAGGAGE.dataStart, <usize>H_BAGGAGE.byteLength, i + 1);
     }
     return false;
   }
@@ -125,7 +174,7 @@ export class RequestView extends PairsIndex {
   userAgentClasses(): u32 {
     if (!this.uaDone) {
       this.uaDone = true;
-      this.uaClasses = this.find(H_USER_AGENT) ? classifyUserAgent(this.valPtr, this.valLen) : 0;
+      this.uaClasses = this.has(ID_USER_AGENT) ? classifyUserAgent(this.valPtr, this.valLen) : 0;
     }
     return this.uaClasses;
   }

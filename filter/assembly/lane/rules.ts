@@ -7,6 +7,7 @@ import { Group } from "../generated/graylane/v1/Group";
 import { Dfa } from "../generated/graylane/v1/Dfa";
 import { Condition } from "../generated/graylane/v1/Condition";
 import { utf8 } from "./bytes";
+import { HeaderSet } from "./headerset";
 import { checkRuleSetWire, wireError } from "./wirecheck";
 
 /** Features this filter implements; a RuleSet requiring any other is refused. */
@@ -69,6 +70,8 @@ export class CCondition {
   kind: u32 = 0;
   op: u32 = 0;
   name: Uint8Array = new Uint8Array(0);
+  /** The header name's id in the RuleSet's HeaderSet (KIND_HEADER), else -1. */
+  nameId: i32 = -1;
   value: Uint8Array = new Uint8Array(0);
   dfa: CDfa | null = null;
   values: Array<Uint8Array> = [];
@@ -102,6 +105,12 @@ export class CGroup {
   laneHeader: Uint8Array = new Uint8Array(0);
   routeHeader: Uint8Array = new Uint8Array(0);
   overrideHeader: Uint8Array = new Uint8Array(0);
+  // Ids in the RuleSet's HeaderSet of the headers the decision reads; -1 where the group has none.
+  laneHeaderId: i32 = -1;
+  routeHeaderId: i32 = -1;
+  overrideHeaderId: i32 = -1;
+  traceHeaderId: i32 = -1;
+  stickyHeaderId: i32 = -1;
   overrideTrust: u32 = 0;
   trustIncoming: bool = false;
   traceHeader: Uint8Array = new Uint8Array(0);
@@ -147,6 +156,8 @@ export class CGroup {
 export class CRuleSet {
   version: string = "";
   groups: Array<CGroup> = [];
+  /** Every header name the RuleSet's requests are read for (RequestView.use). */
+  readonly headers: HeaderSet = new HeaderSet();
 }
 
 export let ruleError: string = "";
@@ -174,7 +185,7 @@ function buildDfa(d: Dfa, at: string): CDfa | null {
   return new CDfa(d.byteClasses, cc, d.transitions, d.accepting);
 }
 
-function buildCondition(c: Condition, dfas: Array<CDfa>, at: string): CCondition | null {
+function buildCondition(c: Condition, dfas: Array<CDfa>, headers: HeaderSet, at: string): CCondition | null {
   const cc = new CCondition();
   cc.kind = <u32>c.kind;
   cc.op = <u32>c.op;
@@ -185,6 +196,7 @@ function buildCondition(c: Condition, dfas: Array<CDfa>, at: string): CCondition
   if (cc.kind == KIND_URI && cc.op >= OP_PRESENT) { ruleError = at + ".op: uri has no present/absent"; return null; }
   if (cc.kind <= KIND_QUERY && c.name.length == 0) { ruleError = at + ".name: empty"; return null; }
   cc.name = utf8(c.name);
+  if (cc.kind == KIND_HEADER) cc.nameId = headers.id(cc.name);
   cc.value = c.value;
   if (cc.op == OP_REGEX) {
     if (c.dfa >= <u32>dfas.length) { ruleError = at + ".dfa: " + c.dfa.toString() + " out of range"; return null; }
@@ -200,7 +212,7 @@ function serviceIndex(g: CGroup, name: string): i32 {
   return -1;
 }
 
-function buildGroup(g: Group, gi: i32, dfas: Array<CDfa>): CGroup | null {
+function buildGroup(g: Group, gi: i32, dfas: Array<CDfa>, headers: HeaderSet): CGroup | null {
   const at = "groups[" + gi.toString() + "]";
   const cg = new CGroup();
   cg.index = gi;
@@ -243,7 +255,7 @@ function buildGroup(g: Group, gi: i32, dfas: Array<CDfa>): CGroup | null {
       const block = l.match[b];
       const cb = new Array<CCondition>();
       for (let c = 0; c < block.conditions.length; c++) {
-        const cc = buildCondition(block.conditions[c], dfas, lat + ".match[" + b.toString() + "].conditions[" + c.toString() + "]");
+        const cc = buildCondition(block.conditions[c], dfas, headers, lat + ".match[" + b.toString() + "].conditions[" + c.toString() + "]");
         if (cc == null) return null;
         cb.push(cc);
       }
@@ -279,6 +291,11 @@ function buildGroup(g: Group, gi: i32, dfas: Array<CDfa>): CGroup | null {
     cg.generateCookie = sk.generate && sk.cookie.length > 0;
     cg.cookieMaxAge = sk.maxAgeSeconds;
   }
+  cg.laneHeaderId = headers.id(cg.laneHeader);
+  cg.routeHeaderId = headers.id(cg.routeHeader);
+  cg.overrideHeaderId = headers.id(cg.overrideHeader);
+  cg.traceHeaderId = headers.id(cg.traceHeader);
+  cg.stickyHeaderId = headers.id(cg.stickyHeader);
   return cg;
 }
 
@@ -303,7 +320,7 @@ export function buildRuleSet(bytes: Uint8Array): CRuleSet | null {
   const out = new CRuleSet();
   out.version = rs.version;
   for (let i = 0; i < rs.groups.length; i++) {
-    const g = buildGroup(rs.groups[i], i, dfas);
+    const g = buildGroup(rs.groups[i], i, dfas, out.headers);
     if (g == null) return null;
     out.groups.push(g);
   }

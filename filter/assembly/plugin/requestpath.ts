@@ -64,6 +64,7 @@ export class RequestPath {
     const metrics = new Array<GroupMetrics>();
     for (let i = 0; i < next.groups.length; i++) metrics.push(new GroupMetrics(next.groups[i], this.counters));
     this.rules = next;
+    this.view.use(next.headers);
     this.groupMetrics = metrics;
     const edge = edgeStripPlan(next);
     this.edgeStrip = edge;
