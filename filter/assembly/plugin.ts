@@ -215,7 +215,7 @@ class LaneStream extends HttpContext {
         const headersPtr = host.retPtr;
         path.view.load(headersPtr, host.retLen);
         strip(path.edgeStrip, path);
-        heap.free(headersPtr);
+        host.release(headersPtr);
         host.retPtr = 0;
       }
       return Action.Continue;
@@ -226,7 +226,7 @@ class LaneStream extends HttpContext {
     path.view.load(headersPtr, host.retLen);
     this.handle(path);
     releaseRouteMetadata(path);
-    heap.free(headersPtr);
+    host.release(headersPtr);
     return Action.Continue;
   }
 
@@ -423,7 +423,7 @@ function readRouteMetadata(path: RequestPath): void {
 }
 
 function releaseRouteMetadata(path: RequestPath): void {
-  if (path.routeMetaBuf != 0) heap.free(path.routeMetaBuf);
+  if (path.routeMetaBuf != 0) host.release(path.routeMetaBuf);
   path.routeMetaBuf = 0;
   path.routeMeta.clear();
 }

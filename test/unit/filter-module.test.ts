@@ -61,9 +61,11 @@ describe("filter.wasm (release build)", () => {
     expect(exports.has("_start")).toBe(false);
   });
 
-  it("stays under 64 KB", () => {
+  // Built at -O3 for speed (inlined accessors; -Oz was 54 KB and ~30% more guest time per request):
+  // the size is paid once per VM at compile time, the budget catches accidental bloat.
+  it("stays under 80 KB", () => {
     const size = statSync(WASM_PATH).size;
     expect(size).toBeGreaterThan(4096);
-    expect(size).toBeLessThan(64 * 1024);
+    expect(size).toBeLessThan(80 * 1024);
   });
 });

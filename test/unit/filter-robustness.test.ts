@@ -15,6 +15,16 @@ describe("bad requests", () => {
     expect(f.decide({ "x-user-id": big }, routeTo("db")).lane).toMatch(/^(base|canary)$/);
   });
 
+  it("header blocks larger than the 64 KB arena for host data: decided, freed, and the arena serves the next request", async () => {
+    const f = await newFilter({ groups: [shopGroup()] });
+    const big = "x".repeat(80 * 1024);
+    for (let i = 0; i < 50; i++) expect(f.decide({ cookie: `junk=${big}; uid=1234` }, routeTo("db")).lane).toBe("dev");
+    const after50 = f.vm.memoryBytes();
+    for (let i = 0; i < 200; i++) expect(f.decide({ cookie: `junk=${big}; uid=1234` }, routeTo("db")).lane).toBe("dev");
+    expect(f.vm.memoryBytes()).toBe(after50); // heap blocks of the big maps are freed
+    expect(f.decide({ cookie: "uid=1234" }, routeTo("db")).lane).toBe("dev");
+  });
+
   it("300 headers", async () => {
     const f = await newFilter({ groups: [mockGroup()] });
     const headers: Array<[string, string]> = [];

@@ -1,11 +1,12 @@
 // The proxy-wasm ABI 0.2.1 exports: thin dispatchers to the context objects, plus the allocator the
 // host uses to hand us data. Re-exported by plugin.ts (only the entry file's exports are exported).
 import { createContext, roots, rootById, streams } from "./context";
+import * as arena from "./arena";
 
 export function proxy_abi_version_0_2_1(): void {}
 
 export function proxy_on_memory_allocate(size: usize): usize {
-  return heap.alloc(size);
+  return arena.allocate(size);
 }
 
 // Memory: the module uses AssemblyScript's minimal runtime (two-colour mark & sweep, no automatic
@@ -65,7 +66,11 @@ export function proxy_on_upstream_connection_close(contextId: u32, peerType: u32
 
 export function proxy_on_request_headers(contextId: u32, headers: u32, endOfStream: u32): u32 {
   const s = streams.get(contextId);
-  return s != null ? s.onRequestHeaders(headers, endOfStream != 0) : 0;
+  if (s == null) return 0;
+  arena.begin(); // host blocks returned in this hook live in the arena
+  const r = s.onRequestHeaders(headers, endOfStream != 0);
+  arena.end();
+  return r;
 }
 
 export function proxy_on_request_body(contextId: u32, bodySize: u32, endOfStream: u32): u32 {
@@ -82,7 +87,11 @@ export function proxy_on_request_metadata(contextId: u32, elements: u32): u32 { 
 
 export function proxy_on_response_headers(contextId: u32, headers: u32, endOfStream: u32): u32 {
   const s = streams.get(contextId);
-  return s != null ? s.onResponseHeaders(headers, endOfStream != 0) : 0;
+  if (s == null) return 0;
+  arena.begin(); // host blocks returned in this hook live in the arena
+  const r = s.onResponseHeaders(headers, endOfStream != 0);
+  arena.end();
+  return r;
 }
 
 export function proxy_on_response_body(contextId: u32, bodySize: u32, endOfStream: u32): u32 {
@@ -92,7 +101,11 @@ export function proxy_on_response_body(contextId: u32, bodySize: u32, endOfStrea
 
 export function proxy_on_response_trailers(contextId: u32, trailers: u32): u32 {
   const s = streams.get(contextId);
-  return s != null ? s.onResponseTrailers(trailers) : 0;
+  if (s == null) return 0;
+  arena.begin(); // host blocks returned in this hook live in the arena
+  const r = s.onResponseTrailers(trailers);
+  arena.end();
+  return r;
 }
 
 export function proxy_on_response_metadata(contextId: u32, elements: u32): u32 { return 0; }

@@ -1,8 +1,10 @@
 // Thin typed wrappers over the imports. Data the host returns lives in blocks it allocated through
-// proxy_on_memory_allocate (heap.alloc: unmanaged, never seen by the GC); the caller reads it via
+// proxy_on_memory_allocate (abi/arena.ts: unmanaged, never seen by the GC); the caller reads it via
 // `retPtr`/`retLen` and releases it with freeRet() before the next get, or takes the pointer and
-// heap.free()s it itself when it must outlive other host calls.
+// release()s it itself when it must outlive other host calls (never the hook that got it).
 import * as imp from "./imports";
+import { release } from "./arena";
+export { release };
 import { LogLevel, WasmResult } from "./types";
 
 const RET: usize = memory.data(16, 8); // [0] ptr, [4] size, [8] cas / metric id, [8..16] time
@@ -32,7 +34,7 @@ export let retCas: u32 = 0;
 
 /** Releases the block the last successful get returned (no-op when there is none). */
 export function freeRet(): void {
-  if (retPtr != 0) heap.free(retPtr);
+  if (retPtr != 0) release(retPtr);
   retPtr = 0;
   retLen = 0;
 }

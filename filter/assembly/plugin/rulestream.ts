@@ -86,7 +86,7 @@ export class RuleStreamClient {
   }
 
   release(): void {
-    if (this.responseBuf != 0) heap.free(this.responseBuf);
+    if (this.responseBuf != 0) host.release(this.responseBuf);
     this.responseBuf = 0;
   }
 
