@@ -131,7 +131,10 @@ export const PEERS: Array<{ id: string; build: PeerBuild; name: string; directio
 
 export function specs(noopPath: string, pluginConfig: string, peers: Map<PeerBuild, string>): ConfigSpec[] {
   const compare: ConfigSpec[] = COMPARE_WASM
-    ? [{ id: "b-compare", name: `Graylane (outbound sidecar), ${COMPARE_WASM}`, filters: [wasmFilter("graylane", COMPARE_WASM, "graylane-compare", pluginConfig)], direction: "OUTBOUND", traffic: ["group", "nogroup"], latency: true }]
+    ? [
+      { id: "b-compare", name: `Graylane (outbound sidecar), ${COMPARE_WASM}`, filters: [wasmFilter("graylane", COMPARE_WASM, "graylane-compare", pluginConfig)], direction: "OUTBOUND", traffic: ["group", "nogroup"], latency: true },
+      { id: "b-compare-inbound", name: `Graylane (inbound sidecar), ${COMPARE_WASM}`, filters: [wasmFilter("graylane", COMPARE_WASM, "graylane-compare", pluginConfig)], direction: "INBOUND", traffic: ["group"], latency: false },
+    ]
     : [];
   return [
     { id: "a", name: "no filter", filters: [], direction: "OUTBOUND", traffic: ["group", "nogroup"], latency: true },
@@ -389,7 +392,7 @@ export async function runEnvoyOverhead(opts: OverheadOptions = DEFAULTS) {
   const all = specs(noop, pluginConfig, peers);
   const verified = await verifySameHeaders(bin, all, QUICK ? 50 : 200);
   log(`envoy-overhead: C peers send the same headers as Graylane: ${verified.map((v) => `${v.peer} ${v.requests}/${v.requests} (${v.rerouted} re-routed)`).join(", ")}`);
-  const calls = await countCallsPerRequest(WASM, pluginConfig, peers);
+  const calls = await countCallsPerRequest(WASM, pluginConfig, peers, COMPARE_WASM);
   const upstream = await startNginx(dir, loadCpu);
   const envoys = new Map<string, BenchEnvoy>();
   try {
@@ -495,6 +498,13 @@ export async function runEnvoyOverhead(opts: OverheadOptions = DEFAULTS) {
       inboundVsPeerMinimal: ratio("b-inbound/group", "p-in-min/group"),
       noGroupVsPeer: ratio("b/nogroup", "p-nogroup/nogroup", 1.15),
       peerCallsVsPeerMinimal: ratio("p-calls/group", "p-min/group"),
+      // The other build (BENCH_COMPARE_WASM, e.g. the one before a change) against the same peers.
+      ...(COMPARE_WASM ? {
+        compareOutboundVsPeerCalls: ratio("b-compare/group", "p-calls/group"),
+        compareOutboundVsPeerMinimal: ratio("b-compare/group", "p-min/group"),
+        compareInboundVsPeerCalls: ratio("b-compare-inbound/group", "p-in-calls/group"),
+        compareNoGroupVsPeer: ratio("b-compare/nogroup", "p-nogroup/nogroup"),
+      } : {}),
     };
     const by = (key: string) => configs.find((c) => `${c.id}/${c.traffic}` === key)!;
     // The other build against (b), paired per round: positive = the other build costs more.

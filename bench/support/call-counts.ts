@@ -39,13 +39,19 @@ async function counted(wasm: Uint8Array, config: string, inbound: boolean, noGro
 }
 
 /** Per request on the bench traffic: Graylane outbound, inbound and of no group, then each peer on its path. */
-export async function countCallsPerRequest(graylane: string, pluginConfig: string, peers: Map<PeerBuild, string>): Promise<Record<string, CallsPerRequest>> {
+export async function countCallsPerRequest(graylane: string, pluginConfig: string, peers: Map<PeerBuild, string>, compare?: string): Promise<Record<string, CallsPerRequest>> {
   const gl = readFileSync(graylane);
   const out: Record<string, CallsPerRequest> = {
     "b (Graylane, outbound)": await counted(gl, pluginConfig, false, false),
     "b-inbound (Graylane, inbound)": await counted(gl, pluginConfig, true, false),
     "b, no group": await counted(gl, pluginConfig, false, true),
   };
+  if (compare) {
+    const old = readFileSync(compare);
+    out["b-compare (outbound)"] = await counted(old, pluginConfig, false, false);
+    out["b-compare-inbound"] = await counted(old, pluginConfig, true, false);
+    out["b-compare, no group"] = await counted(old, pluginConfig, false, true);
+  }
   const path: Record<PeerBuild, [boolean, boolean]> = { "out-min": [false, false], "out-calls": [false, false], "in-min": [true, false], "in-calls": [true, false], "nogroup": [false, true] };
   for (const [build, file] of peers) out[`peer ${build}`] = await counted(readFileSync(file), "{}", ...path[build]);
   return out;
