@@ -23,7 +23,9 @@
 // override. No-group traffic (a, b, p-nogroup): a host of no group, every 10th with a stray route
 // header to remove.
 //
-// Throughput: wrk -t1 at 32 connections, each run in turn per round (rounds rotate the order).
+// Throughput: wrk -t1 at 32 connections, each run in turn per round: runs compared with each other
+// stand next to each other (RUN_ORDER), and odd rounds go through them backwards, so a drift of
+// the machine's speed within a round hits both sides of a pair alike over two rounds.
 // Envoy CPU per request: /proc/<pid>/stat utime+stime over the run ÷ requests; added CPU = minus (a)'s
 // in the same round with the same traffic. Ratios of added CPU are paired per round; the summary
 // gives their median and a bootstrap 95% interval. Latency at a fixed rate: wrk --latency, 4
@@ -60,7 +62,7 @@ export interface OverheadOptions {
 
 export const DEFAULTS: OverheadOptions = QUICK
   ? { seconds: 1, rounds: 1, connections: 16, latency: { seconds: 1, connections: 4, delayMs: 3 }, warmupSeconds: 1, envoyCpu: "0", loadCpu: "1" }
-  : { seconds: 3, rounds: 12, connections: 32, latency: { seconds: 3, connections: 4, delayMs: 3 }, warmupSeconds: 2, envoyCpu: "0", loadCpu: "1" };
+  : { seconds: 2, rounds: 16, connections: 32, latency: { seconds: 2, connections: 4, delayMs: 3 }, warmupSeconds: 2, envoyCpu: "0", loadCpu: "1" };
 
 const WASM = resolve("filter/build/filter.wasm");
 const ROUTE_HEADER = "x-graylane-route";
@@ -372,6 +374,15 @@ export async function verifySameHeaders(bin: string, all: ConfigSpec[], n: numbe
 
 // ---- the benchmark ----
 
+/** The order of runs in a round: each ratio's runs adjacent, the baselines (a) among them. */
+const RUN_ORDER = [
+  "p-nogroup/nogroup", "b/nogroup", "a/nogroup", "b-compare/nogroup",
+  "p-min/group", "p-calls/group", "b/group", "a/group", "b-compare/group",
+  "b-inbound/group", "p-in-calls/group", "p-in-min/group", "b-compare-inbound/group",
+  "c/group", "d/group",
+];
+const runRank = (key: string) => { const i = RUN_ORDER.indexOf(key); return i < 0 ? RUN_ORDER.length : i; };
+
 interface Sample { rps: number; cpuUsPerRequest: number; envoyCpuUtil: number; requests: number }
 interface LatencySample { rps: number; p50: number; p90: number; p99: number; p999: number; cpuUsPerRequest: number }
 interface Run { spec: ConfigSpec; traffic: Traffic; key: string }
@@ -415,7 +426,8 @@ export async function runEnvoyOverhead(opts: OverheadOptions = DEFAULTS) {
       }
     }
     log(`envoy-overhead: upstream ${upstream.kind}; Envoy on CPU ${envoyCpu ?? "any"}, wrk${upstream.port ? " and nginx" : ""} on CPU ${loadCpu ?? "any"}`);
-    const runs: Run[] = all.flatMap((s) => s.traffic.map((t) => ({ spec: s, traffic: t, key: `${s.id}/${t}` })));
+    const runs: Run[] = all.flatMap((s) => s.traffic.map((t) => ({ spec: s, traffic: t, key: `${s.id}/${t}` })))
+      .sort((x, y) => runRank(x.key) - runRank(y.key));
     const latencyRuns = all.filter((s) => s.latency);
     for (const r of runs) wrk(url(r.spec.id), scripts[r.traffic], opts.connections, opts.warmupSeconds, loadCpu); // warm-up
 
@@ -432,12 +444,12 @@ export async function runEnvoyOverhead(opts: OverheadOptions = DEFAULTS) {
       return { w, cpu };
     };
     for (let r = 0; r < opts.rounds; r++) {
-      for (const run of runs.map((_, i) => runs[(i + r) % runs.length])) {
+      for (const run of r % 2 === 0 ? runs : [...runs].reverse()) {
         const { w, cpu } = measure(run.spec.id, scripts[run.traffic], opts.connections, opts.seconds);
         const secs = w.durationUs / 1e6;
         through.get(run.key)!.push({ rps: w.requests / secs, cpuUsPerRequest: (cpu / w.requests) * 1e6, envoyCpuUtil: cpu / secs, requests: w.requests });
       }
-      for (const s of latencyRuns.map((_, i) => latencyRuns[(i + r) % latencyRuns.length])) {
+      for (const s of r % 2 === 0 ? latencyRuns : [...latencyRuns].reverse()) {
         const { w, cpu } = measure(s.id, latencyScript, opts.latency.connections, opts.latency.seconds);
         lat.get(s.id)!.push({ rps: w.requests / (w.durationUs / 1e6), p50: w.p50, p90: w.p90, p99: w.p99, p999: w.p999, cpuUsPerRequest: (cpu / w.requests) * 1e6 });
       }
@@ -527,7 +539,7 @@ export async function runEnvoyOverhead(opts: OverheadOptions = DEFAULTS) {
       setup: {
         envoyCpu: envoyCpu ?? "unpinned", loadCpu: loadCpu ?? "unpinned", concurrency: 1, upstream: upstream.kind,
         loadGenerator: `wrk 4.1 -t1 (Lua request(): distinct x-request-id per request, 18 headers; group traffic: 5 hosts, every 10th with the override header; no-group traffic: ${OTHER_HOST}, every 10th with a stray route header)`,
-        throughput: { connections: opts.connections, seconds: opts.seconds, rounds: opts.rounds, statistic: "runs interleaved (order rotated each round); req/s and CPU: median over rounds; added CPU and ratios to (a) with the same traffic: median of the per-round pairs; peer ratios: median and bootstrap 95% interval (10,000 resamples) of the per-round ratios of added CPU" },
+        throughput: { connections: opts.connections, seconds: opts.seconds, rounds: opts.rounds, statistic: "runs interleaved, compared runs adjacent, every other round in reverse order; req/s and CPU: median over rounds; added CPU and ratios to (a) with the same traffic: median of the per-round pairs; peer ratios: median and bootstrap 95% interval (10,000 resamples) of the per-round ratios of added CPU" },
         latency: { method: `wrk --latency, ${opts.latency.connections} connections each waiting a random 1–${2 * opts.latency.delayMs - 1} ms (Lua delay(), mean ${opts.latency.delayMs} ms) between requests: a near-constant rate far below saturation, arrivals not in lockstep`, seconds: opts.latency.seconds },
         ruleSet: { groups: rs.ruleSet.groups.length, conditions: rs.conditions, regexDfas: rs.regexes, bytes: rs.bytes.length, traceMemorySlots: 65536 },
         pluginConfiguration: "mesh/istio.ts wasmPlugins() for shop0-web, without `cluster` (no control plane in the bench)",

@@ -7,7 +7,7 @@
 // nothing and returns both indices at once. rules.ts refuses RuleSets whose indices would not fit
 // (MAX_GROUPS, MAX_SERVICES).
 import { PairsIndex } from "../abi/pairs";
-import { equalBytes, equalIgnoreCase, startsWith, utf8 } from "./bytes";
+import { equalBytes, startsWith, utf8 } from "./bytes";
 import { CRuleSet } from "./rules";
 import { RequestView } from "./request";
 
@@ -22,33 +22,14 @@ export const DIR_EDGE: u32 = 3;
 @inline export function destinationGroup(d: i32): i32 { return d >> 16; }
 @inline export function destinationService(d: i32): i32 { return d & 0xffff; }
 
-/** The service named exactly `name`, in any group. */
+/** The service named exactly `name`, in any group (the first in group order). */
 export function findService(rules: CRuleSet, p: usize, l: usize): i32 {
-  const groups = rules.groups;
-  for (let g = 0; g < groups.length; g++) {
-    const services = unchecked(groups[g]).services;
-    for (let s = 0; s < services.length; s++) {
-      const n = unchecked(services[s]).name;
-      if (equalBytes(n.dataStart, <usize>n.byteLength, p, l)) return destination(g, s);
-    }
-  }
-  return NO_DESTINATION;
+  return rules.serviceIndex.get(p, l);
 }
 
 /** The service whose hosts include `host` (compared ignoring the request's case; hosts are lowercase). */
 export function findHost(rules: CRuleSet, p: usize, l: usize): i32 {
-  const groups = rules.groups;
-  for (let g = 0; g < groups.length; g++) {
-    const services = unchecked(groups[g]).services;
-    for (let s = 0; s < services.length; s++) {
-      const hosts = unchecked(services[s]).hosts;
-      for (let h = 0; h < hosts.length; h++) {
-        const n = unchecked(hosts[h]);
-        if (equalIgnoreCase(p, l, n.dataStart, <usize>n.byteLength)) return destination(g, s);
-      }
-    }
-  }
-  return NO_DESTINATION;
+  return rules.hostIndex.get(p, l);
 }
 
 /** The service with the longest `paths` prefix of the request path (the first one on a tie). */

@@ -8,6 +8,7 @@ import { Dfa } from "../generated/graylane/v1/Dfa";
 import { Condition } from "../generated/graylane/v1/Condition";
 import { utf8 } from "./bytes";
 import { HeaderSet } from "./headerset";
+import { NameIndex } from "./nameindex";
 import { checkRuleSetWire, wireError } from "./wirecheck";
 
 /** Features this filter implements; a RuleSet requiring any other is refused. */
@@ -158,6 +159,10 @@ export class CRuleSet {
   groups: Array<CGroup> = [];
   /** Every header name the RuleSet's requests are read for (RequestView.use). */
   readonly headers: HeaderSet = new HeaderSet();
+  /** Service name -> destination ((group << 16) | service, lane/destination.ts), the first in group order. */
+  readonly serviceIndex: NameIndex = new NameIndex(false);
+  /** Service host -> destination, compared ignoring the request's case. */
+  readonly hostIndex: NameIndex = new NameIndex(true);
 }
 
 export let ruleError: string = "";
@@ -323,6 +328,11 @@ export function buildRuleSet(bytes: Uint8Array): CRuleSet | null {
     const g = buildGroup(rs.groups[i], i, dfas, out.headers);
     if (g == null) return null;
     out.groups.push(g);
+    for (let s = 0; s < g.services.length; s++) {
+      const cs = g.services[s];
+      out.serviceIndex.add(cs.name, (i << 16) | s);
+      for (let h = 0; h < cs.hosts.length; h++) out.hostIndex.add(cs.hosts[h], (i << 16) | s);
+    }
   }
   return out;
 }
