@@ -45,7 +45,9 @@ BENCH_PACKAGES := wrk=wrk nginx=nginx taskset=util-linux clang=clang wasm-ld=lld
 	@bin/ensure-packages.sh $@ $(PYTHON_PACKAGES)
 .cache/packages-test.stamp:
 	@bin/ensure-packages.sh $@ $(TEST_PACKAGES)
-.cache/packages-bench.stamp:
+# The bench stamp is named after its package list, so adding a package installs it on clones that ran make bench before.
+BENCH_STAMP := .cache/packages-bench-$(shell echo '$(BENCH_PACKAGES)' | cksum | cut -d' ' -f1).stamp
+$(BENCH_STAMP):
 	@bin/ensure-packages.sh $@ $(BENCH_PACKAGES)
 ## system-packages: install the Debian packages make test uses (chromium, etcd-server, python3-venv)
 system-packages: .cache/packages-test.stamp
@@ -130,7 +132,7 @@ test-e2e: build $(TEST_WASM) system-packages envoy schemathesis kube-apiserver g
 	ENVOY_BIN=$(ENVOY) vitest run --project e2e $(VITEST_FLAGS)
 
 ## bench: every benchmark (bench/run.ts), each figure against a baseline measured in the same run; writes bench/results/ (BENCH_QUICK=1: smoke sizes, into .cache/bench-quick)
-bench: build envoy .cache/packages-bench.stamp .cache/packages-test.stamp kube-apiserver
+bench: build envoy $(BENCH_STAMP) .cache/packages-test.stamp kube-apiserver
 	ENVOY_BIN=$(ENVOY) tsx bench/run.ts
 
 ## fuzz: test/unit/fuzz.test.ts at FUZZ_RUNS decisions (default 1,000,000; make test runs 100,000); FUZZ_SEED picks another seed
