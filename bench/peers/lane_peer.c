@@ -99,9 +99,8 @@ static const u8 *bag[8];
 static usize bagl[8];
 static u32 bags;
 
-static void pick_headers(const u8 *buf, usize len) {
-  for (u32 i = 0; i < H_COUNT; i++) hv[i] = 0, hl[i] = 0;
-  bags = 0;
+/** Calls `fn` for each name/value of a proxy-wasm pairs map (u32 count, sizes, NUL-ended data); bounds-checked count. */
+static void each_pair(const u8 *buf, usize len, void (*fn)(const u8 *k, usize kl, const u8 *v, usize vl)) {
   if (len < 4) return;
   u32 n = *(const u32 *)buf;
   if (4 + (usize)n * 8 > len) return;
@@ -111,13 +110,31 @@ static void pick_headers(const u8 *buf, usize len) {
     usize kl = sizes[2 * i], vl = sizes[2 * i + 1];
     const u8 *k = p, *v = p + kl + 1;
     p = v + vl + 1;
-    for (u32 h = 0; h < H_COUNT; h++) {
-      if (NAMES[h].len != kl || !eq(k, kl, (const u8 *)NAMES[h].name, kl)) continue;
-      if (h == H_BAGGAGE) { if (bags < 8) bag[bags] = v, bagl[bags++] = vl; }
-      else if (!hv[h]) hv[h] = v, hl[h] = vl;
-      break;
-    }
+    fn(k, kl, v, vl);
   }
+}
+
+static void pick_header(const u8 *k, usize kl, const u8 *v, usize vl) {
+  for (u32 h = 0; h < H_COUNT; h++) {
+    if (NAMES[h].len != kl || !eq(k, kl, (const u8 *)NAMES[h].name, kl)) continue;
+    if (h == H_BAGGAGE) { if (bags < 8) bag[bags] = v, bagl[bags++] = vl; }
+    else if (!hv[h]) hv[h] = v, hl[h] = vl;
+    return;
+  }
+}
+
+static void pick_headers(const u8 *buf, usize len) {
+  for (u32 i = 0; i < H_COUNT; i++) hv[i] = 0, hl[i] = 0;
+  bags = 0;
+  each_pair(buf, len, pick_header);
+}
+
+// The matched route's graylane metadata: service and lane.
+static const u8 *meta_service, *meta_lane;
+static usize msl, mll;
+static void pick_metadata(const u8 *k, usize kl, const u8 *v, usize vl) {
+  if (eq(k, kl, S("service"))) meta_service = v, msl = vl;
+  else if (eq(k, kl, S("lane"))) meta_lane = v, mll = vl;
 }
 
 /** "k=v<sep>k=v": the value of key `name` (whitespace around items ignored). */
@@ -324,8 +341,8 @@ EXPORT(proxy_on_request_headers) u32 proxy_on_request_headers(u32 id, u32 header
   if (inbound_listener()) return 0;
 #endif
   int dest;
-  const u8 *meta_lane = 0;
-  usize mll = 0;
+  meta_service = meta_lane = 0;
+  msl = mll = 0;
 #if PEER_INBOUND
   dest = LOCAL_DESTINATION;
   u8 *buf = 0; usize len = 0;
@@ -333,20 +350,7 @@ EXPORT(proxy_on_request_headers) u32 proxy_on_request_headers(u32 id, u32 header
   pick_headers(buf, len);
 #else
   u8 *meta = 0; usize meta_len = 0;
-  const u8 *meta_service = 0;
-  usize msl = 0;
-  if (proxy_get_property(S("xds\0route_metadata\0filter_metadata\0graylane"), &meta, &meta_len) == 0 && meta_len >= 4) {
-    u32 n = *(const u32 *)meta;
-    const u32 *sizes = (const u32 *)(meta + 4);
-    const u8 *p = meta + 4 + n * 8;
-    for (u32 i = 0; i < n; i++) {
-      usize kl = sizes[2 * i], vl = sizes[2 * i + 1];
-      const u8 *k = p, *v = p + kl + 1;
-      p = v + vl + 1;
-      if (eq(k, kl, S("service"))) meta_service = v, msl = vl;
-      else if (eq(k, kl, S("lane"))) meta_lane = v, mll = vl;
-    }
-  }
+  if (proxy_get_property(S("xds\0route_metadata\0filter_metadata\0graylane"), &meta, &meta_len) == 0) each_pair(meta, meta_len, pick_metadata);
 #if PEER_NOGROUP
   // No header pairs unless the route metadata names no service of a group: then :authority decides.
   for (u32 i = 0; i < H_COUNT; i++) hv[i] = 0, hl[i] = 0;
