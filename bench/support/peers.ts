@@ -25,11 +25,32 @@ export function hasClang(): boolean {
   return spawnSync("sh", ["-c", "command -v clang && command -v wasm-ld"]).status === 0;
 }
 
-interface Pin { hooks: Record<string, { host: Record<string, number>; intoModule: Record<string, number> }> }
+export interface Pin { hooks: Record<string, { host: Record<string, number>; intoModule: Record<string, number> }> }
 
-/** The calls of a pinned path beyond the C minimal work, as #defines. */
-export function callsHeader(pinPath: "outbound" | "inbound" | "noGroup"): string {
-  const pin = (JSON.parse(readFileSync(PINS, "utf8")) as Record<string, Pin>)[pinPath];
+/** The pinned counts per path (test/fixtures/host-calls.json). */
+export function pinnedCalls(): Record<string, Pin> {
+  return JSON.parse(readFileSync(PINS, "utf8")) as Record<string, Pin>;
+}
+
+// Host calls lane_peer.c makes, per hook: the ones the generated counts set (GL_*) and the ones its
+// own work makes (the same decision's). A pinned call outside these is one the peer would not make:
+// callsHeader refuses it, so the peer cannot silently fall behind Graylane's call list.
+const PEER_REQUEST_CALLS = new Set(["proxy_get_current_time_nanoseconds", "proxy_get_header_map_pairs", "proxy_get_property",
+  "proxy_replace_header_map_value", "proxy_remove_header_map_value", "proxy_call_foreign_function", "proxy_increment_metric",
+  "proxy_get_shared_data", "proxy_set_shared_data"]);
+const PEER_RESPONSE_CALLS = new Set(["proxy_get_current_time_nanoseconds", "proxy_get_header_map_value"]);
+const PEER_HOOKS = new Set(["proxy_on_context_create", "proxy_on_request_headers", "proxy_on_response_headers", "proxy_on_log", "proxy_on_delete"]);
+
+/** The calls of a pinned path beyond the C minimal work, as #defines; throws on a call or hook the peer cannot make. */
+export function callsHeader(pinPath: "outbound" | "inbound" | "noGroup", pins: Record<string, Pin> = pinnedCalls()): string {
+  const pin = pins[pinPath];
+  for (const [hook, h] of Object.entries(pin.hooks)) {
+    if (!PEER_HOOKS.has(hook)) throw new Error(`${pinPath}: Graylane's ${hook} is not a hook bench/peers/lane_peer.c exports`);
+    const known = hook === "proxy_on_request_headers" ? PEER_REQUEST_CALLS : hook === "proxy_on_response_headers" ? PEER_RESPONSE_CALLS : new Set<string>();
+    for (const call of Object.keys(h.host)) {
+      if (!known.has(call)) throw new Error(`${pinPath}: Graylane's ${hook} makes ${call}, which bench/peers/lane_peer.c does not: teach the peer to make it`);
+    }
+  }
   const req = pin.hooks.proxy_on_request_headers?.host ?? {};
   const resp = pin.hooks.proxy_on_response_headers?.host ?? {};
   // The minimal work's own property read is the route metadata (outbound); every other property
@@ -49,6 +70,13 @@ export function callsHeader(pinPath: "outbound" | "inbound" | "noGroup"): string
 }
 
 const cstr = (s: string) => JSON.stringify(s);
+
+/** A group's trace-memory fingerprint seed, as the filter's rules.ts derives it from the name (a unit test compares the two). */
+export function traceSeed(name: string): number {
+  let seed = (0x5bd1e995 ^ name.length) >>> 0;
+  for (const c of Buffer.from(name)) seed = Math.imul(seed ^ c, 0x01000193) >>> 0;
+  return seed;
+}
 
 /** The bench RuleSet as C tables; throws when its shape is not the one lane_peer.c builds in. */
 export function ruleSetHeader(traceSlots: number, traceTtlMs: number, localService = "shop0-web"): string {
@@ -70,10 +98,7 @@ export function ruleSetHeader(traceSlots: number, traceTtlMs: number, localServi
       g0.lanes.map((l) => `${l.name}:${l.bucketStart}-${l.bucketEnd}:${l.services.join("+").replaceAll("shop0", `shop${i}`)}:${l.fallback}`).join(), "lanes of every group");
     shape(g.laneHeader === g0.laneHeader && g.routeHeader === g0.routeHeader && g.overrideHeader === g0.overrideHeader &&
       g.traceHeader === g0.traceHeader && g.stickyKey?.header === g0.stickyKey?.header && g.stickySalt === g.name && !g.strictIsolation, "headers");
-    // The trace-memory seed, as the filter's rules.ts derives it from the group name.
-    let seed = (0x5bd1e995 ^ g.name.length) >>> 0;
-    for (const c of Buffer.from(g.name)) seed = Math.imul(seed ^ c, 0x01000193) >>> 0;
-    seeds.push(seed);
+    seeds.push(traceSeed(g.name));
     if (services(i).includes(localService)) local = i * 2 + services(i).indexOf(localService);
   });
   shape(local >= 0, "local service");

@@ -59,6 +59,8 @@ export function rulesLoad(p: usize, l: usize): bool {
   else view.use(rules!.headers);
   return rules != null;
 }
+/** Group g's trace-memory fingerprint seed (lane/rules.ts CGroup.seed). */
+export function groupSeed(g: i32): u32 { return rules!.groups[g].seed; }
 /** Group g's route for lane `lane` and service `service` (lane/rules.ts CGroup.route). */
 export function route(g: i32, lane: i32, service: i32): i32 { return rules!.groups[g].route(lane, service); }
 

@@ -19,6 +19,7 @@ export interface LaneProbeExports {
   pairsEntry(i: number): void;
   rulesLoad(p: number, l: number): number;
   route(g: number, lane: number, service: number): number;
+  groupSeed(g: number): number;
   destService(p: number, l: number): number;
   destHost(p: number, l: number): number;
   destPath(p: number, l: number): number;
