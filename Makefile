@@ -121,9 +121,9 @@ gateway-api-crds:
 test: build $(TEST_WASM) typecheck system-packages envoy schemathesis kube-apiserver gateway-api-crds
 	ENVOY_BIN=$(ENVOY) vitest run $(VITEST_FLAGS)
 
-## test-unit: the pure tier alone (no Envoy, browser, etcd, Python or child processes), for the edit-test loop (fuzz at 20,000 decisions; make test runs 100,000)
+## test-unit: the pure tier alone (no Envoy, browser, etcd, Python or child processes), for the edit-test loop (fuzz at 20,000 decisions and memory at 200,000 requests; make test runs 100,000 and 1,000,000)
 test-unit: build $(TEST_WASM)
-	FUZZ_RUNS=$${FUZZ_RUNS:-20000} vitest run --project unit $(VITEST_FLAGS)
+	FUZZ_RUNS=$${FUZZ_RUNS:-20000} MEMORY_REQUESTS=$${MEMORY_REQUESTS:-200000} vitest run --project unit $(VITEST_FLAGS)
 
 ## test-integration / test-e2e: one tier
 test-integration: build $(TEST_WASM)
