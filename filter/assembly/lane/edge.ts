@@ -1,33 +1,28 @@
 // Which incoming headers a request loses before the decision, so that outsiders cannot pick a lane
 // (DESIGN.md "The edge"). The plans depend only on the RuleSet, so they are built once when one is
 // applied; per request the plugin removes the names the request carries. Pure: no host calls.
-import { equalBytes, utf8 } from "./bytes";
-import { ID_DEFAULT_LANE, ID_DEFAULT_ROUTE } from "./headerset";
+import { DEFAULT_HEADERS, HeaderSet, ID_DEFAULT_LANE, ID_DEFAULT_ROUTE } from "./headerset";
 import { CRuleSet } from "./rules";
 
-/** Header names to remove, each once (with their ids in the RuleSet's HeaderSet), and whether the baggage `graylane` member goes too. */
+/**
+ * Header names to remove, each once, by their ids in the HeaderSet the request view uses (the
+ * RuleSet's; DEFAULT_HEADERS before one), and whether the baggage `graylane` member goes too.
+ */
 export class StripPlan {
   readonly headers: Array<Uint8Array> = [];
   readonly ids: Array<i32> = [];
   baggage: bool = false;
 
-  has(name: Uint8Array): bool {
-    for (let i = 0; i < this.headers.length; i++) {
-      const h = unchecked(this.headers[i]);
-      if (equalBytes(h.dataStart, <usize>h.byteLength, name.dataStart, <usize>name.byteLength)) return true;
-    }
-    return false;
+  has(id: i32): bool {
+    return this.ids.includes(id);
   }
 
-  add(name: Uint8Array, id: i32): void {
-    if (this.has(name)) return;
-    this.headers.push(name);
+  add(set: HeaderSet, id: i32): void {
+    if (this.has(id)) return;
+    this.headers.push(unchecked(set.names[id]));
     this.ids.push(id);
   }
 }
-
-const H_DEFAULT_LANE = utf8("x-graylane-lane");
-const H_DEFAULT_ROUTE = utf8("x-graylane-route");
 
 /**
  * At the edge: every untrusting group's lane header (unless it is also that group's override header)
@@ -37,8 +32,8 @@ const H_DEFAULT_ROUTE = utf8("x-graylane-route");
 export function edgeStripPlan(rules: CRuleSet | null): StripPlan {
   const plan = new StripPlan();
   if (rules == null) {
-    plan.add(H_DEFAULT_LANE, ID_DEFAULT_LANE);
-    plan.add(H_DEFAULT_ROUTE, ID_DEFAULT_ROUTE);
+    plan.add(DEFAULT_HEADERS, ID_DEFAULT_LANE);
+    plan.add(DEFAULT_HEADERS, ID_DEFAULT_ROUTE);
     plan.baggage = true;
     return plan;
   }
@@ -46,9 +41,8 @@ export function edgeStripPlan(rules: CRuleSet | null): StripPlan {
     const g = unchecked(rules.groups[i]);
     if (g.trustIncoming) continue;
     plan.baggage = true;
-    const lh = g.laneHeader;
-    if (!equalBytes(lh.dataStart, <usize>lh.byteLength, g.overrideHeader.dataStart, <usize>g.overrideHeader.byteLength)) plan.add(lh, g.laneHeaderId);
-    plan.add(g.routeHeader, g.routeHeaderId);
+    if (g.laneHeaderId != g.overrideHeaderId) plan.add(rules.headers, g.laneHeaderId);
+    plan.add(rules.headers, g.routeHeaderId);
   }
   return plan;
 }
@@ -61,8 +55,8 @@ export function edgeStripPlan(rules: CRuleSet | null): StripPlan {
 export function unroutedStripPlan(rules: CRuleSet, already: StripPlan | null): StripPlan {
   const plan = new StripPlan();
   for (let i = 0; i < rules.groups.length; i++) {
-    const rh = unchecked(rules.groups[i]).routeHeader;
-    if (already == null || !already.has(rh)) plan.add(rh, unchecked(rules.groups[i]).routeHeaderId);
+    const rh = unchecked(rules.groups[i]).routeHeaderId;
+    if (already == null || !already.has(rh)) plan.add(rules.headers, rh);
   }
   return plan;
 }

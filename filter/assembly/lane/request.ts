@@ -29,8 +29,8 @@ export class RequestView extends PairsIndex {
 
   /** The names this view picks out, and per id the first header carrying it (-1: none). */
   private names: HeaderSet = DEFAULT_HEADERS;
-  private first: StaticArray<i32> = new StaticArray<i32>(0);
-  private last: StaticArray<i32> = new StaticArray<i32>(0);
+  private first: StaticArray<i32> = new StaticArray<i32>(DEFAULT_HEADERS.size);
+  private last: StaticArray<i32> = new StaticArray<i32>(DEFAULT_HEADERS.size);
   /** Per header index, the next header with the same id (-1: the last one). */
   private links: usize = 0;
   private linksCap: i32 = 0;
@@ -46,9 +46,9 @@ export class RequestView extends PairsIndex {
     this.clearIds();
   }
 
+  /** No header found for any name yet (first[] is at least as long as the set: use() sees to it). */
   private clearIds(): void {
     const n = this.names.size;
-    if (this.first.length < n) this.use(this.names);
     for (let i = 0; i < n; i++) unchecked(this.first[i] = -1);
   }
 

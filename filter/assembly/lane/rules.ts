@@ -7,6 +7,7 @@ import { Group } from "../generated/graylane/v1/Group";
 import { Dfa } from "../generated/graylane/v1/Dfa";
 import { Condition } from "../generated/graylane/v1/Condition";
 import { utf8 } from "./bytes";
+import { destination } from "./destination";
 import { HeaderSet } from "./headerset";
 import { NameIndex } from "./nameindex";
 import { checkRuleSetWire, wireError } from "./wirecheck";
@@ -159,7 +160,7 @@ export class CRuleSet {
   groups: Array<CGroup> = [];
   /** Every header name the RuleSet's requests are read for (RequestView.use). */
   readonly headers: HeaderSet = new HeaderSet();
-  /** Service name -> destination ((group << 16) | service, lane/destination.ts), the first in group order. */
+  /** Service name -> destination (lane/destination.ts), the first in group order. */
   readonly serviceIndex: NameIndex = new NameIndex(false);
   /** Service host -> destination, compared ignoring the request's case. */
   readonly hostIndex: NameIndex = new NameIndex(true);
@@ -330,8 +331,8 @@ export function buildRuleSet(bytes: Uint8Array): CRuleSet | null {
     out.groups.push(g);
     for (let s = 0; s < g.services.length; s++) {
       const cs = g.services[s];
-      out.serviceIndex.add(cs.name, (i << 16) | s);
-      for (let h = 0; h < cs.hosts.length; h++) out.hostIndex.add(cs.hosts[h], (i << 16) | s);
+      out.serviceIndex.add(cs.name, destination(i, s));
+      for (let h = 0; h < cs.hosts.length; h++) out.hostIndex.add(cs.hosts[h], destination(i, s));
     }
   }
   return out;
