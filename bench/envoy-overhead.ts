@@ -40,12 +40,12 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { envoyBin } from "../control-plane/src/mesh/envoy-process.js";
 import { wasmPlugins } from "../control-plane/src/mesh/istio.js";
-import { bootstrapMedian, freePorts, httpGet, isMain, median, QUICK, round, sleep, writeResult } from "./support/common.js";
+import { bootstrapMedian, freePorts, httpGet, isMain, median, QUICK, round, sign, sleep, writeResult } from "./support/common.js";
 import { cpuSeconds, envoyStats, hasTaskset, startBenchEnvoy, type BenchEnvoy } from "./support/envoy.js";
 import { buildNoopFilter } from "./support/noop.js";
 import { buildPeer, hasClang, type PeerBuild } from "./support/peers.js";
 import { countCallsPerRequest } from "./support/call-counts.js";
-import { benchGroupsJson, benchRequest, benchRuleSet, GROUPS, parseGroups, UA_IPHONE_CHROME } from "./support/ruleset.js";
+import { benchGroupsJson, benchRequest, benchRuleSet, GROUPS, noGroupRequest, OTHER_HOST, parseGroups, ROUTE_HEADER, UA_IPHONE_CHROME } from "./support/ruleset.js";
 
 export interface OverheadOptions {
   /** Seconds per throughput run. */
@@ -65,11 +65,8 @@ export const DEFAULTS: OverheadOptions = QUICK
   : { seconds: 2, rounds: 16, connections: 32, latency: { seconds: 2, connections: 4, delayMs: 3 }, warmupSeconds: 2, envoyCpu: "0", loadCpu: "1" };
 
 const WASM = resolve("filter/build/filter.wasm");
-const ROUTE_HEADER = "x-graylane-route";
 /** The local service of the sidecar the bench plays (its WasmPlugin's configuration). */
 const LOCAL_SERVICE = "shop0-web";
-/** A host of no lane group (the no-group traffic), with a catch-all route and no graylane metadata. */
-const OTHER_HOST = "payments.default.svc.cluster.local";
 
 export type Traffic = "group" | "nogroup";
 export interface ConfigSpec {
@@ -319,11 +316,9 @@ async function startEcho(): Promise<{ port: number; stop(): Promise<void> }> {
 
 /** Request i of `traffic` as client headers (Host from :authority), and its path. */
 function clientRequest(i: number, traffic: Traffic): { path: string; headers: Record<string, string> } {
-  const h = Object.fromEntries(benchRequest(i).filter(([k]) => !k.startsWith(":")));
-  const pseudo = Object.fromEntries(benchRequest(i).filter(([k]) => k.startsWith(":")));
-  if (traffic === "group") return { path: pseudo[":path"], headers: { ...h, host: pseudo[":authority"] } };
-  delete h["x-asm-prefer-tag"];
-  return { path: pseudo[":path"], headers: { ...h, host: `${OTHER_HOST}:8080`, ...(i % 10 === 0 ? { [ROUTE_HEADER]: "canary" } : {}) } };
+  const pairs = traffic === "group" ? benchRequest(i) : noGroupRequest(i);
+  const pseudo = Object.fromEntries(pairs.filter(([k]) => k.startsWith(":")));
+  return { path: pseudo[":path"], headers: { ...Object.fromEntries(pairs.filter(([k]) => !k.startsWith(":"))), host: pseudo[":authority"] } };
 }
 
 const SEEN = ["x-graylane-lane", ROUTE_HEADER, "baggage", "x-bench-route"];
@@ -573,6 +568,3 @@ if (isMain(import.meta.url)) {
   }).catch((e) => { console.error(e); process.exit(1); });
 }
 
-function sign(x: number): string {
-  return `${x >= 0 ? "+" : ""}${x}`;
-}

@@ -6,9 +6,10 @@
 import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { callTotals, loadFilterModule, ManualClock, SharedData, WasmVm } from "../control-plane/src/wasmhost/index.js";
+import { callTotals, type WasmVm } from "../control-plane/src/wasmhost/index.js";
 import { isMain, median, QUICK, round, writeResult } from "./support/common.js";
 import { buildNoopFilter } from "./support/noop.js";
+import { benchVm } from "./support/vm.js";
 import { benchRequest, benchRuleSet } from "./support/ruleset.js";
 
 const WASM = "filter/build/filter.wasm";
@@ -19,16 +20,6 @@ export const DEFAULTS: DecisionOptions = {
   requests: Number(process.env.BENCH_REQUESTS ?? (QUICK ? 5_000 : 100_000)),
   rounds: QUICK ? 2 : 5,
 };
-
-async function vmFor(path: string, config: string, countCalls = false) {
-  const vm = await WasmVm.create(await loadFilterModule(path), {
-    shared: new SharedData(), clock: new ManualClock(1_700_000_000_000_000_000n), vmId: "graylane",
-    properties: { "xds.listener_direction": 2 }, foreignFunctions: { clear_route_cache: () => new Uint8Array() },
-    countCalls,
-  });
-  if (!vm.configure(config)) throw new Error(`${path} refused its configuration`);
-  return vm;
-}
 
 function run(vm: WasmVm, reqs: Array<Array<[string, string]>>, n: number): number {
   const t0 = process.hrtime.bigint();
@@ -48,8 +39,8 @@ export async function runFilterDecision(opts: DecisionOptions = DEFAULTS) {
   let noopPath: string;
   try {
     noopPath = buildNoopFilter(dir);
-    const filter = await vmFor(WASM, JSON.stringify({ ruleSet: rs.base64 }));
-    const noop = await vmFor(noopPath, "{}");
+    const filter = await benchVm(WASM, JSON.stringify({ ruleSet: rs.base64 }));
+    const noop = await benchVm(noopPath, "{}");
     // The same requests as bench/envoy-overhead, but each names shop4-web by its host.
     const reqs = Array.from({ length: 1000 }, (_, i) => benchRequest(i, "shop4-web.default.svc.cluster.local:8080"));
 
@@ -70,7 +61,7 @@ export async function runFilterDecision(opts: DecisionOptions = DEFAULTS) {
     const f = median(withFilter);
     const n = median(without);
     // Host calls per request on these requests, counted apart (counting is off in the timed VMs).
-    const counted = await vmFor(WASM, JSON.stringify({ ruleSet: rs.base64 }), true);
+    const counted = await benchVm(WASM, JSON.stringify({ ruleSet: rs.base64 }), { countCalls: true });
     run(counted, reqs, 1000);
     counted.calls!.reset();
     run(counted, reqs, 1000);

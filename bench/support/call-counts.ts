@@ -3,23 +3,19 @@
 // each path bench/envoy-overhead measures, and for each C peer on the same requests. What Envoy
 // would call is the same: the host decides nothing here but what the module asks for.
 import { readFileSync } from "node:fs";
-import { callTotals, loadFilterModule, ManualClock, SharedData, WasmVm } from "../../control-plane/src/wasmhost/index.js";
+import { callTotals } from "../../control-plane/src/wasmhost/index.js";
 import type { PeerBuild } from "./peers.js";
-import { benchRequest } from "./ruleset.js";
+import { benchRequest, noGroupRequest } from "./ruleset.js";
+import { benchVm } from "./vm.js";
 
 export interface CallsPerRequest { host: number; hooks: number; intoModule: number; byName: Record<string, number> }
 
 const N = 1000;
-const OTHER = "payments.default.svc.cluster.local:8080";
 
 async function counted(wasm: Uint8Array, config: string, inbound: boolean, noGroup: boolean): Promise<CallsPerRequest> {
-  const vm = await WasmVm.create(await loadFilterModule(wasm), {
-    shared: new SharedData(), clock: new ManualClock(1_700_000_000_000_000_000n), vmId: "bench",
-    properties: { "xds.listener_direction": inbound ? 1 : 2 }, foreignFunctions: { clear_route_cache: () => new Uint8Array() }, countCalls: true,
-  });
-  if (!vm.configure(config)) throw new Error("the module refused its configuration");
+  const vm = await benchVm(wasm, config, { inbound, countCalls: true });
   const once = (i: number) => {
-    const req = noGroup ? benchRequest(i, OTHER).filter(([k]) => k !== "x-asm-prefer-tag") : benchRequest(i);
+    const req = noGroup ? noGroupRequest(i) : benchRequest(i);
     const service = req.find(([k]) => k === ":authority")![1].split(".")[0];
     // Envoy's route metadata on the outbound side: the default route of the host's service (none for other hosts).
     const properties = noGroup || inbound ? {} : { "xds.route_metadata.filter_metadata.graylane.service": service, "xds.route_metadata.filter_metadata.graylane.lane": "base" };

@@ -40,6 +40,9 @@ export function bootstrapMedian(xs: number[], resamples = 10_000, seed = 0x9e377
   return { median: median(xs), lo: percentile(medians, 0.025), hi: percentile(medians, 0.975) };
 }
 
+/** A delta with its sign: "+3.2", "-1". */
+export const sign = (x: number): string => (x >= 0 ? `+${x}` : `${x}`);
+
 export const round = (x: number, digits = 2): number => Number.isFinite(x) ? Number(x.toFixed(digits)) : x;
 
 /** 1-minute load average (other work on the machine skews every figure; recorded with each result). */

@@ -65,3 +65,16 @@ export function benchRequest(i: number, host = benchHost(i)): Array<[string, str
   if (i % 10 === 0) h.push(["x-asm-prefer-tag", "canary"]);
   return h;
 }
+
+/** The route header the compiled groups use (the default), which Envoy's bench routes match on. */
+export const ROUTE_HEADER = "x-graylane-route";
+
+/** A host of no lane group: the bench's no-group traffic (a catch-all route, no graylane metadata). */
+export const OTHER_HOST = "payments.default.svc.cluster.local";
+
+/** Request i of the no-group traffic: benchRequest's headers on OTHER_HOST, no override, every 10th with a stray route header. */
+export function noGroupRequest(i: number): Array<[string, string]> {
+  const h = benchRequest(i, `${OTHER_HOST}:8080`).filter(([k]) => k !== "x-asm-prefer-tag");
+  if (i % 10 === 0) h.push([ROUTE_HEADER, "canary"]);
+  return h;
+}

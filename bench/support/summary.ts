@@ -1,7 +1,7 @@
 // bench/results/*.json → bench/results/summary.md: the tables the README's Performance section quotes.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Machine } from "./common.js";
+import { sign, type Machine } from "./common.js";
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 type Json = any;
@@ -11,7 +11,6 @@ function load(dir: string, name: string): Json | undefined {
   return existsSync(p) ? JSON.parse(readFileSync(p, "utf8")) : undefined;
 }
 
-const sign = (x: number) => (x >= 0 ? `+${x}` : `${x}`);
 const yes = (met: boolean) => (met ? "**met**" : "**missed**");
 const kib = (b: number) => `${(b / 1024).toLocaleString("en-US", { maximumFractionDigits: 0 })} KiB`;
 
