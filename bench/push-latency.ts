@@ -1,15 +1,23 @@
-// bench/push-latency: a lane-group change through the REST API until every filter ACKed it.
+// bench/push-latency: a lane-group change through the REST API until every filter ACKed it, at
+// fleet sizes up to 10,000 subscribers, against a floor measured on the same fleet in the same run.
 //
-// The control plane as `graylane serve` runs it (startControlPlane, in this
-// process, SQLite in memory) holding the realistic RuleSet (5 groups); one real Envoy sidecar with
-// filter.wasm subscribed through its own gRPC cluster (one subscriber per root context: main thread
-// and 2 workers); and 1, 100, 1,000 more subscribers — grpc-js streams, one HTTP/2 connection each,
-// spread over child processes, ACKing each push at once. Per size, 20 changes (a group's canary
-// weight), one after another: the time from the revision's commit (the PUT accepted) to the last
-// ACK the server received (its own "ack" events: the moment /v1/status would call the fleet "at
-// version v"), p50/p99; also from the client sending the PUT. The control plane's CPU per change
-// (process.cpuUsage, which includes the REST client issuing the PUTs) and memory (rss, heap).
-// Ratios are against the 1-subscriber run of the same invocation.
+// The control plane as `graylane serve` runs it (startControlPlane, in this process, SQLite in
+// memory) holding the realistic RuleSet (5 groups); one real Envoy sidecar with filter.wasm
+// subscribed through its own gRPC cluster (every root context subscribes: main thread and 2
+// workers); and the simulated fleet (support/push-fleet.ts): one HTTP/2 connection per filter, raw
+// node:http2 in a few child processes, ACKing each push at once. Per size, `changes` changes (a
+// group's canary weight), one after another: the time from the revision's commit to the last ACK
+// the server received (its own "ack" events: the moment /v1/status calls the fleet "at version
+// v"), p50/p99; the control plane's CPU per change (process.cpuUsage: the REST request, the commit,
+// the compile and the push) and, with the same run's cost of a change with no subscriber taken
+// off, per subscriber; memory per subscriber ((rss after a forced GC − the same before the fleet
+// connected) ÷ N); the fleet's CPU.
+//
+// The floor (support/push-floor.ts), before each size: a bare node:http2 server that writes the
+// same pre-encoded RuleResponse to the same fleet and reads the ACKs off the wire; its CPU per
+// push per subscriber, memory per subscriber and push → all ACKed. The control plane is held to
+// ≤ 2 × the floor's CPU per subscriber, flat (±20%) from the first size to the last, ≤ 25 KB per
+// subscriber and p99 < 250 ms at 10,000.
 import { fork, type ChildProcess } from "node:child_process";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -18,88 +26,172 @@ import { startControlPlane, type ControlPlane } from "../control-plane/src/serve
 import { sidecarConfig, type Topology } from "../control-plane/src/mesh/envoy-config.js";
 import { envoyBin, startEnvoy, type RunningEnvoy } from "../control-plane/src/mesh/envoy-process.js";
 import { openStore, type Store } from "../control-plane/src/store/index.js";
-import { freePorts, isMain, median, percentile, QUICK, round, sleep, writeResult } from "./support/common.js";
+import { encodeRuleResponse } from "../control-plane/src/xds/protocol.js";
+import { freePorts, isMain, median, percentile, QUICK, round, rssAfterGc, sleep, writeResult } from "./support/common.js";
 import { benchGroup, benchGroupsJson } from "./support/ruleset.js";
-import type { SubscriberJob } from "./support/push-subscribers.js";
+import type { FleetJob } from "./support/push-fleet.js";
+import { grpcFrame } from "./support/grpc-frames.js";
+import { startFloor } from "./support/push-floor.js";
 
 export interface PushOptions {
   sizes: number[];
   changes: number;
   /** Changes pushed and ACKed before the measured ones at each size (JIT, buffers, first-time paths). */
   warmup: number;
-  /** Child processes for the grpc-js subscribers (fewer when a size has fewer subscribers). */
+  /** Child processes for the simulated fleet (fewer when a size has fewer subscribers). */
   processes: number;
   /** Also subscribe one real Envoy sidecar (concurrency 2: 3 subscribers). */
   envoy: boolean;
+  /** Measure the floor (a bare node:http2 server) on the same fleet before each size. */
+  floor: boolean;
   log?: (line: string) => void;
 }
 
 export const DEFAULTS: PushOptions = QUICK
-  ? { sizes: [1, 20], changes: 5, warmup: 1, processes: 4, envoy: true }
-  : { sizes: [1, 100, 1000], changes: 20, warmup: 2, processes: 4, envoy: true };
+  ? { sizes: [20, 60], changes: 5, warmup: 1, processes: 2, envoy: true, floor: true }
+  : { sizes: [1000, 3000, 10000], changes: 10, warmup: 2, processes: 4, envoy: true, floor: true };
 
 /** Root contexts of an Envoy with --concurrency 2 that subscribe: the main thread's and 2 workers'. */
 const ENVOY_SUBSCRIBERS = 3;
 
+/** Targets (the issue): per-subscriber CPU ≤ 2 × the floor's, flat ±20%, ≤ 25 KB, p99 < 250 ms at 10,000. */
+export const TARGETS = { cpuToFloor: 2, flatness: 0.2, kbPerSubscriber: 25, p99Ms: 250, p99AtSize: 10_000 };
+
+interface Latency { p50: number; p99: number; max: number; all: number[] }
+
+export interface FloorResult {
+  /** CPU of the floor server per push ÷ subscribers, µs. */
+  cpuUsPerSubscriber: number;
+  pushToAllAckedMs: Latency;
+  kbPerSubscriber: number;
+  fleetCpuMsPerChange: number;
+}
+
 export interface PushSizeResult {
-  grpcSubscribers: number;
+  fleetSubscribers: number;
   envoySubscribers: number;
   processes: number;
   changes: number;
-  commitToAllAckedMs: { p50: number; p99: number; max: number; mean: number; all: number[] };
+  commitToAllAckedMs: Latency & { mean: number };
   /** Commit → the last RuleResponse written (the server's synchronous push loop), median. */
   commitToLastPushWrittenMs: number;
   /** Commit → the first and the median ACK received, medians over the changes. */
   commitToFirstAckMs: number;
   commitToMedianAckMs: number;
   putSentToAllAckedMs: { p50: number; p99: number };
-  p99RatioToFirstSize: number;
-  controlPlane: { cpuMsPerChange: number; rssMB: number; heapUsedMB: number; rssDeltaMBFromIdle: number };
-  /** CPU the grpc-js subscriber processes used per change, together (they share the machine). */
-  subscriberProcessesCpuMsPerChange: number;
+  controlPlane: {
+    cpuMsPerChange: number;
+    /** (CPU per change − CPU per change with no fleet) ÷ subscribers, µs. */
+    cpuUsPerSubscriber: number;
+    rssMB: number;
+    heapUsedMB: number;
+    /** (rss after GC with the fleet − rss after GC before it connected) ÷ subscribers. */
+    kbPerSubscriber: number;
+  };
+  fleetCpuMsPerChange: number;
+  floor?: FloorResult;
+  /** Control plane ÷ floor, CPU per subscriber. */
+  cpuToFloor?: number;
+  /** Control plane CPU per subscriber ÷ the first size's. */
+  cpuPerSubscriberToFirstSize: number;
 }
 
-async function spawnSubscribers(target: string, count: number, processes: number, perNode: number): Promise<ChildProcess[]> {
-  const n = Math.max(1, Math.min(processes, count));
-  const children: ChildProcess[] = [];
-  const ready: Array<Promise<void>> = [];
-  let first = 0;
-  for (let p = 0; p < n; p++) {
-    const c = Math.floor(count / n) + (p < count % n ? 1 : 0);
-    const child = fork(resolve("bench/support/push-subscribers.ts"), [], { execArgv: ["--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
-    children.push(child);
-    ready.push(new Promise<void>((res, rej) => {
-      child.on("message", (m: { type: string; message?: string }) => {
-        if (m.type === "ready") res();
-        else if (m.type === "error") rej(new Error(`subscriber: ${m.message}`));
-      });
-      child.on("exit", (code) => rej(new Error(`subscriber process exited (${code})`)));
-    }));
-    const job: SubscriberJob = { target, first, count: c, perNode };
-    child.send(job);
-    first += c;
+const latency = (xs: number[]): Latency => ({ p50: round(median(xs)), p99: round(percentile(xs, 0.99)), max: round(Math.max(...xs)), all: xs.map((x) => round(x)) });
+const cpuUs = (u: NodeJS.CpuUsage) => u.user + u.system;
+
+/** The simulated fleet: `count` filters over up to `processes` child processes. */
+class Fleet {
+  private constructor(private readonly children: ChildProcess[]) {}
+
+  static async spawn(target: string, count: number, processes: number, perNode = 4): Promise<Fleet> {
+    const n = Math.max(1, Math.min(processes, count));
+    const children: ChildProcess[] = [];
+    const ready: Array<Promise<void>> = [];
+    let first = 0;
+    for (let p = 0; p < n; p++) {
+      const c = Math.floor(count / n) + (p < count % n ? 1 : 0);
+      const child = fork(resolve("bench/support/push-fleet.ts"), [], { execArgv: ["--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
+      children.push(child);
+      ready.push(new Promise<void>((res, rej) => {
+        child.on("message", (m: { type: string; message?: string }) => {
+          if (m.type === "ready") res();
+          else if (m.type === "error") rej(new Error(`fleet: ${m.message}`));
+        });
+        child.on("exit", (code) => rej(new Error(`fleet process exited (${code})`)));
+      }));
+      const job: FleetJob = { target, first, count: c, perNode };
+      child.send(job);
+      first += c;
+    }
+    const fleet = new Fleet(children);
+    try {
+      await Promise.all(ready);
+    } catch (e) {
+      await fleet.stop();
+      throw e;
+    }
+    return fleet;
   }
-  await Promise.all(ready);
-  return children;
+
+  get processes(): number {
+    return this.children.length;
+  }
+
+  /** CPU µs the fleet's processes used so far, together. */
+  async cpuUs(): Promise<number> {
+    const each = await Promise.all(this.children.map((c) => new Promise<number>((r) => {
+      const on = (m: { type: string; us?: number }) => { if (m.type === "cpu") { c.off("message", on); r(m.us!); } };
+      c.on("message", on);
+      c.send("cpu");
+    })));
+    return each.reduce((a, b) => a + b, 0);
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.children.map((c) => new Promise<void>((r) => {
+      if (c.exitCode !== null) return r();
+      c.once("exit", () => r());
+      c.send("stop");
+      setTimeout(() => { if (c.exitCode === null) c.kill("SIGKILL"); }, 3000);
+    })));
+  }
 }
 
-/** CPU µs the subscriber processes used so far, together. */
-async function subscribersCpu(children: ChildProcess[]): Promise<number> {
-  const each = await Promise.all(children.map((c) => new Promise<number>((r) => {
-    const on = (m: { type: string; us?: number }) => { if (m.type === "cpu") { c.off("message", on); r(m.us!); } };
-    c.on("message", on);
-    c.send("cpu");
-  })));
-  return each.reduce((a, b) => a + b, 0);
-}
-
-async function stopSubscribers(children: ChildProcess[]): Promise<void> {
-  await Promise.all(children.map((c) => new Promise<void>((r) => {
-    if (c.exitCode !== null) return r();
-    c.once("exit", () => r());
-    c.send("stop");
-    setTimeout(() => { if (c.exitCode === null) c.kill("SIGKILL"); }, 3000);
-  })));
+/** The floor at one size: the same fleet against a bare node:http2 server writing `frame`. */
+async function measureFloor(size: number, ruleSetBytes: Uint8Array, version: string, opts: PushOptions): Promise<FloorResult> {
+  const floor = await startFloor();
+  const idle = rssAfterGc();
+  const fleet = await Fleet.spawn(`127.0.0.1:${floor.port}`, size, opts.processes);
+  try {
+    for (const end = Date.now() + 60_000; floor.streams() < size;) {
+      if (Date.now() > end) throw new Error(`floor: ${floor.streams()} of ${size} streams`);
+      await sleep(20);
+    }
+    // Pre-encoded, as the control plane encodes a snapshot once: one nonce per push, like its own.
+    const frames = Array.from({ length: opts.warmup + opts.changes }, (_, k) => grpcFrame(encodeRuleResponse({ version, nonce: `floor-${k}`, ruleSetBytes })));
+    const times: number[] = [];
+    let cpu0 = process.cpuUsage();
+    let fleet0 = 0;
+    for (let k = 0; k < frames.length; k++) {
+      if (k === opts.warmup) { fleet0 = await fleet.cpuUs(); cpu0 = process.cpuUsage(); }
+      const t0 = performance.now();
+      const last = await floor.push(frames[k]!);
+      if (k >= opts.warmup) times.push(last - t0);
+      await sleep(20);
+    }
+    const cpu = cpuUs(process.cpuUsage(cpu0));
+    const fleetCpu = (await fleet.cpuUs()) - fleet0;
+    const rss = rssAfterGc();
+    return {
+      cpuUsPerSubscriber: round(cpu / opts.changes / size),
+      pushToAllAckedMs: latency(times),
+      kbPerSubscriber: round((rss - idle) / 1024 / size, 1),
+      fleetCpuMsPerChange: round(fleetCpu / 1000 / opts.changes),
+    };
+  } finally {
+    await fleet.stop();
+    await floor.close();
+  }
 }
 
 export async function runPushLatency(opts: PushOptions = DEFAULTS) {
@@ -112,7 +204,7 @@ export async function runPushLatency(opts: PushOptions = DEFAULTS) {
   const { grpc, grpcPort } = server;
   let envoy: RunningEnvoy | undefined;
   let app: Server | undefined;
-  let children: ChildProcess[] = [];
+  let fleet: Fleet | undefined;
   try {
     const put = async (body: unknown) => {
       const res = await fetch(`${server.url}/v1/lanegroups/${(body as { name: string }).name}`, { method: "PUT", headers: { "content-type": "application/json", "x-graylane-actor": "bench" }, body: JSON.stringify(body) });
@@ -123,14 +215,14 @@ export async function runPushLatency(opts: PushOptions = DEFAULTS) {
 
     const envoySubs = opts.envoy ? ENVOY_SUBSCRIBERS : 0;
     /** Resolves when `want` live subscribers all ACKed the served version. */
-    const settled = async (want: number, timeoutMs = 60_000) => {
+    const settled = async (want: number, timeoutMs = 120_000) => {
       const end = Date.now() + timeoutMs;
       for (;;) {
         const st = grpc.status();
         const live = st.nodes.flatMap((n) => n.subscribers.filter((s) => s.connected));
         if (live.length === want && live.every((s) => s.ackedVersion === st.version)) return;
         if (Date.now() > end) throw new Error(`subscribers: ${live.length} live (want ${want}), ${live.filter((s) => s.ackedVersion === st.version).length} at ${st.version}`);
-        await sleep(20);
+        await sleep(50);
       }
     };
     if (opts.envoy) {
@@ -148,107 +240,124 @@ export async function runPushLatency(opts: PushOptions = DEFAULTS) {
       envoy = await startEnvoy(envoyBin(), "bench-push-sidecar", sidecarConfig(topology, 0, 0), 2);
     }
     await settled(envoySubs);
-    const idle = process.memoryUsage();
+
+    let step = 0;
+    /** One change: PUT a group's new canary weight, wait until `want` subscribers ACKed it. */
+    const change = async (want: number) => {
+      step++;
+      let lastAck = 0;
+      let pushedAt = 0;
+      const ackTimes: number[] = [];
+      let version = "";
+      let done!: () => void;
+      const all = new Promise<void>((r) => (done = r));
+      const offAck = grpc.onEvent((e) => {
+        if (e.type !== "ack" && e.type !== "push") return;
+        if (!version) version = grpc.cache.current().version;
+        if (e.version !== version) return;
+        if (e.type === "push") { pushedAt = performance.now(); return; }
+        lastAck = performance.now();
+        ackTimes.push(lastAck);
+        if (ackTimes.length === want) done();
+      });
+      const sentAt = performance.now();
+      try {
+        // 5 groups take turns; each change gives one group's canary a weight it never had.
+        await put(benchGroup(step % 5, 10 + step / 100));
+        version = grpc.cache.current().version;
+        if (want === 0) done();
+        const timer = setTimeout(done, 60_000);
+        await all;
+        clearTimeout(timer);
+      } finally {
+        offAck();
+      }
+      if (ackTimes.length !== want) throw new Error(`change ${step}: ${ackTimes.length} of ${want} ACKed ${version} within 60 s`);
+      const committedAt = lastCommitAt;
+      return { fromCommit: lastAck - committedAt, fromSent: lastAck - sentAt, lastPush: pushedAt - committedAt, firstAck: ackTimes[0]! - committedAt, medianAck: median(ackTimes) - committedAt };
+    };
+
+    // The cost of a change that reaches nobody (the REST request, the commit, the compile): taken
+    // off each size's CPU per change to give its cost per subscriber.
+    for (let i = 0; i < opts.warmup; i++) await change(envoySubs);
+    let cpu0 = process.cpuUsage();
+    for (let i = 0; i < opts.changes; i++) { await change(envoySubs); await sleep(20); }
+    const fixedCpuUs = cpuUs(process.cpuUsage(cpu0)) / opts.changes;
+    const idleRss = rssAfterGc();
+    log(`push-latency: a change with no fleet costs the control plane ${round(fixedCpuUs / 1000)} ms CPU`);
 
     const results: PushSizeResult[] = [];
-    let step = 0;
     for (const size of opts.sizes) {
-      children = await spawnSubscribers(`127.0.0.1:${grpcPort}`, size, opts.processes, 4);
-      await settled(size + envoySubs);
+      const snap = grpc.cache.current();
+      const floor = opts.floor ? await measureFloor(size, snap.bytes, snap.version, opts) : undefined;
+      if (floor) log(`push-latency floor: ${size} subscribers: ${floor.cpuUsPerSubscriber} µs CPU per push per subscriber, push → all ACKed p50 ${floor.pushToAllAckedMs.p50} ms p99 ${floor.pushToAllAckedMs.p99} ms, ${floor.kbPerSubscriber} KB per subscriber; fleet ${floor.fleetCpuMsPerChange} ms CPU/change`);
+
+      const before = rssAfterGc();
+      fleet = await Fleet.spawn(`127.0.0.1:${grpcPort}`, size, opts.processes);
       const want = size + envoySubs;
-      const fromCommit: number[] = [];
-      const fromSent: number[] = [];
-      const lastPush: number[] = [];
-      const firstAck: number[] = [];
-      const medianAck: number[] = [];
-      let subCpu0 = 0;
-      let cpu0 = process.cpuUsage();
+      await settled(want);
+      const runs: Array<Awaited<ReturnType<typeof change>>> = [];
+      let fleet0 = 0;
       for (let i = -opts.warmup; i < opts.changes; i++) {
-        if (i === 0) {
-          subCpu0 = await subscribersCpu(children);
-          cpu0 = process.cpuUsage();
-        }
-        step++;
-        let lastAck = 0;
-        let pushedAt = 0;
-        const ackTimes: number[] = [];
-        let acks = 0;
-        let version = "";
-        let done!: () => void;
-        const all = new Promise<void>((r) => (done = r));
-        const offAck = grpc.onEvent((e) => {
-          if (e.type !== "ack" && e.type !== "push") return;
-          if (!version) version = grpc.cache.current().version;
-          if (e.version !== version) return;
-          if (e.type === "push") { pushedAt = performance.now(); return; }
-          lastAck = performance.now();
-          ackTimes.push(lastAck);
-          if (++acks === want) done();
-        });
-        const sentAt = performance.now();
-        try {
-          // 5 groups take turns; each change gives one group's canary a weight it never had.
-          await put(benchGroup(step % 5, 10 + step / 100));
-          version = grpc.cache.current().version;
-          const timer = setTimeout(done, 30_000);
-          await all;
-          clearTimeout(timer);
-        } finally {
-          offAck();
-        }
-        const committedAt = lastCommitAt;
-        if (acks !== want) throw new Error(`change ${i} at ${size}: ${acks} of ${want} ACKed ${version} within 30 s`);
+        if (i === 0) { fleet0 = await fleet.cpuUs(); cpu0 = process.cpuUsage(); }
+        const r = await change(want);
         await sleep(20);
-        if (i < 0) continue;
-        fromCommit.push(lastAck - committedAt);
-        fromSent.push(lastAck - sentAt);
-        lastPush.push(pushedAt - committedAt);
-        firstAck.push(ackTimes[0] - committedAt);
-        medianAck.push(median(ackTimes) - committedAt);
+        if (i >= 0) runs.push(r);
       }
-      const cpu = process.cpuUsage(cpu0);
-      const subCpu = (await subscribersCpu(children)) - subCpu0;
+      const cpu = cpuUs(process.cpuUsage(cpu0)) / opts.changes;
+      const fleetCpu = ((await fleet.cpuUs()) - fleet0) / opts.changes;
       const mem = process.memoryUsage();
+      const rss = rssAfterGc();
+      const fromCommit = runs.map((r) => r.fromCommit);
+      const perSub = (cpu - fixedCpuUs) / want;
       const first = results[0];
-      const p99 = percentile(fromCommit, 0.99);
       results.push({
-        grpcSubscribers: size, envoySubscribers: envoySubs, processes: Math.max(1, Math.min(opts.processes, size)), changes: opts.changes,
-        commitToAllAckedMs: {
-          p50: round(median(fromCommit)), p99: round(p99), max: round(Math.max(...fromCommit)),
-          mean: round(fromCommit.reduce((a, b) => a + b, 0) / fromCommit.length), all: fromCommit.map((x) => round(x)),
-        },
-        commitToLastPushWrittenMs: round(median(lastPush)),
-        commitToFirstAckMs: round(median(firstAck)),
-        commitToMedianAckMs: round(median(medianAck)),
-        putSentToAllAckedMs: { p50: round(median(fromSent)), p99: round(percentile(fromSent, 0.99)) },
-        p99RatioToFirstSize: first ? round(p99 / first.commitToAllAckedMs.p99, 2) : 1,
+        fleetSubscribers: size, envoySubscribers: envoySubs, processes: fleet.processes, changes: opts.changes,
+        commitToAllAckedMs: { ...latency(fromCommit), mean: round(fromCommit.reduce((a, b) => a + b, 0) / fromCommit.length) },
+        commitToLastPushWrittenMs: round(median(runs.map((r) => r.lastPush))),
+        commitToFirstAckMs: round(median(runs.map((r) => r.firstAck))),
+        commitToMedianAckMs: round(median(runs.map((r) => r.medianAck))),
+        putSentToAllAckedMs: { p50: round(median(runs.map((r) => r.fromSent))), p99: round(percentile(runs.map((r) => r.fromSent), 0.99)) },
         controlPlane: {
-          cpuMsPerChange: round((cpu.user + cpu.system) / 1000 / opts.changes),
-          rssMB: round(mem.rss / 2 ** 20, 1), heapUsedMB: round(mem.heapUsed / 2 ** 20, 1),
-          rssDeltaMBFromIdle: round((mem.rss - idle.rss) / 2 ** 20, 1),
+          cpuMsPerChange: round(cpu / 1000),
+          cpuUsPerSubscriber: round(perSub),
+          rssMB: round(rss / 2 ** 20, 1), heapUsedMB: round(mem.heapUsed / 2 ** 20, 1),
+          kbPerSubscriber: round((rss - before) / 1024 / want, 1),
         },
-        subscriberProcessesCpuMsPerChange: round(subCpu / 1000 / opts.changes),
+        fleetCpuMsPerChange: round(fleetCpu / 1000),
+        floor,
+        cpuToFloor: floor ? round(perSub / floor.cpuUsPerSubscriber, 2) : undefined,
+        cpuPerSubscriberToFirstSize: first ? round(perSub / first.controlPlane.cpuUsPerSubscriber, 2) : 1,
       });
       const r = results.at(-1)!;
-      log(`push-latency: ${size} grpc-js + ${envoySubs} Envoy subscribers (${r.processes} processes): commit → all ACKed p50 ${r.commitToAllAckedMs.p50} ms, p99 ${r.commitToAllAckedMs.p99} ms (last push written ${r.commitToLastPushWrittenMs} ms, first ACK ${r.commitToFirstAckMs} ms, median ACK ${r.commitToMedianAckMs} ms); control plane ${r.controlPlane.cpuMsPerChange} ms CPU/change, rss ${r.controlPlane.rssMB} MB; subscriber processes ${r.subscriberProcessesCpuMsPerChange} ms CPU/change`);
-      await stopSubscribers(children);
-      children = [];
+      log(`push-latency: ${size} + ${envoySubs} Envoy subscribers (${r.processes} processes): commit → all ACKed p50 ${r.commitToAllAckedMs.p50} ms, p99 ${r.commitToAllAckedMs.p99} ms (last push written ${r.commitToLastPushWrittenMs} ms, first ACK ${r.commitToFirstAckMs} ms, median ACK ${r.commitToMedianAckMs} ms); control plane ${r.controlPlane.cpuMsPerChange} ms CPU/change = ${r.controlPlane.cpuUsPerSubscriber} µs per subscriber${r.cpuToFloor !== undefined ? ` (${r.cpuToFloor} × the floor)` : ""}, ${r.controlPlane.kbPerSubscriber} KB per subscriber, rss ${r.controlPlane.rssMB} MB; fleet ${r.fleetCpuMsPerChange} ms CPU/change`);
+      await fleet.stop();
+      fleet = undefined;
       await settled(envoySubs);
     }
     const last = results.at(-1)!;
+    const at = results.find((r) => r.fleetSubscribers + r.envoySubscribers >= TARGETS.p99AtSize) ?? last;
+    const perSub = results.map((r) => r.cpuPerSubscriberToFirstSize);
     return {
       setup: {
         controlPlane: "startControlPlane in the bench process, SQLite :memory:, the 5-group RuleSet",
         envoy: opts.envoy ? `one sidecar (Envoy --concurrency 2, ${ENVOY_SUBSCRIBERS} subscribers) with filter.wasm` : "none",
-        subscribers: `grpc-js clients, one HTTP/2 connection each, ACK on receipt, over up to ${opts.processes} child processes`,
-        measure: `revision commit → the server's last ACK event of that version (all subscribers); 'putSent' from the client sending the PUT; ${opts.warmup} unmeasured changes first at each size`,
-        idleControlPlane: { rssMB: round(idle.rss / 2 ** 20, 1), heapUsedMB: round(idle.heapUsed / 2 ** 20, 1) },
+        fleet: `simulated filters, one HTTP/2 connection each (raw node:http2, pre-encoded hello and ACKs), over up to ${opts.processes} child processes`,
+        floor: opts.floor ? "a bare node:http2 server writing the same pre-encoded RuleResponse to the same fleet, reading the ACKs' framing" : "not measured",
+        measure: `revision commit → the server's last ACK event of that version (all subscribers); 'putSent' from the client sending the PUT; ${opts.warmup} unmeasured changes first at each size; per subscriber = (CPU per change − ${round(fixedCpuUs / 1000)} ms, a change with no fleet) ÷ subscribers`,
+        fixedCpuMsPerChange: round(fixedCpuUs / 1000),
+        idleControlPlaneRssMB: round(idleRss / 2 ** 20, 1),
       },
       sizes: results,
-      target: { p99Under250msAtLargest: { size: last.grpcSubscribers + last.envoySubscribers, value: last.commitToAllAckedMs.p99, met: last.commitToAllAckedMs.p99 < 250 } },
+      targets: {
+        cpuToFloor: { max: TARGETS.cpuToFloor, values: results.map((r) => r.cpuToFloor ?? null), met: results.every((r) => r.cpuToFloor !== undefined && r.cpuToFloor <= TARGETS.cpuToFloor) },
+        flat: { within: TARGETS.flatness, values: perSub, met: perSub.every((x) => Math.abs(x - 1) <= TARGETS.flatness) },
+        kbPerSubscriber: { max: TARGETS.kbPerSubscriber, values: results.map((r) => r.controlPlane.kbPerSubscriber), met: results.every((r) => r.controlPlane.kbPerSubscriber <= TARGETS.kbPerSubscriber) },
+        p99: { size: at.fleetSubscribers + at.envoySubscribers, maxMs: TARGETS.p99Ms, value: at.commitToAllAckedMs.p99, met: at.commitToAllAckedMs.p99 < TARGETS.p99Ms },
+      },
     };
   } finally {
-    await stopSubscribers(children);
+    await fleet?.stop();
     await envoy?.stop();
     await server.close();
     store.close();
@@ -257,8 +366,9 @@ export async function runPushLatency(opts: PushOptions = DEFAULTS) {
 }
 
 if (isMain(import.meta.url)) {
-  runPushLatency().then((r) => {
-    console.log(`  target p99 < 250 ms at ${r.target.p99Under250msAtLargest.size}: ${r.target.p99Under250msAtLargest.value} ms ${r.target.p99Under250msAtLargest.met ? "met" : "MISSED"}`);
+  const sizes = process.env.PUSH_SIZES?.split(",").map(Number);
+  runPushLatency(sizes ? { ...DEFAULTS, sizes } : DEFAULTS).then((r) => {
+    for (const [k, t] of Object.entries(r.targets)) console.log(`  target ${k}: ${JSON.stringify(t)} ${t.met ? "met" : "MISSED"}`);
     console.log(`  wrote ${writeResult("push-latency", r)}`);
     process.exit(0);
   }).catch((e) => { console.error(e); process.exit(1); });

@@ -8,17 +8,19 @@ import { runCounterExactness } from "../../bench/counter-exactness.js";
 import { runKubePush } from "../../bench/kube-push.js";
 
 describe("bench smoke", () => {
-  it("push-latency: 6 grpc-js subscribers (4 processes) plus a real Envoy sidecar ACK every change", async () => {
-    const r = await runPushLatency({ sizes: [6], changes: 2, warmup: 0, processes: 4, envoy: true, log: () => {} });
-    expect(r.sizes.map((s) => [s.grpcSubscribers, s.envoySubscribers, s.processes, s.changes])).toEqual([[6, 3, 4, 2]]);
+  it("push-latency: 6 simulated filters (2 processes) plus a real Envoy sidecar ACK every change; the floor server sees the same fleet", async () => {
+    const r = await runPushLatency({ sizes: [6, 12], changes: 2, warmup: 0, processes: 2, envoy: true, floor: true, log: () => {} });
+    expect(r.sizes.map((s) => [s.fleetSubscribers, s.envoySubscribers, s.processes, s.changes])).toEqual([[6, 3, 2, 2], [12, 3, 2, 2]]);
     for (const s of r.sizes) {
       expect(s.commitToAllAckedMs.all).toHaveLength(2);
-      for (const x of [s.commitToAllAckedMs.p50, s.commitToAllAckedMs.p99, s.controlPlane.cpuMsPerChange, s.controlPlane.rssMB]) expect(x).toBeGreaterThan(0);
-      expect(s.p99RatioToFirstSize).toBe(1);
+      for (const x of [s.commitToAllAckedMs.p50, s.commitToAllAckedMs.p99, s.controlPlane.cpuMsPerChange, s.controlPlane.rssMB, s.floor!.pushToAllAckedMs.p50, s.floor!.cpuUsPerSubscriber]) expect(x).toBeGreaterThan(0);
+      expect(s.floor!.pushToAllAckedMs.all).toHaveLength(2);
+      expect(s.cpuToFloor).toBeTypeOf("number");
     }
-    expect(r.target.p99Under250msAtLargest.size).toBe(9);
-    expect(typeof r.target.p99Under250msAtLargest.met).toBe("boolean");
-  }, 60_000);
+    expect(r.sizes[0]!.cpuPerSubscriberToFirstSize).toBe(1);
+    expect(r.targets.p99.size).toBe(15);
+    for (const t of Object.values(r.targets)) expect(typeof t.met).toBe("boolean");
+  }, 90_000);
 
   it("counter-exactness: 300 requests with the control plane restarted midway, /v1/traffic = Envoy's count", async () => {
     const r = await runCounterExactness({ requests: 300, concurrency: 6, downMs: 1200, log: () => {} });

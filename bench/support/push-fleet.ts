@@ -1,0 +1,85 @@
+// A child process of bench/push-latency: `count` simulated filters, each one HTTP/2 connection (as
+// every Envoy worker's gRPC client has) with one StreamRules call, ACKing each RuleResponse at once.
+// Cheap on purpose, so 10,000 of them in a few processes do not crowd the control plane off the
+// machine's cores: raw node:http2 and the gRPC framing by hand, the hello pre-encoded per filter, an
+// ACK encoded once per (version, nonce) and written to every stream that answers it, and a
+// response read only as far as its version and nonce (decoding the RuleSet is each real filter's
+// own work on its own proxy). The same fleet connects to the floor (push-floor.ts).
+// Parent → child: {target, first, count, perNode}, "cpu", "stop". Child → parent: {ready},
+// {error}, {cpu: µs used so far}.
+import { connect, type ClientHttp2Session, type ClientHttp2Stream } from "node:http2";
+import { STREAM_RULES_PATH } from "../../control-plane/src/xds/protocol.js";
+import { grpcFrame, MessageReader, pbString, versionAndNonce } from "./grpc-frames.js";
+
+export interface FleetJob { target: string; first: number; count: number; perNode: number }
+
+/** Connections opened at once while the fleet starts (a burst of 10,000 SYNs overflows the backlog). */
+const OPEN_BATCH = 200;
+
+const sessions: ClientHttp2Session[] = [];
+let stopping = false;
+/** The ACK for a (version, nonce): the same bytes for every filter that received that response. */
+const acks = new Map<string, Buffer>();
+
+function ackFor(version: string, nonce: string): Buffer {
+  const key = `${version}\0${nonce}`;
+  let b = acks.get(key);
+  if (!b) {
+    // RuleRequest: version_info = 3, response_nonce = 4 (a filter repeats neither node nor instance).
+    b = grpcFrame(Buffer.concat([pbString(3, version), pbString(4, nonce)]));
+    if (acks.size > 64) acks.clear();
+    acks.set(key, b);
+  }
+  return b;
+}
+
+function hello(nodeId: string, instanceId: string): Buffer {
+  // RuleRequest{node{id}, instance_id}
+  return grpcFrame(Buffer.concat([pbString(1, pbString(1, nodeId)), pbString(2, instanceId)]));
+}
+
+/** Opens one filter's connection and stream; `onSent` once its hello is written to the socket. */
+function open(target: string, nodeId: string, instanceId: string, onSent: () => void): void {
+  const session = connect(`http://${target}`);
+  session.on("error", (e) => { if (!stopping) process.send!({ type: "error", message: `${instanceId}: ${e.message}` }); });
+  sessions.push(session);
+  const stream: ClientHttp2Stream = session.request({ ":method": "POST", ":path": STREAM_RULES_PATH, "content-type": "application/grpc", te: "trailers" });
+  const reader = new MessageReader((m) => {
+    const { version, nonce } = versionAndNonce(m);
+    if (nonce === "") return; // report_now: nothing to ACK
+    stream.write(ackFor(version, nonce));
+  });
+  stream.on("data", (chunk: Buffer) => reader.push(chunk));
+  stream.on("trailers", (t) => { if (!stopping && t["grpc-status"] !== "0") process.send!({ type: "error", message: `${instanceId}: grpc-status ${t["grpc-status"]} ${t["grpc-message"] ?? ""}` }); });
+  stream.on("error", (e) => { if (!stopping) process.send!({ type: "error", message: `${instanceId}: ${e.message}` }); });
+  stream.write(hello(nodeId, instanceId), () => onSent());
+}
+
+async function start(job: FleetJob): Promise<void> {
+  for (let k = 0; k < job.count; k += OPEN_BATCH) {
+    const batch: Array<Promise<void>> = [];
+    for (let j = k; j < Math.min(job.count, k + OPEN_BATCH); j++) {
+      const i = job.first + j;
+      const nodeId = `bench-node-${Math.floor(i / job.perNode)}`;
+      batch.push(new Promise<void>((r) => open(job.target, nodeId, `${nodeId}/${i}`, r)));
+    }
+    await Promise.all(batch);
+  }
+  process.send!({ type: "ready" });
+}
+
+process.on("message", (m: FleetJob | "stop" | "cpu") => {
+  if (m === "cpu") {
+    const u = process.cpuUsage();
+    process.send!({ type: "cpu", us: u.user + u.system });
+    return;
+  }
+  if (m === "stop") {
+    stopping = true;
+    for (const s of sessions) s.destroy();
+    setTimeout(() => process.exit(0), 50);
+    return;
+  }
+  start(m).catch((e: Error) => process.send!({ type: "error", message: e.message }));
+});
+process.on("disconnect", () => process.exit(0));
