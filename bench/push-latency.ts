@@ -157,6 +157,23 @@ class Fleet {
   }
 }
 
+/** PUSH_PROFILE=path: a V8 CPU profile of each size's measured changes (path-SIZE.cpuprofile). */
+async function startProfile() {
+  const { Session } = await import("node:inspector/promises");
+  const { writeFileSync } = await import("node:fs");
+  const session = new Session();
+  session.connect();
+  await session.post("Profiler.enable");
+  return {
+    start: () => session.post("Profiler.start"),
+    stop: async (path: string) => {
+      const { profile } = await session.post("Profiler.stop");
+      writeFileSync(path, JSON.stringify(profile));
+      session.disconnect();
+    },
+  };
+}
+
 /** The floor at one size: the same fleet against a bare node:http2 server writing `frame`. */
 async function measureFloor(size: number, ruleSetBytes: Uint8Array, version: string, opts: PushOptions): Promise<FloorResult> {
   const floor = await startFloor();
@@ -298,13 +315,15 @@ export async function runPushLatency(opts: PushOptions = DEFAULTS) {
       await settled(want);
       const runs: Array<Awaited<ReturnType<typeof change>>> = [];
       let fleet0 = 0;
+      const profile = process.env.PUSH_PROFILE ? await startProfile() : undefined;
       for (let i = -opts.warmup; i < opts.changes; i++) {
-        if (i === 0) { fleet0 = await fleet.cpuUs(); cpu0 = process.cpuUsage(); }
+        if (i === 0) { fleet0 = await fleet.cpuUs(); cpu0 = process.cpuUsage(); await profile?.start(); }
         const r = await change(want);
         await sleep(20);
         if (i >= 0) runs.push(r);
       }
       const cpu = cpuUs(process.cpuUsage(cpu0)) / opts.changes;
+      await profile?.stop(`${process.env.PUSH_PROFILE}-${size}.cpuprofile`);
       const fleetCpu = ((await fleet.cpuUs()) - fleet0) / opts.changes;
       const mem = process.memoryUsage();
       const rss = rssAfterGc();

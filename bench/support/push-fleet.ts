@@ -8,8 +8,10 @@
 // Parent → child: {target, first, count, perNode}, "cpu", "stop". Child → parent: {ready},
 // {error}, {cpu: µs used so far}.
 import { connect, type ClientHttp2Session, type ClientHttp2Stream } from "node:http2";
-import { STREAM_RULES_PATH } from "../../control-plane/src/xds/protocol.js";
-import { grpcFrame, MessageReader, pbString, versionAndNonce } from "./grpc-frames.js";
+import { create } from "@bufbuild/protobuf";
+import { RuleRequestSchema } from "../../control-plane/src/generated/graylane/v1/discovery_pb.js";
+import { serializeRuleRequest, STREAM_RULES_PATH } from "../../control-plane/src/xds/protocol.js";
+import { grpcFrame, MessageReader, versionAndNonce } from "./grpc-frames.js";
 
 export interface FleetJob { target: string; first: number; count: number; perNode: number }
 
@@ -25,8 +27,8 @@ function ackFor(version: string, nonce: string): Buffer {
   const key = `${version}\0${nonce}`;
   let b = acks.get(key);
   if (!b) {
-    // RuleRequest: version_info = 3, response_nonce = 4 (a filter repeats neither node nor instance).
-    b = grpcFrame(Buffer.concat([pbString(3, version), pbString(4, nonce)]));
+    // A filter repeats neither its node nor its instance id in an ACK.
+    b = grpcFrame(serializeRuleRequest(create(RuleRequestSchema, { versionInfo: version, responseNonce: nonce })));
     if (acks.size > 64) acks.clear();
     acks.set(key, b);
   }
@@ -34,8 +36,7 @@ function ackFor(version: string, nonce: string): Buffer {
 }
 
 function hello(nodeId: string, instanceId: string): Buffer {
-  // RuleRequest{node{id}, instance_id}
-  return grpcFrame(Buffer.concat([pbString(1, pbString(1, nodeId)), pbString(2, instanceId)]));
+  return grpcFrame(serializeRuleRequest(create(RuleRequestSchema, { node: { id: nodeId }, instanceId })));
 }
 
 /** Opens one filter's connection and stream; `onSent` once its hello is written to the socket. */

@@ -7,7 +7,7 @@ import { Registry } from "prom-client";
 import { RuleRequestSchema } from "../../control-plane/src/generated/graylane/v1/discovery_pb.js";
 import { RuleSetSchema } from "../../control-plane/src/generated/graylane/v1/rules_pb.js";
 import { SnapshotCache } from "../../control-plane/src/xds/cache.js";
-import type { OutgoingRuleResponse } from "../../control-plane/src/xds/protocol.js";
+import type { PushMessage } from "../../control-plane/src/xds/protocol.js";
 import {
   type RuleServerEvent,
   type RuleStream,
@@ -19,13 +19,13 @@ import { MemoryRuleSource, mockGroup } from "../support/rulesource.js";
 
 /** A stream that records what the state machine writes; `full` makes writes report a full buffer. */
 class MemoryStream implements RuleStream {
-  readonly written: OutgoingRuleResponse[] = [];
+  readonly written: PushMessage[] = [];
   full = false;
   broken = false;
   ended: StreamError | "ok" | undefined;
   private drainWaiters: Array<() => void> = [];
 
-  write(r: OutgoingRuleResponse): boolean {
+  write(r: PushMessage): boolean {
     if (this.broken) throw new Error("stream gone");
     this.written.push(r);
     return !this.full;
@@ -57,20 +57,20 @@ class Sub {
     if (opts.hello ?? true) this.send({ node: { id: nodeId, service: "mocka" }, instanceId, versionInfo: this.applied });
   }
 
-  get responses(): OutgoingRuleResponse[] {
+  get responses(): PushMessage[] {
     return this.stream.written;
   }
-  get last(): OutgoingRuleResponse {
+  get last(): PushMessage {
     return this.stream.written.at(-1)!;
   }
   send(fields: Fields): void {
     this.handle.request(create(RuleRequestSchema, fields));
   }
-  ack(r: OutgoingRuleResponse = this.last): void {
+  ack(r: PushMessage = this.last): void {
     this.applied = r.version;
     this.send({ versionInfo: r.version, responseNonce: r.nonce });
   }
-  nack(r: OutgoingRuleResponse, error: string): void {
+  nack(r: PushMessage, error: string): void {
     this.send({ versionInfo: this.applied, responseNonce: r.nonce, errorDetail: error });
   }
 }
@@ -106,7 +106,7 @@ function setup(opts: { groups?: unknown[]; requiredFeatures?: string[]; retentio
   };
 }
 
-const ruleSet = (r: OutgoingRuleResponse) => fromBinary(RuleSetSchema, r.ruleSetBytes!);
+const ruleSet = (r: PushMessage) => fromBinary(RuleSetSchema, r.ruleSetBytes!);
 
 describe("rule streams: versions, nonces, ACK", () => {
   it("pushes the node's snapshot on hello with a nonce; its ACK makes it the applied version", async () => {
@@ -131,7 +131,7 @@ describe("rule streams: versions, nonces, ACK", () => {
     expect(await metric("graylane_xds_subscribers")).toBe(1);
   });
 
-  it("every new version goes to every live subscriber once, each push with its own nonce; same content pushes nothing", () => {
+  it("every new version goes to every live subscriber once, each push on a stream with its own nonce, one encoding shared by all; same content pushes nothing", () => {
     const { rules, cache, sub } = setup();
     const a = sub("node-a", "a-1");
     const b = sub("node-b", "b-1");
@@ -144,7 +144,10 @@ describe("rule streams: versions, nonces, ACK", () => {
       expect(s.last.version).toBe(v2);
       s.ack();
     }
-    expect(new Set([...a.responses, ...b.responses].map((r) => r.nonce)).size).toBe(4);
+    for (const s of [a, b]) expect(new Set(s.responses.map((r) => r.nonce)).size).toBe(2);
+    // One response per version, encoded once: the same bytes go to both streams.
+    expect(a.last.frame).toBe(b.last.frame);
+    expect(a.responses[0]!.frame).not.toBe(a.last.frame);
     rules.put(mockGroup(20)); // a new revision, the same RuleSet
     expect(a.responses).toHaveLength(2);
     expect(b.responses).toHaveLength(2);
@@ -356,7 +359,7 @@ describe("rule streams: report requests and shutdown", () => {
     sub("node-c", "c-1").handle.closed();
     sub("node-d", "d-1", { full: true }); // blocked
     expect(server.requestReports()).toBe(1);
-    expect(live.last).toEqual({ version: "", nonce: "", reportNow: true });
+    expect(live.last).toMatchObject({ version: "", nonce: "", reportNow: true });
     expect(subscriber("node-a", "a-1")!.pendingVersion).toBeUndefined();
   });
 

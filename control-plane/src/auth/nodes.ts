@@ -2,7 +2,6 @@
 // client CA) or a per-node bearer token in the call's metadata. The identity's namespace is its
 // scope: the lane groups it receives (see SnapshotCache.snapshotFor). A forged traffic report or
 // rule stream without an identity is refused, so it cannot move a release's analysis.
-import type * as grpc from "@grpc/grpc-js";
 import type { PeerCertificate } from "node:tls";
 import type { Tokens } from "./tokens.js";
 
@@ -38,16 +37,16 @@ export class NodeAuth {
   }
 
   /** The caller's identity, or the reason there is none. */
-  identify(call: { metadata: grpc.Metadata; getAuthContext?: () => { sslPeerCertificate?: PeerCertificate } }): NodePrincipal | { error: string } {
-    const auth = call.metadata.get("authorization")[0];
-    if (typeof auth === "string" && this.opts.tokens) {
+  identify(call: { authorization: string | undefined; peerCertificate(): PeerCertificate | undefined }): NodePrincipal | { error: string } {
+    const auth = call.authorization;
+    if (auth !== undefined && this.opts.tokens) {
       const m = /^Bearer\s+(\S+)\s*$/i.exec(auth);
       const who = m ? this.opts.tokens.authenticateNode(m[1]!) : undefined;
       if (!who) return { error: "unknown node token" };
       return { name: who.name, namespace: who.namespace, via: "token" };
     }
     if (this.opts.clientCertificates) {
-      const cert = call.getAuthContext?.().sslPeerCertificate;
+      const cert = call.peerCertificate();
       if (cert && Object.keys(cert).length > 0) {
         const cn = typeof cert.subject?.CN === "string" ? cert.subject.CN : "";
         return { name: cn || cert.fingerprint256, namespace: spiffeNamespace(cert.subjectaltname), via: "certificate" };

@@ -23,7 +23,8 @@ export {
   TRAFFIC_REPORT_PATH,
   encodeRuleResponse,
   ruleDiscoveryClientDefinition,
-  ruleDiscoveryServerDefinition,
   trafficDefinition,
+  pushMessage,
   type OutgoingRuleResponse,
+  type PushMessage,
 } from "./protocol.js";

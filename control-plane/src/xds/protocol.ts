@@ -1,5 +1,6 @@
-// gRPC method definitions for graylane.v1 without protobufjs / proto-loader: grpc-js only needs a
-// path, the streaming flags and (de)serializers, which protobuf-es provides (toBinary / fromBinary).
+// graylane.v1 on the wire: the method paths, the (de)serializers (protobuf-es toBinary /
+// fromBinary, no protobufjs / proto-loader), the pushed RuleResponse encoded once, and the grpc-js
+// client definitions (the server is our own, grpc-server.ts).
 import type * as grpc from "@grpc/grpc-js";
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
@@ -15,6 +16,7 @@ import {
   type TrafficReport,
   type TrafficReportAck,
 } from "../generated/graylane/v1/traffic_pb.js";
+import { grpcFrame } from "./grpc-wire.js";
 
 export const STREAM_RULES_PATH = "/graylane.v1.RuleDiscovery/StreamRules";
 export const TRAFFIC_REPORT_PATH = "/graylane.v1.Traffic/Report";
@@ -33,6 +35,18 @@ export interface OutgoingRuleResponse {
   /** Signed-override keys (current, and the previous one during a rotation). */
   overrideKey?: Uint8Array;
   overrideKeyPrevious?: Uint8Array;
+}
+
+/**
+ * A RuleResponse ready to write: its fields and its gRPC framing, built once and written as the
+ * same Buffer to every stream it goes to.
+ */
+export interface PushMessage extends Readonly<OutgoingRuleResponse> {
+  readonly frame: Buffer;
+}
+
+export function pushMessage(r: OutgoingRuleResponse): PushMessage {
+  return Object.freeze({ ...r, frame: grpcFrame(encodeRuleResponse(r)) });
 }
 
 /** Encodes a RuleResponse (field 3 = the embedded RuleSet bytes) without re-encoding the RuleSet. */
@@ -59,23 +73,6 @@ export const deserializeTrafficReport = (b: Buffer): TrafficReport => fromBinary
 export const serializeTrafficReportAck = (r: TrafficReportAck): Buffer => buf(toBinary(TrafficReportAckSchema, r));
 export const deserializeTrafficReportAck = (b: Buffer): TrafficReportAck => fromBinary(TrafficReportAckSchema, b);
 
-/** Server side of graylane.v1.RuleDiscovery (responses are pre-encoded, see OutgoingRuleResponse). */
-export const ruleDiscoveryServerDefinition = {
-  StreamRules: {
-    path: STREAM_RULES_PATH,
-    requestStream: true,
-    responseStream: true,
-    requestSerialize: serializeRuleRequest,
-    requestDeserialize: deserializeRuleRequest,
-    responseSerialize: encodeRuleResponse,
-    // Only used by a client built from this definition; kept symmetrical for completeness.
-    responseDeserialize: (b: Buffer): OutgoingRuleResponse => {
-      const r = deserializeRuleResponse(b);
-      return { version: r.version, nonce: r.nonce, ruleSetBytes: ruleSetBytesOf(b) };
-    },
-  } satisfies grpc.MethodDefinition<RuleRequest, OutgoingRuleResponse>,
-} satisfies grpc.ServiceDefinition;
-
 /** Client side of graylane.v1.RuleDiscovery (usable with grpc.makeGenericClientConstructor). */
 export const ruleDiscoveryClientDefinition = {
   StreamRules: {
@@ -101,31 +98,3 @@ export const trafficDefinition = {
     responseDeserialize: deserializeTrafficReportAck,
   } satisfies grpc.MethodDefinition<TrafficReport, TrafficReportAck>,
 } satisfies grpc.ServiceDefinition;
-
-/** The raw bytes of field 3 (rule_set) of an encoded RuleResponse, or empty. */
-function ruleSetBytesOf(b: Uint8Array): Uint8Array {
-  let i = 0;
-  const varint = (): number => {
-    let v = 0;
-    let shift = 0;
-    for (;;) {
-      const x = b[i++]!;
-      v += (x & 0x7f) * 2 ** shift;
-      if (x < 0x80) return v;
-      shift += 7;
-    }
-  };
-  while (i < b.length) {
-    const tag = varint();
-    const wt = tag & 7;
-    if (wt === 2) {
-      const n = varint();
-      if (tag >>> 3 === 3) return b.subarray(i, i + n);
-      i += n;
-    } else if (wt === 0) varint();
-    else if (wt === 1) i += 8;
-    else if (wt === 5) i += 4;
-    else break;
-  }
-  return new Uint8Array(0);
-}

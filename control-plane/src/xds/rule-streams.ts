@@ -9,6 +9,9 @@
 // and in `active`:
 //   - `has`     the version the subscriber has applied (its version_info at hello, then each ACK);
 //   - `sent`    the latest response written {version, nonce, at}; `pending` while it is unanswered.
+//   - One response per snapshot, encoded and framed once and written to every stream as the same
+//     bytes: its nonce is the snapshot's. A stream never receives one snapshot twice (see
+//     reconcile), so each push on a stream still has a nonce of its own.
 //   - A request whose response_nonce is not sent.nonce (or that answers an already answered nonce)
 //     is stale and ignored.
 //   - ACK  = version_info == sent.version and nonce == sent.nonce → has = sent.version.
@@ -31,15 +34,19 @@ import { reuse } from "../metrics.js";
 import type { NodeStatus, RuleServerStatus, RuleStatusSource, SubscriberStatus } from "../contracts.js";
 import type { Node, RuleRequest } from "../generated/graylane/v1/discovery_pb.js";
 import type { Snapshot, SnapshotCache } from "./cache.js";
-import type { OutgoingRuleResponse } from "./protocol.js";
+import { pushMessage, type OutgoingRuleResponse, type PushMessage } from "./protocol.js";
+
+/** Asks for a traffic report now: no RuleSet, not ACKed. */
+const REPORT_NOW = pushMessage({ version: "", nonce: "", reportNow: true });
 
 /** One subscriber's stream, as the state machine sees it. */
 export interface RuleStream {
   /**
-   * Writes a response. false: the stream's buffer is full (its peer does not read); nothing more is
-   * written to it until the onDrain callback. Throwing counts as the stream being gone.
+   * Writes a response (shared by every stream it goes to: write its `frame`, change nothing).
+   * false: the stream's buffer is full (its peer does not read); nothing more is written to it
+   * until the onDrain callback. Throwing counts as the stream being gone.
    */
-  write(response: OutgoingRuleResponse): boolean;
+  write(response: PushMessage): boolean;
   /** Calls `fn` once, when the buffer has room again. */
   onDrain(fn: () => void): void;
   /** Ends the stream: OK without an error (the subscriber reconnects), else with that status. */
@@ -112,6 +119,8 @@ export class RuleStreams implements RuleStatusSource {
   private readonly retentionMs: number;
   private readonly extras: RuleStreamsOptions["responseExtras"];
   private readonly now: () => number;
+  /** Each snapshot's response (its nonce, its encoding), made when first pushed. */
+  private readonly messages = new WeakMap<Snapshot, PushMessage>();
   readonly metrics: {
     pushAck: Histogram;
     subscribers: Gauge;
@@ -168,7 +177,7 @@ export class RuleStreams implements RuleStatusSource {
     let n = 0;
     for (const s of this.subscribers.values()) {
       if (s.state !== "active" || s.blocked) continue;
-      s.stream.write({ version: "", nonce: "", reportNow: true });
+      s.stream.write(REPORT_NOW);
       n++;
     }
     return n;
@@ -239,8 +248,23 @@ export class RuleStreams implements RuleStatusSource {
     this.listeners.clear();
   }
 
+  /** Events are built only when someone listens (a push to 10,000 streams makes 10,000 of them). */
+  private get listened(): boolean {
+    return this.listeners.size > 0;
+  }
+
   private emit(e: RuleServerEvent): void {
     for (const l of this.listeners) l(e);
+  }
+
+  private messageFor(snap: Snapshot): PushMessage {
+    let m = this.messages.get(snap);
+    if (!m) {
+      const nonce = `${this.noncePrefix}-${(++this.nonceSeq).toString(36)}`;
+      m = pushMessage({ version: snap.version, nonce, ruleSetBytes: snap.bytes, ...this.extras });
+      this.messages.set(snap, m);
+    }
+    return m;
   }
 
   private onRequest(s: Subscriber, req: RuleRequest): void {
@@ -273,7 +297,7 @@ export class RuleStreams implements RuleStatusSource {
     const sent = s.sent;
     if (!sent || !s.pending || req.responseNonce !== sent.nonce) {
       this.metrics.stale.inc();
-      this.emit({ type: "stale", nodeId: s.nodeId, instanceId: s.instanceId, nonce: req.responseNonce });
+      if (this.listened) this.emit({ type: "stale", nodeId: s.nodeId, instanceId: s.instanceId, nonce: req.responseNonce });
       return;
     }
     s.pending = false;
@@ -287,13 +311,13 @@ export class RuleStreams implements RuleStatusSource {
     if (error !== "") {
       s.lastNack = { version: sent.version, error, at: new Date(this.now()).toISOString() };
       this.metrics.nacks.inc();
-      this.emit({ type: "nack", nodeId: s.nodeId, instanceId: s.instanceId, version: sent.version, error });
+      if (this.listened) this.emit({ type: "nack", nodeId: s.nodeId, instanceId: s.instanceId, version: sent.version, error });
     } else {
       s.has = sent.version;
       s.lastNack = undefined;
       const latencyMs = performance.now() - sent.at;
       this.metrics.pushAck.observe(latencyMs / 1000);
-      this.emit({ type: "ack", nodeId: s.nodeId, instanceId: s.instanceId, version: sent.version, latencyMs });
+      if (this.listened) this.emit({ type: "ack", nodeId: s.nodeId, instanceId: s.instanceId, version: sent.version, latencyMs });
     }
     this.reconcile(s);
   }
@@ -312,14 +336,14 @@ export class RuleStreams implements RuleStatusSource {
   }
 
   private send(s: Subscriber, snap: Snapshot): void {
-    const nonce = `${this.noncePrefix}-${(++this.nonceSeq).toString(36)}`;
-    s.sent = { version: snap.version, nonce, at: performance.now() };
+    const message = this.messageFor(snap);
+    s.sent = { version: message.version, nonce: message.nonce, at: performance.now() };
     s.pending = true;
     this.metrics.pushes.inc();
-    this.emit({ type: "push", nodeId: s.nodeId, instanceId: s.instanceId, version: snap.version, nonce });
+    if (this.listened) this.emit({ type: "push", nodeId: s.nodeId, instanceId: s.instanceId, version: message.version, nonce: message.nonce });
     let ok: boolean;
     try {
-      ok = s.stream.write({ version: snap.version, nonce, ruleSetBytes: snap.bytes, ...this.extras });
+      ok = s.stream.write(message);
     } catch {
       this.close(s);
       return;

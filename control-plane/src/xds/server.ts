@@ -1,23 +1,19 @@
 // The rule push server: graylane.v1.RuleDiscovery.StreamRules and graylane.v1.Traffic.Report on
-// @grpc/grpc-js without proto-loader. The rule streams' state machine (versions, nonces, ACK/NACK)
-// is RuleStreams (rule-streams.ts); RuleServer adds what is gRPC: subscriber authentication and a
-// grpc-js call as a RuleStream.
+// the control plane's own gRPC server over node:http2 (grpc-server.ts; why not grpc-js's, it says).
+// The rule streams' state machine (versions, nonces, ACK/NACK) is RuleStreams (rule-streams.ts);
+// RuleServer adds what is gRPC: subscriber authentication and a call as a RuleStream.
 import { createHash } from "node:crypto";
 import type { NodeAuth } from "../auth/nodes.js";
 import type { OverrideKey } from "../auth/override.js";
-import * as grpc from "@grpc/grpc-js";
-import { create } from "@bufbuild/protobuf";
+import { create, toBinary } from "@bufbuild/protobuf";
 import { Counter, Registry } from "prom-client";
 import type { RuleSource, RuleStatusSource } from "../contracts.js";
-import type { RuleRequest } from "../generated/graylane/v1/discovery_pb.js";
 import { reuse } from "../metrics.js";
-import { TrafficReportAckSchema, type TrafficReport, type TrafficReportAck } from "../generated/graylane/v1/traffic_pb.js";
+import { TrafficReportAckSchema, type TrafficReport } from "../generated/graylane/v1/traffic_pb.js";
 import { SnapshotCache } from "./cache.js";
-import {
-  ruleDiscoveryServerDefinition,
-  trafficDefinition,
-  type OutgoingRuleResponse,
-} from "./protocol.js";
+import { type BidiCall, GrpcError, startGrpcHttp2Server } from "./grpc-server.js";
+import { Status } from "./grpc-wire.js";
+import { deserializeRuleRequest, deserializeTrafficReport, STREAM_RULES_PATH, TRAFFIC_REPORT_PATH } from "./protocol.js";
 import { type RuleServerEvent, type RuleStream, RuleStreams } from "./rule-streams.js";
 
 export type { RuleServerEvent } from "./rule-streams.js";
@@ -44,17 +40,12 @@ export function keyFingerprint(k: OverrideKey): string {
   return `-k${h.slice(0, 8)}`;
 }
 
-type RuleCall = grpc.ServerDuplexStream<RuleRequest, OutgoingRuleResponse>;
-
-/** A grpc-js StreamRules call as the state machine's RuleStream. */
-function grpcRuleStream(call: RuleCall): RuleStream {
+/** A StreamRules call as the state machine's RuleStream. */
+function callRuleStream(call: BidiCall): RuleStream {
   return {
-    write: (response) => call.write(response),
-    onDrain: (fn) => call.once("drain", fn),
-    end: (error) => {
-      if (error) call.emit("error", { code: grpc.status[error.code], details: error.details } satisfies Partial<grpc.StatusObject>);
-      else call.end();
-    },
+    write: (response) => call.write(response.frame),
+    onDrain: (fn) => call.onDrain(fn),
+    end: (error) => call.end(error && new GrpcError(Status[error.code], error.details)),
   };
 }
 
@@ -72,26 +63,34 @@ export class RuleServer extends RuleStreams {
     this.nodeAuth = opts.nodeAuth;
   }
 
-  /** grpc-js handler for StreamRules. */
-  readonly handleStream = (call: RuleCall): void => {
+  /** The StreamRules handler. */
+  readonly handleStream = (call: BidiCall): void => {
     let scope: string | undefined;
     if (this.nodeAuth?.required) {
       const who = this.nodeAuth.identify(call);
       if ("error" in who) {
-        call.emit("error", { code: grpc.status.UNAUTHENTICATED, details: who.error } satisfies Partial<grpc.StatusObject>);
+        call.end(new GrpcError(Status.UNAUTHENTICATED, who.error));
         return;
       }
       scope = who.namespace;
     }
-    const stream = this.open(grpcRuleStream(call), scope);
-    call.on("data", (req: RuleRequest) => stream.request(req));
-    call.on("end", () => {
+    const stream = this.open(callRuleStream(call), scope);
+    call.onMessage((m) => {
+      let req;
+      try {
+        req = deserializeRuleRequest(m);
+      } catch (e) {
+        stream.closed();
+        call.end(new GrpcError(Status.INVALID_ARGUMENT, `RuleRequest: ${e instanceof Error ? e.message : String(e)}`));
+        return;
+      }
+      stream.request(req);
+    });
+    call.onHalfClose(() => {
       stream.closed();
       call.end();
     });
-    call.on("cancelled", () => stream.closed());
-    call.on("error", () => stream.closed());
-    call.on("close", () => stream.closed());
+    call.onClose(() => stream.closed());
   };
 }
 
@@ -138,48 +137,42 @@ export async function startGrpcServer(opts: StartGrpcServerOptions): Promise<Grp
     registers: [registry],
   }));
 
-  const server = new grpc.Server({
-    // Notice dead peers so "live subscribers" stays true to its name.
-    "grpc.keepalive_time_ms": 30_000,
-    "grpc.keepalive_timeout_ms": 10_000,
-    "grpc.keepalive_permit_without_calls": 1,
-    "grpc.http2.min_ping_interval_without_data_ms": 5_000,
-  });
-  server.addService(ruleDiscoveryServerDefinition, { StreamRules: rules.handleStream });
-  if (opts.traffic) {
-    const sink = opts.traffic;
-    server.addService(trafficDefinition, {
-      Report: (call: grpc.ServerUnaryCall<TrafficReport, TrafficReportAck>, callback: grpc.sendUnaryData<TrafficReportAck>) => {
-        let sequence: bigint;
-        if (opts.nodeAuth?.required) {
-          const who = opts.nodeAuth.identify(call);
-          if ("error" in who) {
-            reports.inc({ result: "unauthenticated" });
-            callback({ code: grpc.status.UNAUTHENTICATED, details: who.error });
-            return;
-          }
-        }
-        try {
-          sequence = sink.report(call.request).sequence;
-        } catch (e) {
-          reports.inc({ result: "error" });
-          callback({ code: grpc.status.INVALID_ARGUMENT, details: e instanceof Error ? e.message : String(e) });
-          return;
-        }
-        reports.inc({ result: "ok" });
-        callback(null, create(TrafficReportAckSchema, { sequence }));
-      },
-    });
-  }
-
-  const credentials = opts.tls
-    ? grpc.ServerCredentials.createSsl(opts.tls.clientCa ?? null, [{ cert_chain: opts.tls.cert, private_key: opts.tls.key }], !!opts.tls.clientCa)
-    : grpc.ServerCredentials.createInsecure();
-  const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(`${host.includes(":") ? `[${host}]` : host}:${opts.port ?? 7071}`, credentials, (err, p) =>
-      err ? reject(err) : resolve(p),
-    );
-  });
+  const server = await startGrpcHttp2Server(
+    {
+      host,
+      port: opts.port ?? 7071,
+      tls: opts.tls,
+      // Notice dead peers so "live subscribers" stays true to its name.
+      keepalive: { timeMs: 30_000, timeoutMs: 10_000 },
+    },
+    {
+      [STREAM_RULES_PATH]: { kind: "bidi", handle: rules.handleStream },
+      ...(opts.traffic && {
+        [TRAFFIC_REPORT_PATH]: {
+          kind: "unary" as const,
+          handle: (peer, request) => {
+            if (opts.nodeAuth?.required) {
+              const who = opts.nodeAuth.identify(peer);
+              if ("error" in who) {
+                reports.inc({ result: "unauthenticated" });
+                throw new GrpcError(Status.UNAUTHENTICATED, who.error);
+              }
+            }
+            let sequence: bigint;
+            try {
+              sequence = opts.traffic!.report(deserializeTrafficReport(request)).sequence;
+            } catch (e) {
+              reports.inc({ result: "error" });
+              throw new GrpcError(Status.INVALID_ARGUMENT, e instanceof Error ? e.message : String(e));
+            }
+            reports.inc({ result: "ok" });
+            return toBinary(TrafficReportAckSchema, create(TrafficReportAckSchema, { sequence }));
+          },
+        },
+      }),
+    },
+  );
+  const port = server.port;
 
   let closed: Promise<void> | undefined;
   return {
@@ -190,15 +183,11 @@ export async function startGrpcServer(opts: StartGrpcServerOptions): Promise<Grp
     requestReports: () => rules.requestReports(),
     onEvent: (l) => rules.onEvent(l),
     close: () =>
-      (closed ??= new Promise<void>((resolve) => {
+      (closed ??= (async () => {
         rules.endAll();
         rules.dispose();
         cache.close();
-        const timer = setTimeout(() => server.forceShutdown(), 2_000);
-        server.tryShutdown(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      })),
+        await server.close(2_000);
+      })()),
   };
 }
