@@ -132,7 +132,7 @@ describe("TrafficIngest: cumulative reports to exact totals", () => {
     db.close();
   });
 
-  it("gRPC statuses: counted per status, kept over a restart; a database from before them is upgraded with its counts and last values", () => {
+  it("gRPC statuses: counted per status, kept over a restart; a database from before them (and from before one row per instance) is upgraded with its counts and last values", () => {
     const file = dbFile();
     // The tables as a control plane before gRPC statuses wrote them, with one report's state.
     const old = new Database(file);
@@ -162,6 +162,9 @@ describe("TrafficIngest: cumulative reports to exact totals", () => {
       return r;
     };
     expect(ingest.report(grpcReport(2, 7, 3))).toMatchObject({ accepted: true });
+    // Its last values moved into its instance row (one row per report, not one per counter).
+    expect(db.prepare("SELECT count(*) AS n FROM traffic_last WHERE instance_id = 'filter-g'").get()).toEqual({ n: 0 });
+    expect(Object.keys(Object.values(JSON.parse((db.prepare("SELECT last_counts FROM traffic_instances WHERE instance_id = 'filter-g'").get() as { last_counts: string }).last_counts))[0] as object)).toHaveLength(3);
     const grpcOf = (i: TrafficIngest) => i.totals("mock").filter((t) => t.lane === "canary").map((t) => [t.grpcStatus, t.statusClass, t.requests]);
     expect(byKey(ingest)).toEqual({ "mocka/base/2": 8, "mocka/canary/2": 7, "mocka/canary/5": 3 });
     expect(grpcOf(ingest)).toEqual([[0, 2, 7], [14, 5, 3]]);

@@ -2,8 +2,10 @@
 // counters to exact deltas. The same through SQLite, gRPC and restarts is
 // test/integration/traffic.test.ts.
 import { describe, expect, it } from "vitest";
-import { create } from "@bufbuild/protobuf";
-import { DecisionSource, Direction, TrafficReportSchema } from "../../control-plane/src/generated/graylane/v1/traffic_pb.js";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
+import { DecisionSource, Direction, type TrafficReport, TrafficReportSchema } from "../../control-plane/src/generated/graylane/v1/traffic_pb.js";
+import { type ParsedReport, parseReportBytes, parseReportMessage, ReportDecodeError } from "../../control-plane/src/traffic/report-wire.js";
 import {
   boundsKey,
   counterDelta,
@@ -11,9 +13,15 @@ import {
   isZero,
   type LastCounts,
   normalize,
-  reportCounters,
   sequenceVerdict,
 } from "../../control-plane/src/traffic/deltas.js";
+
+/** A report parsed from its message and from its bytes (the gRPC path): both must agree. */
+function both(r: TrafficReport): ParsedReport {
+  const fromMessage = parseReportMessage(r);
+  expect(parseReportBytes(toBinary(TrafficReportSchema, r))).toEqual(fromMessage);
+  return fromMessage;
+}
 
 const BK = boundsKey([10, 100]);
 const last = (c: Counts, bk = BK): LastCounts => ({ ...c, boundsKey: bk });
@@ -37,8 +45,8 @@ describe("traffic deltas", () => {
       latencyBoundsMs: [10, 100],
       counters: [counter(5, [5]), counter(9, [1, 2, 3, 4, 5]), counter(3, [1, 1, 1], "base")],
     });
-    const counters = [...reportCounters(r).values()];
-    expect(counters.map((c) => [c.key.lane, c.counts])).toEqual([
+    const counters = [...both(r).counters.values()];
+    expect(counters.map((c) => [c.key.lane, { requests: c.requests, sumUs: c.sumUs, buckets: c.buckets }])).toEqual([
       ["canary", { requests: 9, sumUs: 900, buckets: [1, 2, 12] }],
       ["base", { requests: 3, sumUs: 300, buckets: [1, 1, 1] }],
     ]);
@@ -50,7 +58,7 @@ describe("traffic deltas", () => {
     const r = create(TrafficReportSchema, { instanceId: "i-1", sequence: 1n, latencyBoundsMs: [], counters: [
       base, { ...base, grpcStatus: 14, requests: 3n }, { ...base, statusClass: 2, grpcStatus: 0, requests: 7n },
     ] });
-    const got = [...reportCounters(r).entries()].map(([k, c]) => [k, c.key.grpcStatus, c.counts.requests]);
+    const got = [...both(r).counters.entries()].map(([k, c]) => [k, c.key.grpcStatus, c.requests]);
     expect(got).toEqual([
       ['["mock","canary","canary","mocka",1,6,5]', -1, 1], // the key the control plane stored before gRPC statuses
       ['["mock","canary","canary","mocka",1,6,5,14]', 14, 3],
@@ -98,5 +106,25 @@ describe("traffic deltas", () => {
       }
       expect(total).toEqual(stored ? { requests: stored.requests, sumUs: stored.sumUs, buckets: stored.buckets } : total);
     }
+  });
+
+  it("a report's bytes: unpacked buckets, fields out of order and unknown fields decode as the message does; a truncated report is refused", () => {
+    const msg = create(TrafficReportSchema, {
+      instanceId: "i-1", nodeId: "n", sequence: 7n, latencyBoundsMs: [10, 100],
+      counters: [{ group: "g", lane: "canary", route: "canary", service: "s", direction: Direction.INBOUND, source: DecisionSource.RULE, statusClass: 2, requests: 6n, latencySumUs: 600n, latencyBuckets: [1n, 2n, 3n] }],
+    });
+    const w = new BinaryWriter();
+    w.tag(99, WireType.Varint).uint64(5); // unknown
+    w.tag(5, WireType.LengthDelimited).fork();
+    w.tag(10, WireType.Varint).uint64(600).tag(2, WireType.LengthDelimited).string("canary");
+    for (const b of [1, 2, 3]) w.tag(9, WireType.Varint).uint64(b); // unpacked
+    w.tag(1, WireType.LengthDelimited).string("g").tag(3, WireType.LengthDelimited).string("canary").tag(4, WireType.LengthDelimited).string("s");
+    w.tag(5, WireType.Varint).int32(Direction.INBOUND).tag(6, WireType.Varint).int32(DecisionSource.RULE).tag(7, WireType.Varint).uint32(2).tag(8, WireType.Varint).uint64(6);
+    w.join();
+    w.tag(4, WireType.Varint).uint32(10).tag(4, WireType.Varint).uint32(100); // unpacked bounds
+    w.tag(2, WireType.Varint).uint64(7).tag(3, WireType.LengthDelimited).string("n").tag(1, WireType.LengthDelimited).string("i-1");
+    expect(parseReportBytes(w.finish())).toEqual(both(msg));
+    const bytes = toBinary(TrafficReportSchema, msg);
+    expect(() => parseReportBytes(bytes.subarray(0, bytes.length - 3))).toThrow(ReportDecodeError);
   });
 });

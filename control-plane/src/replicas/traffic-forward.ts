@@ -3,7 +3,6 @@
 // runs the release analysis and answers /v1/traffic for every replica (followers pass that read on).
 // Reports are cumulative with a sequence number, so a forward that is lost is covered by the next
 // one and one that arrives twice is ignored.
-import type { TrafficReport } from "../generated/graylane/v1/traffic_pb.js";
 import type { ReportResult, TrafficIngest } from "../traffic/ingest.js";
 import { GraylaneClient } from "../xds/client.js";
 
@@ -14,8 +13,9 @@ export class TrafficForwarder {
 
   constructor(private readonly ingest: TrafficIngest, private readonly leaderGrpc: () => string | undefined) {}
 
-  report(r: TrafficReport): ReportResult {
-    const result = this.ingest.report(r);
+  /** The gRPC Traffic.Report sink: ingest here, forward the same bytes to the active replica. */
+  async submit(r: Uint8Array): Promise<ReportResult> {
+    const result = await this.ingest.submit(r);
     const to = this.leaderGrpc();
     if (to && result.accepted) {
       if (this.client?.address !== to) {

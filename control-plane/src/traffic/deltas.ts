@@ -10,7 +10,6 @@
 // A counter lower than its last value within one instance (which a filter does not do) is taken as a
 // counter reset, Prometheus-style: the delta is the current value. Latency buckets are diffed on
 // their own: with other bounds than last time, or a bucket that went down, they count afresh.
-import type { TrafficReport } from "../generated/graylane/v1/traffic_pb.js";
 
 /**
  * What one counter counts: a (group, lane, route, service, direction, decision source, status
@@ -44,7 +43,10 @@ export interface LastCounts extends Counts {
   boundsKey: string;
 }
 
-export interface Delta extends CounterKey, Counts {}
+export interface Delta extends CounterKey, Counts {
+  /** counterKey() of its key, when the caller has it (saves recomputing it). */
+  storageKey?: string;
+}
 
 /**
  * The storage key of a counter key. The gRPC status is appended only for gRPC responses, so every
@@ -63,29 +65,6 @@ export const boundsKey = (bounds: readonly number[]): string => JSON.stringify(b
 export function sequenceVerdict(sequence: number, last: number | undefined): "new" | "duplicate" | "stale" {
   if (last === undefined || sequence > last) return "new";
   return sequence === last ? "duplicate" : "stale";
-}
-
-/** A report's counters, one per counter key (a key repeated within a report: the later one wins). */
-export function reportCounters(r: TrafficReport): Map<string, { key: CounterKey; counts: Counts }> {
-  const n = r.latencyBoundsMs.length + 1;
-  const latest = new Map<string, { key: CounterKey; counts: Counts }>();
-  for (const c of r.counters) {
-    const key: CounterKey = {
-      group: c.group,
-      lane: c.lane,
-      route: c.route,
-      service: c.service,
-      direction: c.direction,
-      source: c.source,
-      statusClass: c.statusClass,
-      grpcStatus: c.grpcStatus ?? NOT_GRPC,
-    };
-    latest.set(counterKey(key), {
-      key,
-      counts: { requests: Number(c.requests), sumUs: Number(c.latencySumUs), buckets: normalize(c.latencyBuckets.map(Number), n) },
-    });
-  }
-  return latest;
 }
 
 /** current − last, or current after a reset or for a key without last values. */

@@ -1,15 +1,19 @@
 // Traffic.Report ingestion: cumulative counters per filter instance → exact deltas (deltas.ts), kept
-// in SQLite (sqlite-tables.ts: per instance its last sequence and values, one transaction per report)
-// and rolled up per minute there (the minute is the receive time), and per second in memory
-// (windows.ts) for windowed summaries (summary.ts). A window reaching further back than this
+// in SQLite (sqlite-tables.ts: per instance its last sequence and values) and rolled up per minute
+// there (the minute is the receive time), and per second in memory (windows.ts) for windowed
+// summaries (summary.ts). Reports arriving together are ingested in one transaction (submit():
+// batched for up to batchDelayMs; each report's minute rows summed first), and a report is
+// answered only once its batch committed, so an ACKed report is never lost; report() ingests at
+// once. Reads (summary, totals) ingest what is queued first. A window reaching further back than this
 // process's memory (a restart, or beyond memoryRetentionMs) is completed from the minute rollups,
 // at minute granularity for that older part.
 import type { Database } from "better-sqlite3";
 import type { RuleSource, TrafficSource, TrafficSummary } from "../contracts.js";
 import type { TrafficReport } from "../generated/graylane/v1/traffic_pb.js";
-import { boundsKey, counterDelta, type Delta, isZero, reportCounters, sequenceVerdict } from "./deltas.js";
+import { addInto, boundsKey, counterDelta, type Delta, isZero, sequenceVerdict } from "./deltas.js";
+import { type ParsedReport, parseReportBytes, parseReportMessage } from "./report-wire.js";
 import { configuredShares } from "../compile/shares.js";
-import { TrafficTables } from "./sqlite-tables.js";
+import { type StoredInstance, TrafficTables } from "./sqlite-tables.js";
 import { aggOfRollup, summarize, totalsOf, type TrafficTotal } from "./summary.js";
 import { MINUTE, SecondWindows, windowPlan } from "./windows.js";
 
@@ -36,11 +40,29 @@ export interface TrafficIngestOptions {
    * would otherwise land in the minute of the failover.
    */
   baselineUnknownInstances?: boolean;
+  /** submit(): how long a report may wait for others to share its transaction (default 20 ms). */
+  batchDelayMs?: number;
+  /** submit(): a batch this large is ingested at once (default 500). */
+  maxBatch?: number;
 }
 
-export type ReportResult =
-  | { accepted: true; sequence: bigint; counters: number }
-  | { accepted: false; sequence: bigint; reason: "duplicate" | "stale" };
+interface Queued {
+  r: ParsedReport;
+  now: number;
+  done?: { resolve(result: ReportResult): void; reject(e: unknown): void };
+}
+
+/** The deltas of one batch per minute row: summed before they are written. */
+interface MinuteSum {
+  minute: number;
+  boundsKey: string;
+  delta: Delta;
+}
+
+export type ReportResult = { instanceId: string; sequence: bigint } & (
+  | { accepted: true; counters: number }
+  | { accepted: false; reason: "duplicate" | "stale" }
+);
 
 export class TrafficIngest implements TrafficSource {
   private readonly tables: TrafficTables;
@@ -52,7 +74,9 @@ export class TrafficIngest implements TrafficSource {
   /** Time from which the in-memory seconds are complete. */
   private readonly startedAt: number;
   private lastPrune = 0;
-  private readonly ingestTx: (r: TrafficReport, now: number) => { result: ReportResult; deltas: Delta[]; bounds: number[] };
+  private queue: Queued[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private readonly ingestTx: (batch: Queued[]) => { results: ReportResult[]; windows: Array<{ now: number; deltas: Delta[]; bounds: number[] }> };
 
   constructor(private readonly opts: TrafficIngestOptions) {
     this.now = opts.now ?? Date.now;
@@ -62,20 +86,30 @@ export class TrafficIngest implements TrafficSource {
     this.startedAt = this.now();
     this.tables = new TrafficTables(opts.db);
     this.windows = new SecondWindows(this.memoryRetentionMs);
-    this.ingestTx = this.tables.transaction((r: TrafficReport, now: number) => this.ingestInTx(r, now));
+    this.ingestTx = this.tables.transaction((batch: Queued[]) => this.ingestBatch(batch));
   }
 
-  /** Ingests one report (one SQLite transaction). Throws on a report without instance_id. */
+  /** Ingests one report now (with whatever is queued, one transaction). Throws on a report without instance_id. */
   report(r: TrafficReport): ReportResult {
-    if (r.instanceId === "") throw new Error("TrafficReport.instance_id is required");
-    const now = this.now();
-    const { result, deltas, bounds } = this.ingestTx(r, now);
-    if (result.accepted) this.windows.add(now, deltas, bounds);
-    if (now - this.lastPrune > MINUTE) this.prune(now);
-    return result;
+    this.queue.push({ r: valid(parseReportMessage(r)), now: this.now() });
+    return this.flush().at(-1)!;
+  }
+
+  /**
+   * Queues a report (a message, or its bytes as a filter sent them); resolves once it is ingested
+   * and committed with its batch. Throws on a report that does not decode or has no instance_id.
+   */
+  submit(report: TrafficReport | Uint8Array): Promise<ReportResult> {
+    const r = valid(report instanceof Uint8Array ? parseReportBytes(report) : parseReportMessage(report));
+    return new Promise((resolve, reject) => {
+      this.queue.push({ r, now: this.now(), done: { resolve, reject } });
+      if (this.queue.length >= (this.opts.maxBatch ?? 500)) this.flushQueued();
+      else this.timer ??= setTimeout(() => this.flushQueued(), this.opts.batchDelayMs ?? 20);
+    });
   }
 
   summary(group: string, windowMs: number): TrafficSummary {
+    this.flush();
     const plan = windowPlan(this.now(), windowMs, this.startedAt, this.memoryRetentionMs);
     const older = plan.fromMinute < plan.toMinute ? this.tables.minutes(group, plan.fromMinute, plan.toMinute) : [];
     const aggs = [...older.map((row) => aggOfRollup(group, row)), ...this.windows.since(group, plan.memoryFrom)];
@@ -84,33 +118,86 @@ export class TrafficIngest implements TrafficSource {
 
   /** Exact totals per counter key of a group over every retained minute rollup (survives restarts). */
   totals(group: string): TrafficTotal[] {
+    this.flush();
     return totalsOf(group, this.tables.minutes(group, Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER));
   }
 
-  private ingestInTx(r: TrafficReport, now: number): { result: ReportResult; deltas: Delta[]; bounds: number[] } {
-    const bounds = r.latencyBoundsMs.map(Number);
-    const bk = boundsKey(bounds);
-    const seq = Number(r.sequence);
-    const last = this.tables.lastSequence(r.instanceId);
-    const verdict = sequenceVerdict(seq, last);
-    if (verdict !== "new") return { result: { accepted: false, sequence: r.sequence, reason: verdict }, deltas: [], bounds };
-    this.tables.saveInstance(r.instanceId, r.nodeId, seq, now);
-    if (last === undefined && seq > 1 && this.opts.baselineUnknownInstances) {
-      for (const [k, cur] of reportCounters(r)) this.tables.saveLastCounts(r.instanceId, k, { ...cur.counts, boundsKey: bk });
-      return { result: { accepted: true, sequence: r.sequence, counters: 0 }, deltas: [], bounds };
+  private flushQueued(): void {
+    try {
+      this.flush();
+    } catch (e) {
+      console.error(`graylane traffic: a batch of reports was not ingested (each caller is told): ${e instanceof Error ? e.message : String(e)}`);
     }
+  }
 
-    const minute = Math.floor(now / MINUTE);
-    const deltas: Delta[] = [];
-    for (const [k, cur] of reportCounters(r)) {
-      const d = counterDelta(cur.counts, bk, this.tables.lastCounts(r.instanceId, k));
-      this.tables.saveLastCounts(r.instanceId, k, { ...cur.counts, boundsKey: bk });
-      if (isZero(d)) continue;
-      const delta: Delta = { ...cur.key, ...d };
-      deltas.push(delta);
-      this.tables.addToMinute(minute, delta, bk);
+  /** Ingests the queue in one transaction; each queued report learns its result (or the error). */
+  private flush(): ReportResult[] {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    const batch = this.queue;
+    if (batch.length === 0) return [];
+    this.queue = [];
+    let out: ReturnType<typeof this.ingestTx>;
+    try {
+      out = this.ingestTx(batch);
+    } catch (e) {
+      for (const q of batch) q.done?.reject(e);
+      throw e;
     }
-    return { result: { accepted: true, sequence: r.sequence, counters: deltas.length }, deltas, bounds };
+    for (const w of out.windows) this.windows.add(w.now, w.deltas, w.bounds);
+    batch.forEach((q, i) => q.done?.resolve(out.results[i]!));
+    const now = this.now();
+    if (now - this.lastPrune > MINUTE) this.prune(now);
+    return out.results;
+  }
+
+  private ingestBatch(batch: Queued[]) {
+    const touched = new Map<string, { nodeId: string; state: StoredInstance; now: number }>();
+    // minute and bounds → counter storage key → sum (storage keys are interned strings: cheap keys).
+    const minutes = new Map<string, Map<string, MinuteSum>>();
+    const windows: Array<{ now: number; deltas: Delta[]; bounds: number[] }> = [];
+    const results = batch.map(({ r, now }): ReportResult => {
+      const sequence = BigInt(r.sequence);
+      const bk = boundsKey(r.bounds);
+      const state = touched.get(r.instanceId)?.state ?? this.tables.loadInstance(r.instanceId);
+      const verdict = sequenceVerdict(r.sequence, state?.sequence);
+      const instanceId = r.instanceId;
+      if (verdict !== "new") return { instanceId, accepted: false, sequence, reason: verdict };
+      const s: StoredInstance = state ?? { sequence: r.sequence, firstSeen: now, last: new Map(), legacy: false };
+      s.sequence = r.sequence;
+      touched.set(r.instanceId, { nodeId: r.nodeId, state: s, now });
+      if (state === undefined && r.sequence > 1 && this.opts.baselineUnknownInstances) {
+        for (const [k, c] of r.counters) s.last.set(k, { requests: c.requests, sumUs: c.sumUs, buckets: c.buckets, boundsKey: bk });
+        return { instanceId, accepted: true, sequence, counters: 0 };
+      }
+      const minute = Math.floor(now / MINUTE);
+      const at = `${minute}\0${bk}`;
+      let sums = minutes.get(at);
+      if (!sums) minutes.set(at, (sums = new Map()));
+      const deltas: Delta[] = [];
+      for (const [k, c] of r.counters) {
+        const d = counterDelta(c, bk, s.last.get(k));
+        s.last.set(k, { requests: c.requests, sumUs: c.sumUs, buckets: c.buckets, boundsKey: bk });
+        if (isZero(d)) continue;
+        const key = c.key;
+        const delta: Delta = {
+          group: key.group, lane: key.lane, route: key.route, service: key.service, direction: key.direction, source: key.source,
+          statusClass: key.statusClass, grpcStatus: key.grpcStatus, requests: d.requests, sumUs: d.sumUs, buckets: d.buckets, storageKey: k,
+        };
+        deltas.push(delta);
+        const sum = sums.get(k);
+        if (sum) {
+          sum.delta.requests += delta.requests;
+          sum.delta.sumUs += delta.sumUs;
+          addInto(sum.delta.buckets, delta.buckets);
+        } else sums.set(k, { minute, boundsKey: bk, delta: { ...delta, buckets: [...delta.buckets] } });
+      }
+      windows.push({ now, deltas, bounds: r.bounds });
+      return { instanceId, accepted: true, sequence, counters: deltas.length };
+    });
+    for (const [id, t] of touched) this.tables.saveInstance(id, t.nodeId, t.state, t.now);
+    for (const sums of minutes.values()) for (const m of sums.values()) this.tables.addToMinute(m.minute, m.delta, m.boundsKey);
+    return { results, windows };
   }
 
   private prune(now: number): void {
@@ -136,4 +223,9 @@ export class TrafficIngest implements TrafficSource {
     }
     return { services, lanes, shares };
   }
+}
+
+function valid(r: ParsedReport): ParsedReport {
+  if (r.instanceId === "") throw new Error("TrafficReport.instance_id is required");
+  return r;
 }

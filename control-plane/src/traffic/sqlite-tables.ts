@@ -1,6 +1,9 @@
-// Where traffic ingestion keeps its state, in SQLite: per filter instance its last sequence and the
-// last cumulative values of every counter key (what deltas are taken against), and per-minute
-// rollups of the deltas (what totals and older windows are read from). No ingestion logic here.
+// Where traffic ingestion keeps its state, in SQLite: per filter instance one row with its last
+// sequence and the last cumulative values of every counter key (what deltas are taken against) —
+// one read and one write per report, not one per counter: 10,000 filters report 2,000 times a
+// second —, and per-minute rollups of the deltas (what totals and older windows are read from).
+// traffic_last (a row per counter, written by older versions) is still read for an instance whose
+// row has no values yet, and emptied for it once its values are in the row. No ingestion logic here.
 import type { Database } from "better-sqlite3";
 import { addArrays, type Delta, type LastCounts } from "./deltas.js";
 import type { RollupRow } from "./summary.js";
@@ -52,6 +55,9 @@ const ADD_GRPC_STATUS = `
   DROP TABLE traffic_minutes_before_grpc;
 `;
 
+// Databases written before the values moved into the instance row.
+const ADD_LAST_COUNTS = "ALTER TABLE traffic_instances ADD COLUMN last_counts TEXT";
+
 interface MinuteRow {
   service: string;
   lane: string;
@@ -66,6 +72,19 @@ interface MinuteRow {
   buckets: string;
 }
 
+/** What ingestion keeps per filter instance. */
+export interface StoredInstance {
+  sequence: number;
+  firstSeen: number;
+  /** Last cumulative values per counter key (deltas.ts counterKey). */
+  last: Map<string, LastCounts>;
+  /** Its values still live in traffic_last rows (an older version wrote them). */
+  legacy: boolean;
+}
+
+/** last_counts: bounds key → counter key → [requests, latency sum, ...buckets] (the bounds written once). */
+type PackedCounts = Record<string, Record<string, number[]>>;
+
 export class TrafficTables {
   private readonly stmt;
 
@@ -74,20 +93,21 @@ export class TrafficTables {
     db.exec(DDL);
     const columns = db.prepare<[], { name: string }>("SELECT name FROM pragma_table_info('traffic_minutes')").all();
     if (!columns.some((c) => c.name === "grpc_status")) db.transaction(() => db.exec(ADD_GRPC_STATUS))();
+    const instanceColumns = db.prepare<[], { name: string }>("SELECT name FROM pragma_table_info('traffic_instances')").all();
+    if (!instanceColumns.some((c) => c.name === "last_counts")) db.exec(ADD_LAST_COUNTS);
     this.stmt = {
-      instance: db.prepare<[string], { last_sequence: number }>("SELECT last_sequence FROM traffic_instances WHERE instance_id = ?"),
+      instance: db.prepare<[string], { last_sequence: number; first_seen: number; last_counts: string | null }>(
+        "SELECT last_sequence, first_seen, last_counts FROM traffic_instances WHERE instance_id = ?",
+      ),
       upsertInstance: db.prepare(
-        `INSERT INTO traffic_instances (instance_id, node_id, last_sequence, first_seen, last_seen) VALUES (?, ?, ?, ?, ?)
-         ON CONFLICT (instance_id) DO UPDATE SET node_id = excluded.node_id, last_sequence = excluded.last_sequence, last_seen = excluded.last_seen`,
+        `INSERT INTO traffic_instances (instance_id, node_id, last_sequence, first_seen, last_seen, last_counts) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (instance_id) DO UPDATE SET node_id = excluded.node_id, last_sequence = excluded.last_sequence,
+           last_seen = excluded.last_seen, last_counts = excluded.last_counts`,
       ),
-      last: db.prepare<[string, string], { requests: number; latency_sum_us: number; bounds: string; buckets: string }>(
-        "SELECT requests, latency_sum_us, bounds, buckets FROM traffic_last WHERE instance_id = ? AND counter_key = ?",
+      legacyLast: db.prepare<[string], { counter_key: string; requests: number; latency_sum_us: number; bounds: string; buckets: string }>(
+        "SELECT counter_key, requests, latency_sum_us, bounds, buckets FROM traffic_last WHERE instance_id = ?",
       ),
-      upsertLast: db.prepare(
-        `INSERT INTO traffic_last (instance_id, counter_key, requests, latency_sum_us, bounds, buckets) VALUES (?, ?, ?, ?, ?, ?)
-         ON CONFLICT (instance_id, counter_key) DO UPDATE SET requests = excluded.requests,
-           latency_sum_us = excluded.latency_sum_us, bounds = excluded.bounds, buckets = excluded.buckets`,
-      ),
+      dropLegacyLast: db.prepare("DELETE FROM traffic_last WHERE instance_id = ?"),
       minute: db.prepare<unknown[], { requests: number; latency_sum_us: number; buckets: string }>(
         `SELECT requests, latency_sum_us, buckets FROM traffic_minutes WHERE grp = ? AND minute = ? AND service = ? AND lane = ?
            AND route = ? AND direction = ? AND source = ? AND status_class = ? AND grpc_status = ? AND bounds = ?`,
@@ -115,21 +135,32 @@ export class TrafficTables {
     return this.db.transaction(fn);
   }
 
-  lastSequence(instanceId: string): number | undefined {
-    return this.stmt.instance.get(instanceId)?.last_sequence;
+  /** An instance's stored state: its last sequence and the last values per counter key. */
+  loadInstance(instanceId: string): StoredInstance | undefined {
+    const row = this.stmt.instance.get(instanceId);
+    if (!row) return undefined;
+    const last = new Map<string, LastCounts>();
+    if (row.last_counts !== null) {
+      for (const [boundsKey, byKey] of Object.entries(JSON.parse(row.last_counts) as PackedCounts)) {
+        for (const [k, [requests, sumUs, ...buckets]] of Object.entries(byKey)) last.set(k, { requests, sumUs, boundsKey, buckets });
+      }
+      return { sequence: row.last_sequence, firstSeen: row.first_seen, last, legacy: false };
+    }
+    for (const r of this.stmt.legacyLast.all(instanceId)) {
+      last.set(r.counter_key, { requests: r.requests, sumUs: r.latency_sum_us, boundsKey: r.bounds, buckets: JSON.parse(r.buckets) as number[] });
+    }
+    return { sequence: row.last_sequence, firstSeen: row.first_seen, last, legacy: true };
   }
 
-  saveInstance(instanceId: string, nodeId: string, sequence: number, now: number): void {
-    this.stmt.upsertInstance.run(instanceId, nodeId, sequence, now, now);
-  }
-
-  lastCounts(instanceId: string, counterKey: string): LastCounts | undefined {
-    const row = this.stmt.last.get(instanceId, counterKey);
-    return row && { requests: row.requests, sumUs: row.latency_sum_us, boundsKey: row.bounds, buckets: JSON.parse(row.buckets) as number[] };
-  }
-
-  saveLastCounts(instanceId: string, counterKey: string, last: LastCounts): void {
-    this.stmt.upsertLast.run(instanceId, counterKey, last.requests, last.sumUs, last.boundsKey, JSON.stringify(last.buckets));
+  /** Writes an instance's state (one row); its per-counter rows of an older version go. */
+  saveInstance(instanceId: string, nodeId: string, s: StoredInstance, now: number): void {
+    const packed: PackedCounts = {};
+    for (const [k, v] of s.last) (packed[v.boundsKey] ??= {})[k] = [v.requests, v.sumUs, ...v.buckets];
+    this.stmt.upsertInstance.run(instanceId, nodeId, s.sequence, s.firstSeen, now, JSON.stringify(packed));
+    if (s.legacy) {
+      this.stmt.dropLegacyLast.run(instanceId);
+      s.legacy = false;
+    }
   }
 
   /** Adds a delta to its minute's rollup row. */

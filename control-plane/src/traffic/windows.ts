@@ -22,9 +22,30 @@ export interface Agg {
   buckets: number[];
 }
 
+/** Per bounds and counter storage key: the aggregate it adds to (memoized: the same few keys every second). */
+const aggKeys = new Map<string, Map<string, string>>();
+
+function aggKey(d: Delta, bk: string): string {
+  const compute = () => JSON.stringify([d.group, d.service, d.lane, d.direction, d.statusClass, d.grpcStatus, bk]);
+  if (d.storageKey === undefined) return compute();
+  let byKey = aggKeys.get(bk);
+  if (!byKey) {
+    if (aggKeys.size >= 100) aggKeys.clear();
+    aggKeys.set(bk, (byKey = new Map()));
+  }
+  let k = byKey.get(d.storageKey);
+  if (k === undefined) {
+    if (byKey.size >= 100_000) byKey.clear();
+    byKey.set(d.storageKey, (k = compute()));
+  }
+  return k;
+}
+
 export class SecondWindows {
   /** second (epoch s) → agg key → aggregate */
   private readonly seconds = new Map<number, Map<string, Agg>>();
+  /** The newest second added to (older ones are dropped when a new second starts). */
+  private latest = -Infinity;
 
   constructor(private readonly retentionMs: number) {}
 
@@ -36,7 +57,7 @@ export class SecondWindows {
     const bk = boundsKey(bounds);
     for (const d of deltas) {
       if (d.direction !== Direction.INBOUND && d.direction !== Direction.EDGE) continue; // summaries read only these
-      const k = JSON.stringify([d.group, d.service, d.lane, d.direction, d.statusClass, d.grpcStatus, bk]);
+      const k = aggKey(d, bk);
       let a = m.get(k);
       if (!a) {
         m.set(
@@ -47,8 +68,11 @@ export class SecondWindows {
       a.requests += d.requests;
       addInto(a.buckets, d.buckets);
     }
-    const oldest = Math.floor((now - this.retentionMs) / SECOND);
-    for (const s of this.seconds.keys()) if (s < oldest) this.seconds.delete(s);
+    if (sec > this.latest) {
+      this.latest = sec;
+      const oldest = Math.floor((now - this.retentionMs) / SECOND);
+      for (const s of this.seconds.keys()) if (s < oldest) this.seconds.delete(s);
+    }
   }
 
   /** The aggregates of `group` in the seconds from `fromMs` on. */

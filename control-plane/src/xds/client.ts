@@ -26,9 +26,11 @@ export class GraylaneClient extends grpc.Client {
     return this.makeBidiStreamRequest(STREAM_RULES_PATH, serializeRuleRequest, deserializeRuleResponse, metadata, options);
   }
 
-  report(report: TrafficReport, options: grpc.CallOptions = {}, metadata: grpc.Metadata = new grpc.Metadata()): Promise<TrafficReportAck> {
+  /** A report as a message, or as the bytes a filter sent (forwarded unchanged). */
+  report(report: TrafficReport | Uint8Array, options: grpc.CallOptions = {}, metadata: grpc.Metadata = new grpc.Metadata()): Promise<TrafficReportAck> {
+    const serialize = (r: TrafficReport | Uint8Array): Buffer => (r instanceof Uint8Array ? Buffer.from(r.buffer, r.byteOffset, r.byteLength) : serializeTrafficReport(r));
     return new Promise((resolve, reject) => {
-      this.makeUnaryRequest(TRAFFIC_REPORT_PATH, serializeTrafficReport, deserializeTrafficReportAck, report, metadata, options, (err, ack) =>
+      this.makeUnaryRequest(TRAFFIC_REPORT_PATH, serialize, deserializeTrafficReportAck, report, metadata, options, (err, ack) =>
         err || !ack ? reject(err ?? new Error("empty response")) : resolve(ack),
       );
     });

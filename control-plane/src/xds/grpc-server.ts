@@ -49,8 +49,8 @@ export interface BidiCall extends GrpcPeer {
 
 export type GrpcMethod =
   | { kind: "bidi"; handle(call: BidiCall): void }
-  /** Returns the reply's encoding or throws a GrpcError (anything else: INTERNAL). */
-  | { kind: "unary"; handle(peer: GrpcPeer, request: Buffer): Uint8Array };
+  /** Returns (or resolves to) the reply's encoding, or throws / rejects with a GrpcError (anything else: INTERNAL). */
+  | { kind: "unary"; handle(peer: GrpcPeer, request: Buffer): Uint8Array | Promise<Uint8Array> };
 
 export interface GrpcServerOptions {
   host: string;
@@ -144,19 +144,24 @@ function serveUnary(call: Call, method: Extract<GrpcMethod, { kind: "unary" }>):
       call.end(new GrpcError(Status.UNIMPLEMENTED, `a unary call carries one request message, not ${messages.length}`));
       return;
     }
-    let reply: Uint8Array;
+    const fail = (e: unknown) => call.end(e instanceof GrpcError ? e : new GrpcError(Status.INTERNAL, e instanceof Error ? e.message : String(e)));
+    const answer = (reply: Uint8Array) => {
+      try {
+        call.write(grpcFrame(reply));
+        call.end();
+      } catch {
+        // the caller went away meanwhile
+      }
+    };
+    let reply: Uint8Array | Promise<Uint8Array>;
     try {
       reply = method.handle(call, messages[0]!);
     } catch (e) {
-      call.end(e instanceof GrpcError ? e : new GrpcError(Status.INTERNAL, e instanceof Error ? e.message : String(e)));
+      fail(e);
       return;
     }
-    try {
-      call.write(grpcFrame(reply));
-      call.end();
-    } catch {
-      // the caller went away meanwhile
-    }
+    if (reply instanceof Uint8Array) answer(reply);
+    else reply.then(answer, fail);
   });
 }
 

@@ -9,18 +9,22 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { Counter, Registry } from "prom-client";
 import type { RuleSource, RuleStatusSource } from "../contracts.js";
 import { reuse } from "../metrics.js";
-import { TrafficReportAckSchema, type TrafficReport } from "../generated/graylane/v1/traffic_pb.js";
+import { TrafficReportAckSchema } from "../generated/graylane/v1/traffic_pb.js";
 import { SnapshotCache } from "./cache.js";
 import { type BidiCall, GrpcError, startGrpcHttp2Server } from "./grpc-server.js";
 import { Status } from "./grpc-wire.js";
-import { deserializeRuleRequest, deserializeTrafficReport, STREAM_RULES_PATH, TRAFFIC_REPORT_PATH } from "./protocol.js";
+import { deserializeRuleRequest, STREAM_RULES_PATH, TRAFFIC_REPORT_PATH } from "./protocol.js";
 import { type RuleServerEvent, type RuleStream, RuleStreams } from "./rule-streams.js";
 
 export type { RuleServerEvent } from "./rule-streams.js";
 
-/** What the Traffic.Report handler needs (implemented by traffic/TrafficIngest). */
+/**
+ * What the Traffic.Report handler needs (traffic/TrafficIngest, or a replica's relay in front of
+ * it): a report's bytes as the filter sent them, answered once it is stored. Throws (or rejects)
+ * when the report does not decode or lacks its instance id.
+ */
 export interface TrafficReportSink {
-  report(r: TrafficReport): { sequence: bigint };
+  submit(report: Uint8Array): Promise<{ sequence: bigint }>;
 }
 
 export interface RuleServerOptions {
@@ -158,15 +162,26 @@ export async function startGrpcServer(opts: StartGrpcServerOptions): Promise<Grp
                 throw new GrpcError(Status.UNAUTHENTICATED, who.error);
               }
             }
-            let sequence: bigint;
-            try {
-              sequence = opts.traffic!.report(deserializeTrafficReport(request)).sequence;
-            } catch (e) {
+            const invalid = (e: unknown) => {
               reports.inc({ result: "error" });
-              throw new GrpcError(Status.INVALID_ARGUMENT, e instanceof Error ? e.message : String(e));
+              return new GrpcError(Status.INVALID_ARGUMENT, e instanceof Error ? e.message : String(e));
+            };
+            let stored: Promise<{ sequence: bigint }>;
+            try {
+              stored = opts.traffic!.submit(request);
+            } catch (e) {
+              throw invalid(e);
             }
-            reports.inc({ result: "ok" });
-            return toBinary(TrafficReportAckSchema, create(TrafficReportAckSchema, { sequence }));
+            return stored.then(
+              ({ sequence }) => {
+                reports.inc({ result: "ok" });
+                return toBinary(TrafficReportAckSchema, create(TrafficReportAckSchema, { sequence }));
+              },
+              (e: unknown) => {
+                reports.inc({ result: "error" });
+                throw new GrpcError(Status.UNAVAILABLE, `the report was not stored: ${e instanceof Error ? e.message : String(e)}`);
+              },
+            );
           },
         },
       }),
