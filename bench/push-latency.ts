@@ -29,7 +29,9 @@ import { openStore, type Store } from "../control-plane/src/store/index.js";
 import { encodeRuleResponse } from "../control-plane/src/xds/protocol.js";
 import { freePorts, isMain, median, percentile, QUICK, round, rssAfterGc, sleep, writeResult } from "./support/common.js";
 import { benchGroup, benchGroupsJson } from "./support/ruleset.js";
-import type { FleetJob } from "./support/push-fleet.js";
+import type { FleetJob, ReportStats } from "./support/push-fleet.js";
+import { expectedInbound } from "./support/traffic-reports.js";
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { grpcFrame } from "./support/grpc-frames.js";
 import { startFloor } from "./support/push-floor.js";
 
@@ -44,12 +46,14 @@ export interface PushOptions {
   envoy: boolean;
   /** Measure the floor (a bare node:http2 server) on the same fleet before each size. */
   floor: boolean;
+  /** After the sizes: the last size's fleet also reports its traffic every `everyMs` for `seconds`. */
+  reports?: { everyMs: number; seconds: number };
   log?: (line: string) => void;
 }
 
 export const DEFAULTS: PushOptions = QUICK
-  ? { sizes: [20, 60], changes: 5, warmup: 1, processes: 2, envoy: true, floor: true }
-  : { sizes: [1000, 3000, 10000], changes: 10, warmup: 2, processes: 4, envoy: true, floor: true };
+  ? { sizes: [20, 60], changes: 5, warmup: 1, processes: 2, envoy: true, floor: true, reports: { everyMs: 1000, seconds: 3 } }
+  : { sizes: [1000, 3000, 10000], changes: 10, warmup: 2, processes: 4, envoy: true, floor: true, reports: { everyMs: 5000, seconds: 60 } };
 
 /** Root contexts of an Envoy with --concurrency 2 that subscribe: the main thread's and 2 workers'. */
 const ENVOY_SUBSCRIBERS = 3;
@@ -103,7 +107,7 @@ const cpuUs = (u: NodeJS.CpuUsage) => u.user + u.system;
 class Fleet {
   private constructor(private readonly children: ChildProcess[]) {}
 
-  static async spawn(target: string, count: number, processes: number, perNode = 4): Promise<Fleet> {
+  static async spawn(target: string, count: number, processes: number, perNode = 4, reportEveryMs?: number): Promise<Fleet> {
     const n = Math.max(1, Math.min(processes, count));
     const children: ChildProcess[] = [];
     const ready: Array<Promise<void>> = [];
@@ -119,7 +123,7 @@ class Fleet {
         });
         child.on("exit", (code) => rej(new Error(`fleet process exited (${code})`)));
       }));
-      const job: FleetJob = { target, first, count: c, perNode };
+      const job: FleetJob = { target, first, count: c, perNode, reportEveryMs };
       child.send(job);
       first += c;
     }
@@ -145,6 +149,21 @@ class Fleet {
       c.send("cpu");
     })));
     return each.reduce((a, b) => a + b, 0);
+  }
+
+  /** The reports' stats of every process together (latencies since the last call). */
+  async reportStats(): Promise<ReportStats> {
+    const each = await Promise.all(this.children.map((c) => new Promise<ReportStats>((r) => {
+      const on = (m: { type: string; stats?: ReportStats }) => { if (m.type === "stats") { c.off("message", on); r(m.stats!); } };
+      c.on("message", on);
+      c.send("report-stats");
+    })));
+    return each.reduce((a, b) => ({ sent: a.sent + b.sent, answered: a.answered + b.answered, failed: a.failed + b.failed, inFlight: a.inFlight + b.inFlight,
+      latenciesMs: a.latenciesMs.concat(b.latenciesMs), sumOfLast: a.sumOfLast + b.sumOfLast }));
+  }
+
+  stopReports(): void {
+    for (const c of this.children) c.send("stop-reports");
   }
 
   async stop(): Promise<void> {
@@ -303,6 +322,82 @@ export async function runPushLatency(opts: PushOptions = DEFAULTS) {
     const idleRss = rssAfterGc();
     log(`push-latency: a change with no fleet costs the control plane ${round(fixedCpuUs / 1000)} ms CPU`);
 
+    /**
+     * The fleet of `size` reporting every everyMs for `seconds` (as 10,000 filters every 5 s: 2,000
+     * reports a second): per interval the reports answered and still in flight (a growing backlog
+     * shows there), their latency, the control plane's CPU, changes pushed meanwhile, GET
+     * /v1/traffic timed; then the reports stop and every group's inbound total must be exactly
+     * what the filters' last answered reports say.
+     */
+    const measureReports = async (size: number, r: { everyMs: number; seconds: number }) => {
+      fleet = await Fleet.spawn(`127.0.0.1:${grpcPort}`, size, opts.processes, 4, r.everyMs);
+      const want = size + envoySubs;
+      await settled(want);
+      const traffic = async (group: string) => {
+        const t0 = performance.now();
+        const res = await fetch(`${server.url}/v1/traffic?group=${group}&window=1h`);
+        const body = (await res.json()) as { services: Array<{ requests: number }> };
+        return { ms: performance.now() - t0, inbound: body.services.reduce((a, x) => a + x.requests, 0) };
+      };
+      const eld = monitorEventLoopDelay({ resolution: 10 });
+      eld.enable();
+      const c0 = process.cpuUsage();
+      const fleet0 = await fleet.cpuUs();
+      const t0 = performance.now();
+      const windows: Array<{ answered: number; inFlight: number; failed: number }> = [];
+      const latencies: number[] = [];
+      const getMs: number[] = [];
+      const pushes: number[] = [];
+      let prev = { answered: 0 };
+      let nextWindow = t0 + r.everyMs;
+      const end = t0 + r.seconds * 1000;
+      while (performance.now() < end) {
+        if (pushes.length < opts.changes) pushes.push((await change(want)).fromCommit);
+        getMs.push((await traffic("shop0")).ms);
+        await sleep(500);
+        if (performance.now() >= nextWindow) {
+          nextWindow += r.everyMs;
+          const st = await fleet.reportStats();
+          latencies.push(...st.latenciesMs);
+          windows.push({ answered: st.answered - prev.answered, inFlight: st.inFlight, failed: st.failed });
+          prev = st;
+        }
+      }
+      const elapsed = (performance.now() - t0) / 1000;
+      const cpu = cpuUs(process.cpuUsage(c0));
+      const fleetCpu = (await fleet.cpuUs()) - fleet0;
+      eld.disable();
+      fleet.stopReports();
+      let st = await fleet.reportStats();
+      for (const until = Date.now() + 30_000; st.inFlight > 0 && Date.now() < until;) { await sleep(100); st = await fleet.reportStats(); }
+      latencies.push(...st.latenciesMs);
+      const expected = expectedInbound(st.sumOfLast);
+      const got: Record<string, number> = {};
+      for (const g of Object.keys(expected)) got[g] = (await traffic(g)).inbound;
+      const answered = st.answered;
+      await fleet.stop();
+      fleet = undefined;
+      await settled(envoySubs);
+      const inFlightByWindow = windows.map((w) => w.inFlight);
+      const result = {
+        subscribers: size, everyMs: r.everyMs, seconds: round(elapsed, 1),
+        reportsPerSecond: round(answered / elapsed, 1), answered, failed: st.failed,
+        reportLatencyMs: { p50: round(median(latencies)), p99: round(percentile(latencies, 0.99)), max: round(Math.max(...latencies)) },
+        controlPlaneCpuPerSecondMs: round(cpu / 1000 / elapsed), controlPlaneCpuUsPerReport: round(cpu / answered),
+        fleetCpuPerSecondMs: round(fleetCpu / 1000 / elapsed),
+        eventLoopDelayMs: { p50: round(eld.percentile(50) / 1e6), p99: round(eld.percentile(99) / 1e6), max: round(eld.max / 1e6) },
+        answeredByWindow: windows.map((w) => w.answered), inFlightByWindow,
+        // No backlog: what is in flight at the end of each interval stays below one interval's reports and does not climb.
+        noBacklog: inFlightByWindow.every((x) => x < size / 2) && (inFlightByWindow.at(-1) ?? 0) <= Math.max(...inFlightByWindow.slice(0, 2), size / 20),
+        pushWhileReportingMs: latency(pushes),
+        trafficGetMs: latency(getMs),
+        inboundExpected: expected, inboundCounted: got,
+        exact: Object.keys(expected).every((g) => got[g] === expected[g]),
+      };
+      log(`push-latency reports: ${size} filters every ${r.everyMs} ms for ${result.seconds} s: ${result.reportsPerSecond} reports/s, p50 ${result.reportLatencyMs.p50} ms p99 ${result.reportLatencyMs.p99} ms, ${result.failed} failed; control plane ${result.controlPlaneCpuPerSecondMs} ms CPU/s (${result.controlPlaneCpuUsPerReport} µs per report), event loop delay p99 ${result.eventLoopDelayMs.p99} ms; in flight per interval ${inFlightByWindow.join(", ")}; push meanwhile p50 ${result.pushWhileReportingMs.p50} ms p99 ${result.pushWhileReportingMs.p99} ms; GET /v1/traffic p99 ${result.trafficGetMs.p99} ms; totals ${result.exact ? "exact" : `NOT exact: ${JSON.stringify({ expected, got })}`}`);
+      return result;
+    };
+
     const results: PushSizeResult[] = [];
     for (const size of opts.sizes) {
       const snap = grpc.cache.current();
@@ -354,6 +449,7 @@ export async function runPushLatency(opts: PushOptions = DEFAULTS) {
       fleet = undefined;
       await settled(envoySubs);
     }
+    const reports = opts.reports ? await measureReports(opts.sizes.at(-1)!, opts.reports) : undefined;
     const last = results.at(-1)!;
     const at = results.find((r) => r.fleetSubscribers + r.envoySubscribers >= TARGETS.p99AtSize) ?? last;
     const perSub = results.map((r) => r.cpuPerSubscriberToFirstSize);
@@ -368,11 +464,17 @@ export async function runPushLatency(opts: PushOptions = DEFAULTS) {
         idleControlPlaneRssMB: round(idleRss / 2 ** 20, 1),
       },
       sizes: results,
+      reports,
       targets: {
-        cpuToFloor: { max: TARGETS.cpuToFloor, values: results.map((r) => r.cpuToFloor ?? null), met: results.every((r) => r.cpuToFloor !== undefined && r.cpuToFloor <= TARGETS.cpuToFloor) },
+        cpuToFloor: { max: TARGETS.cpuToFloor, values: results.map((r) => r.cpuToFloor ?? null), met: results.every((r) => r.cpuToFloor !== undefined && r.cpuToFloor > 0 && r.cpuToFloor <= TARGETS.cpuToFloor) },
         flat: { within: TARGETS.flatness, values: perSub, met: perSub.every((x) => Math.abs(x - 1) <= TARGETS.flatness) },
         kbPerSubscriber: { max: TARGETS.kbPerSubscriber, values: results.map((r) => r.controlPlane.kbPerSubscriber), met: results.every((r) => r.controlPlane.kbPerSubscriber <= TARGETS.kbPerSubscriber) },
         p99: { size: at.fleetSubscribers + at.envoySubscribers, maxMs: TARGETS.p99Ms, value: at.commitToAllAckedMs.p99, met: at.commitToAllAckedMs.p99 < TARGETS.p99Ms },
+        ...(reports && {
+          trafficExact: { met: reports.exact },
+          trafficUnder100ms: { maxMs: 100, value: reports.trafficGetMs.p99, met: reports.trafficGetMs.p99 < 100 },
+          noBacklog: { inFlightByWindow: reports.inFlightByWindow, met: reports.noBacklog },
+        }),
       },
     };
   } finally {

@@ -5,15 +5,22 @@
 // ACK encoded once per (version, nonce) and written to every stream that answers it, and a
 // response read only as far as its version and nonce (decoding the RuleSet is each real filter's
 // own work on its own proxy). The same fleet connects to the floor (push-floor.ts).
-// Parent → child: {target, first, count, perNode}, "cpu", "stop". Child → parent: {ready},
-// {error}, {cpu: µs used so far}.
+// With `reportEveryMs`, each filter also sends a Traffic.Report that often on its connection (start
+// times spread over the interval), as Envoy's filters do (support/traffic-reports.ts).
+// Parent → child: {target, first, count, perNode, reportEveryMs?}, "cpu", "stop", "stop-reports",
+// "report-stats". Child → parent: {ready}, {error}, {cpu: µs used so far}, {stats}.
 import { connect, type ClientHttp2Session, type ClientHttp2Stream } from "node:http2";
 import { create } from "@bufbuild/protobuf";
 import { RuleRequestSchema } from "../../control-plane/src/generated/graylane/v1/discovery_pb.js";
 import { serializeRuleRequest, STREAM_RULES_PATH } from "../../control-plane/src/xds/protocol.js";
 import { grpcFrame, MessageReader, versionAndNonce } from "./grpc-frames.js";
+import { TRAFFIC_REPORT_PATH } from "../../control-plane/src/xds/protocol.js";
+import { countersAt, reportBytes } from "./traffic-reports.js";
 
-export interface FleetJob { target: string; first: number; count: number; perNode: number }
+export interface FleetJob { target: string; first: number; count: number; perNode: number; reportEveryMs?: number }
+
+/** What the reports of one process did: answered, failed, in flight, latencies (ms), Σ of each filter's last answered report number. */
+export interface ReportStats { sent: number; answered: number; failed: number; inFlight: number; latenciesMs: number[]; sumOfLast: number }
 
 /** Connections opened at once while the fleet starts (a burst of 10,000 SYNs overflows the backlog). */
 const OPEN_BATCH = 200;
@@ -39,8 +46,40 @@ function hello(nodeId: string, instanceId: string): Buffer {
   return grpcFrame(serializeRuleRequest(create(RuleRequestSchema, { node: { id: nodeId }, instanceId })));
 }
 
+const stats: ReportStats = { sent: 0, answered: 0, failed: 0, inFlight: 0, latenciesMs: [], sumOfLast: 0 };
+const reportTimers: NodeJS.Timeout[] = [];
+/** Counters of report number s, shared by the filters at s. */
+const countersBySeq = new Map<number, Uint8Array>();
+
+/** One report of a filter on its connection; its last answered number goes into stats.sumOfLast. */
+function sendReport(session: ClientHttp2Session, instanceId: string, nodeId: string, seq: number, lastAnswered: { s: number }): void {
+  let counters = countersBySeq.get(seq);
+  if (!counters) {
+    countersBySeq.set(seq, (counters = countersAt(seq)));
+    countersBySeq.delete(seq - 3);
+  }
+  const t0 = performance.now();
+  stats.sent++;
+  stats.inFlight++;
+  const req = session.request({ ":method": "POST", ":path": TRAFFIC_REPORT_PATH, "content-type": "application/grpc", te: "trailers" });
+  let status: string | undefined;
+  req.on("response", (h) => { if (h["grpc-status"] !== undefined) status = String(h["grpc-status"]); });
+  req.on("trailers", (t) => { status = String(t["grpc-status"]); });
+  req.on("data", () => {});
+  req.on("error", () => {});
+  req.on("close", () => {
+    stats.inFlight--;
+    if (status === "0") {
+      stats.answered++;
+      stats.latenciesMs.push(performance.now() - t0);
+      if (seq > lastAnswered.s) { stats.sumOfLast += seq - lastAnswered.s; lastAnswered.s = seq; }
+    } else stats.failed++;
+  });
+  req.end(grpcFrame(reportBytes(instanceId, nodeId, seq, counters)));
+}
+
 /** Opens one filter's connection and stream; `onSent` once its hello is written to the socket. */
-function open(target: string, nodeId: string, instanceId: string, onSent: () => void): void {
+function open(target: string, nodeId: string, instanceId: string, onSent: () => void, reportEveryMs?: number, offsetMs = 0): void {
   const session = connect(`http://${target}`);
   session.on("error", (e) => { if (!stopping) process.send!({ type: "error", message: `${instanceId}: ${e.message}` }); });
   sessions.push(session);
@@ -54,6 +93,14 @@ function open(target: string, nodeId: string, instanceId: string, onSent: () => 
   stream.on("trailers", (t) => { if (!stopping && t["grpc-status"] !== "0") process.send!({ type: "error", message: `${instanceId}: grpc-status ${t["grpc-status"]} ${t["grpc-message"] ?? ""}` }); });
   stream.on("error", (e) => { if (!stopping) process.send!({ type: "error", message: `${instanceId}: ${e.message}` }); });
   stream.write(hello(nodeId, instanceId), () => onSent());
+  if (reportEveryMs) {
+    let seq = 0;
+    const last = { s: 0 };
+    reportTimers.push(setTimeout(() => {
+      sendReport(session, instanceId, nodeId, ++seq, last);
+      reportTimers.push(setInterval(() => sendReport(session, instanceId, nodeId, ++seq, last), reportEveryMs));
+    }, offsetMs));
+  }
 }
 
 async function start(job: FleetJob): Promise<void> {
@@ -62,14 +109,23 @@ async function start(job: FleetJob): Promise<void> {
     for (let j = k; j < Math.min(job.count, k + OPEN_BATCH); j++) {
       const i = job.first + j;
       const nodeId = `bench-node-${Math.floor(i / job.perNode)}`;
-      batch.push(new Promise<void>((r) => open(job.target, nodeId, `${nodeId}/${i}`, r)));
+      batch.push(new Promise<void>((r) => open(job.target, nodeId, `${nodeId}/${i}`, r, job.reportEveryMs, job.reportEveryMs ? (j / job.count) * job.reportEveryMs : 0)));
     }
     await Promise.all(batch);
   }
   process.send!({ type: "ready" });
 }
 
-process.on("message", (m: FleetJob | "stop" | "cpu") => {
+process.on("message", (m: FleetJob | "stop" | "cpu" | "stop-reports" | "report-stats") => {
+  if (m === "stop-reports") {
+    for (const t of reportTimers) clearTimeout(t);
+    return;
+  }
+  if (m === "report-stats") {
+    process.send!({ type: "stats", stats });
+    stats.latenciesMs = [];
+    return;
+  }
   if (m === "cpu") {
     const u = process.cpuUsage();
     process.send!({ type: "cpu", us: u.user + u.system });
