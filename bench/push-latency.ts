@@ -18,7 +18,6 @@
 // push per subscriber, memory per subscriber and push → all ACKed. The control plane is held to
 // ≤ 2 × the floor's CPU per subscriber, flat (±20%) from the first size to the last, ≤ 25 KB per
 // subscriber and p99 < 250 ms at 10,000.
-import { fork, type ChildProcess } from "node:child_process";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { resolve } from "node:path";
@@ -29,7 +28,7 @@ import { openStore, type Store } from "../control-plane/src/store/index.js";
 import { encodeRuleResponse } from "../control-plane/src/xds/protocol.js";
 import { freePorts, isMain, median, percentile, QUICK, round, rssAfterGc, sleep, writeResult } from "./support/common.js";
 import { benchGroup, benchGroupsJson } from "./support/ruleset.js";
-import type { FleetJob, ReportStats } from "./support/push-fleet.js";
+import { Fleet } from "./support/fleet.js";
 import { expectedInbound } from "./support/traffic-reports.js";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { grpcFrame } from "./support/grpc-frames.js";
@@ -46,14 +45,14 @@ export interface PushOptions {
   envoy: boolean;
   /** Measure the floor (a bare node:http2 server) on the same fleet before each size. */
   floor: boolean;
-  /** After the sizes: the last size's fleet also reports its traffic every `everyMs` for `seconds`. */
-  reports?: { everyMs: number; seconds: number };
+  /** After the sizes: a fleet of `size` also reports its traffic every `everyMs` for `seconds`. */
+  reports?: { size: number; everyMs: number; seconds: number };
   log?: (line: string) => void;
 }
 
 export const DEFAULTS: PushOptions = QUICK
-  ? { sizes: [20, 60], changes: 5, warmup: 1, processes: 2, envoy: true, floor: true, reports: { everyMs: 1000, seconds: 3 } }
-  : { sizes: [1000, 3000, 10000], changes: 10, warmup: 2, processes: 4, envoy: true, floor: true, reports: { everyMs: 5000, seconds: 60 } };
+  ? { sizes: [20, 60], changes: 5, warmup: 1, processes: 2, envoy: true, floor: true, reports: { size: 60, everyMs: 1000, seconds: 3 } }
+  : { sizes: [1000, 3000, 10000], changes: 10, warmup: 2, processes: 4, envoy: true, floor: true, reports: { size: 10000, everyMs: 5000, seconds: 60 } };
 
 /** Root contexts of an Envoy with --concurrency 2 that subscribe: the main thread's and 2 workers'. */
 const ENVOY_SUBSCRIBERS = 3;
@@ -102,79 +101,6 @@ export interface PushSizeResult {
 
 const latency = (xs: number[]): Latency => ({ p50: round(median(xs)), p99: round(percentile(xs, 0.99)), max: round(Math.max(...xs)), all: xs.map((x) => round(x)) });
 const cpuUs = (u: NodeJS.CpuUsage) => u.user + u.system;
-
-/** The simulated fleet: `count` filters over up to `processes` child processes. */
-class Fleet {
-  private constructor(private readonly children: ChildProcess[]) {}
-
-  static async spawn(target: string, count: number, processes: number, perNode = 4, reportEveryMs?: number): Promise<Fleet> {
-    const n = Math.max(1, Math.min(processes, count));
-    const children: ChildProcess[] = [];
-    const ready: Array<Promise<void>> = [];
-    let first = 0;
-    for (let p = 0; p < n; p++) {
-      const c = Math.floor(count / n) + (p < count % n ? 1 : 0);
-      const child = fork(resolve("bench/support/push-fleet.ts"), [], { execArgv: ["--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
-      children.push(child);
-      ready.push(new Promise<void>((res, rej) => {
-        child.on("message", (m: { type: string; message?: string }) => {
-          if (m.type === "ready") res();
-          else if (m.type === "error") rej(new Error(`fleet: ${m.message}`));
-        });
-        child.on("exit", (code) => rej(new Error(`fleet process exited (${code})`)));
-      }));
-      const job: FleetJob = { target, first, count: c, perNode, reportEveryMs };
-      child.send(job);
-      first += c;
-    }
-    const fleet = new Fleet(children);
-    try {
-      await Promise.all(ready);
-    } catch (e) {
-      await fleet.stop();
-      throw e;
-    }
-    return fleet;
-  }
-
-  get processes(): number {
-    return this.children.length;
-  }
-
-  /** CPU µs the fleet's processes used so far, together. */
-  async cpuUs(): Promise<number> {
-    const each = await Promise.all(this.children.map((c) => new Promise<number>((r) => {
-      const on = (m: { type: string; us?: number }) => { if (m.type === "cpu") { c.off("message", on); r(m.us!); } };
-      c.on("message", on);
-      c.send("cpu");
-    })));
-    return each.reduce((a, b) => a + b, 0);
-  }
-
-  /** The reports' stats of every process together (latencies since the last call). */
-  async reportStats(): Promise<ReportStats> {
-    const each = await Promise.all(this.children.map((c) => new Promise<ReportStats>((r) => {
-      const on = (m: { type: string; stats?: ReportStats }) => { if (m.type === "stats") { c.off("message", on); r(m.stats!); } };
-      c.on("message", on);
-      c.send("report-stats");
-    })));
-    return each.reduce((a, b) => ({ sent: a.sent + b.sent, answered: a.answered + b.answered, failed: a.failed + b.failed, inFlight: a.inFlight + b.inFlight,
-      latenciesMs: a.latenciesMs.concat(b.latenciesMs), sumOfLast: a.sumOfLast + b.sumOfLast }));
-  }
-
-  stopReports(): void {
-    for (const c of this.children) c.send("stop-reports");
-  }
-
-  async stop(): Promise<void> {
-    await Promise.all(this.children.map((c) => new Promise<void>((r) => {
-      if (c.exitCode !== null) return r();
-      c.once("exit", () => r());
-      c.send("stop");
-      setTimeout(() => { if (c.exitCode === null) c.kill("SIGKILL"); }, 3000);
-    })));
-  }
-}
 
 /** PUSH_PROFILE=path: a V8 CPU profile of each size's measured changes (path-SIZE.cpuprofile). */
 async function startProfile() {
@@ -243,7 +169,8 @@ export async function runPushLatency(opts: PushOptions = DEFAULTS) {
   let fleet: Fleet | undefined;
   try {
     const put = async (body: unknown) => {
-      const res = await fetch(`${server.url}/v1/lanegroups/${(body as { name: string }).name}`, { method: "PUT", headers: { "content-type": "application/json", "x-graylane-actor": "bench" }, body: JSON.stringify(body) });
+      const send = () => fetch(`${server.url}/v1/lanegroups/${(body as { name: string }).name}`, { method: "PUT", headers: { "content-type": "application/json", "x-graylane-actor": "bench" }, body: JSON.stringify(body) });
+      const res = await send().catch(send);
       const text = await res.text();
       if (res.status >= 300) throw new Error(`PUT ${res.status}: ${text}`);
     };
@@ -335,12 +262,16 @@ export async function runPushLatency(opts: PushOptions = DEFAULTS) {
       await settled(want);
       const traffic = async (group: string) => {
         const t0 = performance.now();
-        const res = await fetch(`${server.url}/v1/traffic?group=${group}&window=1h`);
+        // A kept-alive socket the server closed meanwhile (ECONNRESET) is retried once, as a client would.
+        const get = () => fetch(`${server.url}/v1/traffic?group=${group}&window=1h`);
+        const res = await get().catch(get);
         const body = (await res.json()) as { services: Array<{ requests: number }> };
         return { ms: performance.now() - t0, inbound: body.services.reduce((a, x) => a + x.requests, 0) };
       };
       const eld = monitorEventLoopDelay({ resolution: 10 });
       eld.enable();
+      const profile = process.env.PUSH_PROFILE ? await startProfile() : undefined;
+      await profile?.start();
       const c0 = process.cpuUsage();
       const fleet0 = await fleet.cpuUs();
       const t0 = performance.now();
@@ -367,6 +298,7 @@ export async function runPushLatency(opts: PushOptions = DEFAULTS) {
       const cpu = cpuUs(process.cpuUsage(c0));
       const fleetCpu = (await fleet.cpuUs()) - fleet0;
       eld.disable();
+      await profile?.stop(`${process.env.PUSH_PROFILE}-reports-${size}.cpuprofile`);
       fleet.stopReports();
       let st = await fleet.reportStats();
       for (const until = Date.now() + 30_000; st.inFlight > 0 && Date.now() < until;) { await sleep(100); st = await fleet.reportStats(); }
@@ -449,7 +381,7 @@ export async function runPushLatency(opts: PushOptions = DEFAULTS) {
       fleet = undefined;
       await settled(envoySubs);
     }
-    const reports = opts.reports ? await measureReports(opts.sizes.at(-1)!, opts.reports) : undefined;
+    const reports = opts.reports ? await measureReports(opts.reports.size, opts.reports) : undefined;
     const last = results.at(-1)!;
     const at = results.find((r) => r.fleetSubscribers + r.envoySubscribers >= TARGETS.p99AtSize) ?? last;
     const perSub = results.map((r) => r.cpuPerSubscriberToFirstSize);
@@ -487,8 +419,11 @@ export async function runPushLatency(opts: PushOptions = DEFAULTS) {
 }
 
 if (isMain(import.meta.url)) {
+  // PUSH_SIZES=1000,3000 and PUSH_REPORTS=5000 (0: none) override the sizes (a shorter run).
   const sizes = process.env.PUSH_SIZES?.split(",").map(Number);
-  runPushLatency(sizes ? { ...DEFAULTS, sizes } : DEFAULTS).then((r) => {
+  const reportsAt = process.env.PUSH_REPORTS === undefined ? undefined : Number(process.env.PUSH_REPORTS);
+  const reports = reportsAt === undefined ? DEFAULTS.reports : reportsAt > 0 ? { ...DEFAULTS.reports!, size: reportsAt } : undefined;
+  runPushLatency({ ...DEFAULTS, ...(sizes && { sizes }), reports }).then((r) => {
     for (const [k, t] of Object.entries(r.targets)) console.log(`  target ${k}: ${JSON.stringify(t)} ${t.met ? "met" : "MISSED"}`);
     console.log(`  wrote ${writeResult("push-latency", r)}`);
     process.exit(0);

@@ -17,7 +17,18 @@ import { grpcFrame, MessageReader, versionAndNonce } from "./grpc-frames.js";
 import { TRAFFIC_REPORT_PATH } from "../../control-plane/src/xds/protocol.js";
 import { countersAt, reportBytes } from "./traffic-reports.js";
 
-export interface FleetJob { target: string; first: number; count: number; perNode: number; reportEveryMs?: number }
+export interface FleetJob {
+  target: string;
+  /** Replicas: filter i connects to targets[i % n], and moves to the next one when its stream breaks. */
+  targets?: string[];
+  first: number;
+  count: number;
+  perNode: number;
+  reportEveryMs?: number;
+}
+
+/** Per version: how many filters received it and when the last one did (epoch ms, comparable across processes). */
+export type Received = Record<string, { count: number; lastAt: number }>;
 
 /** What the reports of one process did: answered, failed, in flight, latencies (ms), Σ of each filter's last answered report number. */
 export interface ReportStats { sent: number; answered: number; failed: number; inFlight: number; latenciesMs: number[]; sumOfLast: number }
@@ -25,7 +36,8 @@ export interface ReportStats { sent: number; answered: number; failed: number; i
 /** Connections opened at once while the fleet starts (a burst of 10,000 SYNs overflows the backlog). */
 const OPEN_BATCH = 200;
 
-const sessions: ClientHttp2Session[] = [];
+const sessions = new Set<ClientHttp2Session>();
+const received: Received = {};
 let stopping = false;
 /** The ACK for a (version, nonce): the same bytes for every filter that received that response. */
 const acks = new Map<string, Buffer>();
@@ -58,6 +70,10 @@ function sendReport(session: ClientHttp2Session, instanceId: string, nodeId: str
     countersBySeq.set(seq, (counters = countersAt(seq)));
     countersBySeq.delete(seq - 3);
   }
+  if (session.destroyed || session.closed) {
+    stats.failed++;
+    return;
+  }
   const t0 = performance.now();
   stats.sent++;
   stats.inFlight++;
@@ -79,19 +95,34 @@ function sendReport(session: ClientHttp2Session, instanceId: string, nodeId: str
 }
 
 /** Opens one filter's connection and stream; `onSent` once its hello is written to the socket. */
-function open(target: string, nodeId: string, instanceId: string, onSent: () => void, reportEveryMs?: number, offsetMs = 0): void {
+function open(target: string, nodeId: string, instanceId: string, onSent: () => void, reportEveryMs?: number, offsetMs = 0, failover?: () => void): void {
   const session = connect(`http://${target}`);
-  session.on("error", (e) => { if (!stopping) process.send!({ type: "error", message: `${instanceId}: ${e.message}` }); });
-  sessions.push(session);
+  // With replicas a broken connection moves to the next one (an Envoy cluster of the replicas); else it is an error.
+  let moved = false;
+  const broken = (why: string) => {
+    if (stopping) return;
+    if (!failover) { process.send!({ type: "error", message: `${instanceId}: ${why}` }); return; }
+    if (moved) return;
+    moved = true;
+    sessions.delete(session);
+    session.destroy();
+    setTimeout(failover, 100);
+  };
+  session.on("error", (e) => broken(e.message));
+  session.on("close", () => { if (failover) broken("closed"); });
+  sessions.add(session);
   const stream: ClientHttp2Stream = session.request({ ":method": "POST", ":path": STREAM_RULES_PATH, "content-type": "application/grpc", te: "trailers" });
   const reader = new MessageReader((m) => {
     const { version, nonce } = versionAndNonce(m);
     if (nonce === "") return; // report_now: nothing to ACK
+    const r = (received[version] ??= { count: 0, lastAt: 0 });
+    r.count++;
+    r.lastAt = performance.timeOrigin + performance.now();
     stream.write(ackFor(version, nonce));
   });
   stream.on("data", (chunk: Buffer) => reader.push(chunk));
-  stream.on("trailers", (t) => { if (!stopping && t["grpc-status"] !== "0") process.send!({ type: "error", message: `${instanceId}: grpc-status ${t["grpc-status"]} ${t["grpc-message"] ?? ""}` }); });
-  stream.on("error", (e) => { if (!stopping) process.send!({ type: "error", message: `${instanceId}: ${e.message}` }); });
+  stream.on("trailers", (t) => { if (t["grpc-status"] !== "0") broken(`grpc-status ${t["grpc-status"]} ${t["grpc-message"] ?? ""}`); });
+  stream.on("error", (e) => broken(e.message));
   stream.write(hello(nodeId, instanceId), () => onSent());
   if (reportEveryMs) {
     let seq = 0;
@@ -109,16 +140,31 @@ async function start(job: FleetJob): Promise<void> {
     for (let j = k; j < Math.min(job.count, k + OPEN_BATCH); j++) {
       const i = job.first + j;
       const nodeId = `bench-node-${Math.floor(i / job.perNode)}`;
-      batch.push(new Promise<void>((r) => open(job.target, nodeId, `${nodeId}/${i}`, r, job.reportEveryMs, job.reportEveryMs ? (j / job.count) * job.reportEveryMs : 0)));
+      const offset = job.reportEveryMs ? (j / job.count) * job.reportEveryMs : 0;
+      const targets = job.targets;
+      if (!targets) {
+        batch.push(new Promise<void>((r) => open(job.target, nodeId, `${nodeId}/${i}`, r, job.reportEveryMs, offset)));
+        continue;
+      }
+      let at = i % targets.length;
+      const connectAt = (onSent: () => void) => open(targets[at]!, nodeId, `${nodeId}/${i}`, onSent, job.reportEveryMs, offset, () => {
+        at = (at + 1) % targets.length;
+        connectAt(() => {});
+      });
+      batch.push(new Promise<void>((r) => connectAt(r)));
     }
     await Promise.all(batch);
   }
   process.send!({ type: "ready" });
 }
 
-process.on("message", (m: FleetJob | "stop" | "cpu" | "stop-reports" | "report-stats") => {
+process.on("message", (m: FleetJob | "stop" | "cpu" | "stop-reports" | "report-stats" | "received") => {
   if (m === "stop-reports") {
     for (const t of reportTimers) clearTimeout(t);
+    return;
+  }
+  if (m === "received") {
+    process.send!({ type: "received", received });
     return;
   }
   if (m === "report-stats") {

@@ -37,9 +37,25 @@ export interface RuleServerStatus {
   nodes: NodeStatus[];
 }
 
+/** One replica's subscribers in numbers (what /v1/status shows of every replica; O(1) in size). */
+export interface SubscriberSummary {
+  /** Live subscribers. */
+  connected: number;
+  /** Live subscribers whose ACKed version is the one served. */
+  atVersion: number;
+  /** Live subscribers with a push not answered yet. */
+  pending: number;
+  /** Live subscribers whose last answer was a NACK. */
+  nacked: number;
+  /** Live subscribers per ACKed version. */
+  byVersion: Record<string, number>;
+}
+
 /** Read side of the rule push, for GET /v1/status. */
 export interface RuleStatusSource {
   status(): RuleServerStatus;
+  /** The live subscribers in numbers, without listing them. */
+  summary?(): SubscriberSummary;
   /** Asks every connected filter for its traffic report now; returns how many were asked. */
   requestReports?(): number;
 }

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import Database from "better-sqlite3";
 import * as grpc from "@grpc/grpc-js";
-import { create } from "@bufbuild/protobuf";
+import { create, toBinary } from "@bufbuild/protobuf";
 import { Registry } from "prom-client";
 import {
   Direction,
@@ -13,7 +13,7 @@ import {
   TrafficReportSchema,
   type TrafficReport,
 } from "../../control-plane/src/generated/graylane/v1/traffic_pb.js";
-import { TrafficIngest, quantile } from "../../control-plane/src/traffic/index.js";
+import { IngestBehindError, TrafficIngest, quantile } from "../../control-plane/src/traffic/index.js";
 import { GraylaneClient, startGrpcServer } from "../../control-plane/src/xds/index.js";
 import { MemoryRuleSource, mockGroup } from "../support/rulesource.js";
 
@@ -173,6 +173,27 @@ describe("TrafficIngest: cumulative reports to exact totals", () => {
     ({ db, ingest } = open(file));
     expect(ingest.report(grpcReport(3, 9, 4))).toMatchObject({ accepted: true });
     expect(grpcOf(ingest)).toEqual([[0, 2, 9], [14, 5, 4]]);
+    db.close();
+  });
+
+  it("submit(): reports arriving together share one transaction and are answered once it committed; beyond maxQueue they are refused, and the next report covers them", async () => {
+    const file = dbFile();
+    const db = new Database(file);
+    db.pragma("journal_mode = WAL");
+    const ingest = new TrafficIngest({ db, batchDelayMs: 50, maxQueue: 3 });
+    const seen = () => (db.prepare("SELECT count(*) AS n FROM traffic_instances").get() as { n: number }).n;
+    const bytes = (id: string, seq: number, n: number) => toBinary(TrafficReportSchema, report(id, seq, [{ lane: "canary", service: "mocka", requests: n }]));
+    const answers = [ingest.submit(bytes("f-1", 1, 10)), ingest.submit(bytes("f-2", 1, 20)), ingest.submit(bytes("f-3", 1, 30))];
+    expect(seen()).toBe(0); // queued, not yet written
+    await expect(ingest.submit(bytes("f-4", 1, 40))).rejects.toThrow(IngestBehindError);
+    expect((await Promise.all(answers)).map((r) => [r.instanceId, r.accepted])).toEqual([["f-1", true], ["f-2", true], ["f-3", true]]);
+    expect(seen()).toBe(3);
+    // f-4's refused report is covered by its next one (cumulative): nothing is lost.
+    expect(await ingest.submit(bytes("f-4", 2, 45))).toMatchObject({ accepted: true });
+    expect(byKey(ingest)).toEqual({ "mocka/canary/2": 105 });
+    // A report that does not decode is refused at once, and changes nothing.
+    expect(() => ingest.submit(Buffer.from([0x0a, 0x05, 0x61]))).toThrow(/truncated|past the end/);
+    expect(byKey(ingest)).toEqual({ "mocka/canary/2": 105 });
     db.close();
   });
 

@@ -6,7 +6,7 @@
 import express, { type Request } from "express";
 import { Registry } from "prom-client";
 import { z } from "zod";
-import type { RuleServerStatus, RuleStatusSource, TrafficSource, TrafficSummary } from "../contracts.js";
+import type { RuleServerStatus, RuleStatusSource, SubscriberSummary, TrafficSource, TrafficSummary } from "../contracts.js";
 import { configuredShares } from "../compile/shares.js";
 import { dashboardRouter } from "../dashboard/index.js";
 import { pointer, type FieldError } from "../model/errors.js";
@@ -17,6 +17,7 @@ import { actorOf, authenticate } from "./auth.js";
 import type { OverrideKey } from "../auth/override.js";
 import type { Tokens } from "../auth/tokens.js";
 import type { LeaderRoute } from "../replicas/leader.js";
+import type { ReplicaStatus } from "../replicas/status-board.js";
 import type { ReleaseEngine } from "../rollout/engine.js";
 import { apiMetrics } from "./metrics.js";
 import { BODY_LIMIT, openApiDocument } from "./openapi.js";
@@ -32,6 +33,8 @@ export interface ApiOptions {
   wasmPath?: string;
   /** Shared with the other parts of the server; /metrics serves all of it. */
   registry?: Registry;
+  /** With replicas on etcd: every replica's subscriber summary (replicas/status-board.ts). */
+  replicas?: () => Promise<ReplicaStatus[]>;
   /** Kubernetes replicas: where the traffic counters are complete (the active replica); a follower passes /v1/traffic there. */
   trafficLeader?: () => LeaderRoute;
   /** Beside a Kubernetes store: what active releases lay over each group's lanes (shown with the spec). */
@@ -224,8 +227,22 @@ export function createApi(opts: ApiOptions): ApiApp {
     }));
   });
 
-  app.get("/v1/status", (_req, res) => {
-    res.json(rules.status());
+  // Nodes of this replica's subscribers, paged (10,000 subscribers are megabytes); every replica's
+  // subscribers in numbers (summary: all of them together; replicas: each, from the etcd board).
+  app.get("/v1/status", async (req, res) => {
+    const limit = intParam(req.query.limit, "limit", 1, 10_000) ?? 1000;
+    const offset = intParam(req.query.offset, "offset", 0, Number.MAX_SAFE_INTEGER) ?? 0;
+    const st = rules.status();
+    const replicas = opts.replicas ? await opts.replicas() : undefined;
+    const local = rules.summary?.();
+    const summary = replicas ? sumSummaries(replicas) : local;
+    res.json({
+      ...st,
+      nodes: st.nodes.slice(offset, offset + limit),
+      page: { offset, limit, nodes: st.nodes.length },
+      ...(summary && { summary }),
+      ...(replicas && { replicas }),
+    });
   });
 
   // Fresh counters on demand (tests, analysis): asks every connected filter to report now.
@@ -281,4 +298,17 @@ export function createApi(opts: ApiOptions): ApiApp {
   app.use(notFound);
   app.use(errorHandler);
   return app;
+}
+
+/** Every replica's subscribers together. */
+function sumSummaries(replicas: readonly SubscriberSummary[]): SubscriberSummary {
+  const out: SubscriberSummary = { connected: 0, atVersion: 0, pending: 0, nacked: 0, byVersion: {} };
+  for (const r of replicas) {
+    out.connected += r.connected;
+    out.atVersion += r.atVersion;
+    out.pending += r.pending;
+    out.nacked += r.nacked;
+    for (const [v, n] of Object.entries(r.byVersion)) out.byVersion[v] = (out.byVersion[v] ?? 0) + n;
+  }
+  return out;
 }

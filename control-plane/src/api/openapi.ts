@@ -13,6 +13,16 @@ const actorHeader = { name: "X-Graylane-Actor", in: "header", required: false, d
 const ifMatch = { name: "If-Match", in: "header", required: false, description: 'The group\'s ETag (its revision, quoted or bare) or "*"; 412 when it differs', schema: { type: "string" } };
 const etag = { ETag: { description: "The revision that last wrote the group, quoted", schema: { type: "string" } } };
 
+/** Live subscribers in numbers (contracts.ts SubscriberSummary). */
+const SUBSCRIBER_SUMMARY = {
+  type: "object", required: ["connected", "atVersion", "pending", "nacked", "byVersion"],
+  properties: {
+    connected: { type: "integer" }, atVersion: { type: "integer", description: "ACKed the version served" },
+    pending: { type: "integer", description: "a push not answered yet" }, nacked: { type: "integer", description: "last answer a NACK" },
+    byVersion: { type: "object", additionalProperties: { type: "integer" }, description: "live subscribers per ACKed version" },
+  },
+} as const;
+
 const schemas = {
   Errors: {
     type: "object", required: ["errors"],
@@ -84,8 +94,13 @@ const schemas = {
     },
   },
   Status: {
-    type: "object", required: ["version", "revision", "nodes"],
+    type: "object", required: ["version", "revision", "nodes", "page"],
     properties: {
+      page: { type: "object", required: ["offset", "limit", "nodes"], description: "nodes is this replica's, paged (offset, limit); page.nodes counts them all",
+        properties: { offset: { type: "integer" }, limit: { type: "integer" }, nodes: { type: "integer" } } },
+      summary: { ...SUBSCRIBER_SUMMARY, description: "Live subscribers in numbers: every replica's together (with replicas on etcd), else this one's" },
+      replicas: { type: "array", description: "With replicas on etcd: each live replica's subscribers in numbers (kept under a lease: a dead replica drops off)",
+        items: { ...SUBSCRIBER_SUMMARY, required: [...SUBSCRIBER_SUMMARY.required, "replica", "version", "updatedAt"], properties: { ...SUBSCRIBER_SUMMARY.properties, replica: { type: "string" }, version: { type: "string" }, updatedAt: { type: "string", format: "date-time" } } } },
       version: { type: "string", description: "RuleSet version (content hash) the control plane serves" },
       revision: { type: "integer" },
       nodes: { type: "array", items: { type: "object", required: ["nodeId", "version", "subscribers"], properties: {
@@ -199,7 +214,14 @@ const paths: PathItems = {
     },
   },
   "/v1/status": {
-    get: { operationId: "status", summary: "Connected subscribers per node, ACKed versions, NACK errors", responses: { 200: json(ref("Status"), "Status") } },
+    get: {
+      operationId: "status", summary: "Connected subscribers per node, ACKed versions, NACK errors; every replica's in numbers",
+      parameters: [
+        { name: "limit", in: "query", description: "Nodes per page", schema: { type: "integer", minimum: 1, maximum: 10000, default: 1000 } },
+        { name: "offset", in: "query", description: "Nodes to skip", schema: { type: "integer", minimum: 0, default: 0 } },
+      ],
+      responses: { 200: json(ref("Status"), "Status"), 400: errors("Invalid limit or offset") },
+    },
   },
   "/v1/traffic": {
     get: {

@@ -14,6 +14,7 @@ import { Leadership, type LeaderElection } from "../replicas/leader.js";
 import { KubeLeadership } from "../replicas/kube-leader.js";
 import { TrafficForwarder } from "../replicas/traffic-forward.js";
 import { TrafficRelay } from "../replicas/traffic-relay.js";
+import { StatusBoard } from "../replicas/status-board.js";
 import { ReleaseEngine, type EngineOptions } from "../rollout/engine.js";
 import { ReleaseOverlayRules } from "../rollout/overlay.js";
 import { KubeReleaseStore } from "../replicas/kube-release-store.js";
@@ -175,7 +176,12 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     elected = leader;
     discovery?.start();
 
+    // Replicas on etcd: each one's subscribers on a board every replica's /v1/status reads.
+    const board = etcd ? await StatusBoard.start(etcd.client, etcd.prefix, () => ({ version: grpc.cache.current().version, ...grpc.rules.summary() })) : undefined;
+    if (board) closers.push(() => board.close());
+
     const api = createApi({
+      replicas: board && (() => board.all()),
       store, registry, wasmPath: opts.wasmPath, tokens: opts.tokens, rules: grpc, traffic,
       releases: { engine: releases, leader: leader && (() => leader.route()) }, overrideKey: opts.overrideKey, now: opts.now,
       overlays: overlay && ((group: string) => overlay.of(group)),

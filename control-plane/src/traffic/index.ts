@@ -1,2 +1,2 @@
-export { TrafficIngest, type TrafficIngestOptions, type ReportResult, type TrafficTotal } from "./ingest.js";
+export { IngestBehindError, TrafficIngest, type TrafficIngestOptions, type ReportResult, type TrafficTotal } from "./ingest.js";
 export { quantile, type Histogram } from "./histogram.js";

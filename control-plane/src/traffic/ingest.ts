@@ -4,7 +4,7 @@
 // summaries (summary.ts). Reports arriving together are ingested in one transaction (submit():
 // batched for up to batchDelayMs; each report's minute rows summed first), and a report is
 // answered only once its batch committed, so an ACKed report is never lost; report() ingests at
-// once. Reads (summary, totals) ingest what is queued first. A window reaching further back than this
+// once. Reads see what was answered. A window reaching further back than this
 // process's memory (a restart, or beyond memoryRetentionMs) is completed from the minute rollups,
 // at minute granularity for that older part.
 import type { Database } from "better-sqlite3";
@@ -40,10 +40,16 @@ export interface TrafficIngestOptions {
    * would otherwise land in the minute of the failover.
    */
   baselineUnknownInstances?: boolean;
-  /** submit(): how long a report may wait for others to share its transaction (default 20 ms). */
+  /** submit(): how long a report may wait for others to share its transaction (default 100 ms: a filter reports every few seconds). */
   batchDelayMs?: number;
-  /** submit(): a batch this large is ingested at once (default 500). */
+  /** submit(): a batch this large is ingested at once, and no batch is larger: the event loop is held ~50 ms at most (default 200). */
   maxBatch?: number;
+  /**
+   * submit(): reports waiting beyond this many are refused (IngestBehindError), so a control plane
+   * that cannot keep up sheds load instead of growing without bound; the filter's next cumulative
+   * report covers a refused one (default 20,000).
+   */
+  maxQueue?: number;
 }
 
 interface Queued {
@@ -63,6 +69,13 @@ export type ReportResult = { instanceId: string; sequence: bigint } & (
   | { accepted: true; counters: number }
   | { accepted: false; reason: "duplicate" | "stale" }
 );
+
+/** submit() refused a report: too many are waiting (the filter's next report covers it). */
+export class IngestBehindError extends Error {
+  constructor(readonly queued: number) {
+    super(`traffic ingestion is behind (${queued} reports waiting); the next report covers this one`);
+  }
+}
 
 export class TrafficIngest implements TrafficSource {
   private readonly tables: TrafficTables;
@@ -101,15 +114,16 @@ export class TrafficIngest implements TrafficSource {
    */
   submit(report: TrafficReport | Uint8Array): Promise<ReportResult> {
     const r = valid(report instanceof Uint8Array ? parseReportBytes(report) : parseReportMessage(report));
+    if (this.queue.length >= (this.opts.maxQueue ?? 20_000)) return Promise.reject(new IngestBehindError(this.queue.length));
     return new Promise((resolve, reject) => {
       this.queue.push({ r, now: this.now(), done: { resolve, reject } });
-      if (this.queue.length >= (this.opts.maxBatch ?? 500)) this.flushQueued();
-      else this.timer ??= setTimeout(() => this.flushQueued(), this.opts.batchDelayMs ?? 20);
+      if (this.queue.length >= this.maxBatch) this.flushQueued();
+      else this.timer ??= setTimeout(() => this.flushQueued(), this.opts.batchDelayMs ?? 100);
     });
   }
 
+  /** What the answered reports counted (one submitted but not answered yet counts once it is). */
   summary(group: string, windowMs: number): TrafficSummary {
-    this.flush();
     const plan = windowPlan(this.now(), windowMs, this.startedAt, this.memoryRetentionMs);
     const older = plan.fromMinute < plan.toMinute ? this.tables.minutes(group, plan.fromMinute, plan.toMinute) : [];
     const aggs = [...older.map((row) => aggOfRollup(group, row)), ...this.windows.since(group, plan.memoryFrom)];
@@ -118,25 +132,30 @@ export class TrafficIngest implements TrafficSource {
 
   /** Exact totals per counter key of a group over every retained minute rollup (survives restarts). */
   totals(group: string): TrafficTotal[] {
-    this.flush();
     return totalsOf(group, this.tables.minutes(group, Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER));
   }
 
+  private get maxBatch(): number {
+    return this.opts.maxBatch ?? 200;
+  }
+
+  /** One batch of submitted reports; more waiting go in the next turn of the event loop (pushes and reads get theirs in between). */
   private flushQueued(): void {
     try {
-      this.flush();
+      this.flush(this.maxBatch);
+      if (this.queue.length > 0) this.timer ??= setTimeout(() => this.flushQueued(), 0);
     } catch (e) {
       console.error(`graylane traffic: a batch of reports was not ingested (each caller is told): ${e instanceof Error ? e.message : String(e)}`);
     }
   }
 
-  /** Ingests the queue in one transaction; each queued report learns its result (or the error). */
-  private flush(): ReportResult[] {
+  /** Ingests the queue (or its first `max`) in one transaction; each report learns its result (or the error). */
+  private flush(max = Infinity): ReportResult[] {
     clearTimeout(this.timer);
     this.timer = undefined;
-    const batch = this.queue;
-    if (batch.length === 0) return [];
-    this.queue = [];
+    if (this.queue.length === 0) return [];
+    const batch = this.queue.length <= max ? this.queue : this.queue.slice(0, max);
+    this.queue = this.queue.length <= max ? [] : this.queue.slice(max);
     let out: ReturnType<typeof this.ingestTx>;
     try {
       out = this.ingestTx(batch);

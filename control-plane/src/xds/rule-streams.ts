@@ -31,7 +31,7 @@
 import { randomBytes } from "node:crypto";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import { reuse } from "../metrics.js";
-import type { NodeStatus, RuleServerStatus, RuleStatusSource, SubscriberStatus } from "../contracts.js";
+import type { NodeStatus, RuleServerStatus, RuleStatusSource, SubscriberStatus, SubscriberSummary } from "../contracts.js";
 import type { Node, RuleRequest } from "../generated/graylane/v1/discovery_pb.js";
 import type { Snapshot, SnapshotCache } from "./cache.js";
 import { pushMessage, type OutgoingRuleResponse, type PushMessage } from "./protocol.js";
@@ -227,6 +227,19 @@ export class RuleStreams implements RuleStatusSource {
         return { nodeId, version, subscribers };
       });
     return { version: snap.version, revision: snap.revision, nodes };
+  }
+
+  summary(): SubscriberSummary {
+    const out: SubscriberSummary = { connected: 0, atVersion: 0, pending: 0, nacked: 0, byVersion: {} };
+    for (const s of this.subscribers.values()) {
+      if (s.state !== "active") continue;
+      out.connected++;
+      if (s.has === this.cache.snapshotFor(s.node, s.scope).version) out.atVersion++; // its scope's version
+      if (s.pending) out.pending++;
+      if (s.lastNack) out.nacked++;
+      out.byVersion[s.has] = (out.byVersion[s.has] ?? 0) + 1;
+    }
+    return out;
   }
 
   /** Ends every stream (OK status: subscribers reconnect, e.g. to another replica). */

@@ -195,6 +195,7 @@ export async function startGrpcServer(opts: StartGrpcServerOptions): Promise<Grp
     cache,
     rules,
     status: () => rules.status(),
+    summary: () => rules.summary(),
     requestReports: () => rules.requestReports(),
     onEvent: (l) => rules.onEvent(l),
     close: () =>
