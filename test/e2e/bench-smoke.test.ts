@@ -6,10 +6,11 @@ import { describe, expect, it } from "vitest";
 import { runPushLatency } from "../../bench/push-latency.js";
 import { runCounterExactness } from "../../bench/counter-exactness.js";
 import { runKubePush } from "../../bench/kube-push.js";
+import { runReplicaPush } from "../../bench/replica-push.js";
 
 describe("bench smoke", () => {
-  it("push-latency: 6 simulated filters (2 processes) plus a real Envoy sidecar ACK every change; the floor server sees the same fleet", async () => {
-    const r = await runPushLatency({ sizes: [6, 12], changes: 2, warmup: 0, processes: 2, envoy: true, floor: true, log: () => {} });
+  it("push-latency: 6 simulated filters (2 processes) plus a real Envoy sidecar ACK every change; the floor server sees the same fleet; their traffic reports add up exactly", async () => {
+    const r = await runPushLatency({ sizes: [6, 12], changes: 2, warmup: 0, processes: 2, envoy: true, floor: true, reports: { size: 12, everyMs: 500, seconds: 2 }, log: () => {} });
     expect(r.sizes.map((s) => [s.fleetSubscribers, s.envoySubscribers, s.processes, s.changes])).toEqual([[6, 3, 2, 2], [12, 3, 2, 2]]);
     for (const s of r.sizes) {
       expect(s.commitToAllAckedMs.all).toHaveLength(2);
@@ -20,6 +21,20 @@ describe("bench smoke", () => {
     expect(r.sizes[0]!.cpuPerSubscriberToFirstSize).toBe(1);
     expect(r.targets.p99.size).toBe(15);
     for (const t of Object.values(r.targets)) expect(typeof t.met).toBe("boolean");
+    // The fleet's traffic reports: answered, and the totals /v1/traffic shows are exactly theirs.
+    expect(r.reports!.answered).toBeGreaterThanOrEqual(12);
+    expect(r.reports!.failed).toBe(0);
+    expect(r.reports!.exact).toBe(true);
+  }, 90_000);
+
+  it("replica-push: 30 filters receive every change with one replica and spread over three on etcd", async () => {
+    const r = await runReplicaPush({ size: 30, changes: 2, warmup: 0, processes: 2, log: () => {} });
+    expect(r.one.perReplica).toEqual([30, 0, 0]);
+    expect(r.three.perReplica).toEqual([10, 10, 10]);
+    for (const m of [r.one, r.three]) {
+      expect(m.putToAllReceivedMs.all).toHaveLength(2);
+      for (const t of m.putToAllReceivedMs.all) expect(t).toBeGreaterThan(0);
+    }
   }, 90_000);
 
   it("counter-exactness: 300 requests with the control plane restarted midway, /v1/traffic = Envoy's count", async () => {
