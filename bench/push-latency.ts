@@ -10,12 +10,12 @@
 // the server received (its own "ack" events: the moment /v1/status calls the fleet "at version
 // v"), p50/p99; the control plane's CPU per change (process.cpuUsage: the REST request, the commit,
 // the compile and the push) and, with the same run's cost of a change with no subscriber taken
-// off, per subscriber; memory per subscriber ((rss after a forced GC − the same before the fleet
+// off, per subscriber; memory per subscriber ((rss after a forced GC − the same before any fleet
 // connected) ÷ N); the fleet's CPU.
 //
-// The floor (support/push-floor.ts), before each size: a bare node:http2 server that writes the
-// same pre-encoded RuleResponse to the same fleet and reads the ACKs off the wire; its CPU per
-// push per subscriber, memory per subscriber and push → all ACKed. The control plane is held to
+// The floor (support/push-floor.ts, a process of its own), before each size: a bare node:http2
+// server that writes the same pre-encoded RuleResponse to the same fleet and reads the ACKs off
+// the wire; its CPU per push per subscriber, memory per subscriber and push → all ACKed. The control plane is held to
 // ≤ 2 × the floor's CPU per subscriber, flat (±20%) from the first size to the last, ≤ 25 KB per
 // subscriber and p99 < 250 ms at 10,000.
 import { createServer, type Server } from "node:http";
@@ -29,10 +29,10 @@ import { encodeRuleResponse } from "../control-plane/src/xds/protocol.js";
 import { freePorts, isMain, median, percentile, QUICK, round, rssAfterGc, sleep, writeResult } from "./support/common.js";
 import { benchGroup, benchGroupsJson } from "./support/ruleset.js";
 import { Fleet } from "./support/fleet.js";
+import { fork } from "node:child_process";
 import { expectedInbound } from "./support/traffic-reports.js";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { grpcFrame } from "./support/grpc-frames.js";
-import { startFloor } from "./support/push-floor.js";
 
 export interface PushOptions {
   sizes: number[];
@@ -89,7 +89,7 @@ export interface PushSizeResult {
     cpuUsPerSubscriber: number;
     rssMB: number;
     heapUsedMB: number;
-    /** (rss after GC with the fleet − rss after GC before it connected) ÷ subscribers. */
+    /** (rss after GC with the fleet − rss after GC before any fleet connected) ÷ subscribers. */
     kbPerSubscriber: number;
   };
   fleetCpuMsPerChange: number;
@@ -120,40 +120,50 @@ async function startProfile() {
   };
 }
 
-/** The floor at one size: the same fleet against a bare node:http2 server writing `frame`. */
+/** The floor at one size: the same fleet against a bare node:http2 server (its own process) writing one pre-encoded response. */
 async function measureFloor(size: number, ruleSetBytes: Uint8Array, version: string, opts: PushOptions): Promise<FloorResult> {
-  const floor = await startFloor();
-  const idle = rssAfterGc();
-  const fleet = await Fleet.spawn(`127.0.0.1:${floor.port}`, size, opts.processes);
+  const child = fork(resolve("bench/support/push-floor.ts"), [], { execArgv: ["--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"], serialization: "advanced" });
+  const exited = new Promise<never>((_, rej) => child.once("exit", (code) => rej(new Error(`floor exited (${code})`))));
+  exited.catch(() => {});
+  const next = <T>(type: string) => Promise.race([exited, new Promise<T>((r) => {
+    const on = (m: { type: string }) => { if (m.type === type) { child.off("message", on); r(m as T); } };
+    child.on("message", on);
+  })]);
+  let fleet: Fleet | undefined;
   try {
-    for (const end = Date.now() + 60_000; floor.streams() < size;) {
-      if (Date.now() > end) throw new Error(`floor: ${floor.streams()} of ${size} streams`);
-      await sleep(20);
+    const port = next<{ port: number }>("port");
+    child.send({ type: "start" });
+    const measure = async () => { const m = next<{ cpuUs: number; rss: number; streams: number }>("measured"); child.send({ type: "measure" }); return m; };
+    const idle = await measure();
+    fleet = await Fleet.spawn(`127.0.0.1:${(await port).port}`, size, opts.processes);
+    for (const end = Date.now() + 60_000; (await measure()).streams < size;) {
+      if (Date.now() > end) throw new Error(`floor: fewer than ${size} streams`);
+      await sleep(50);
     }
     // Pre-encoded, as the control plane encodes a snapshot once: one nonce per push, like its own.
     const frames = Array.from({ length: opts.warmup + opts.changes }, (_, k) => grpcFrame(encodeRuleResponse({ version, nonce: `floor-${k}`, ruleSetBytes })));
     const times: number[] = [];
-    let cpu0 = process.cpuUsage();
+    let cpu0 = 0;
     let fleet0 = 0;
     for (let k = 0; k < frames.length; k++) {
-      if (k === opts.warmup) { fleet0 = await fleet.cpuUs(); cpu0 = process.cpuUsage(); }
-      const t0 = performance.now();
-      const last = await floor.push(frames[k]!);
-      if (k >= opts.warmup) times.push(last - t0);
+      if (k === opts.warmup) { fleet0 = await fleet.cpuUs(); cpu0 = (await measure()).cpuUs; }
+      const pushed = next<{ ms: number }>("pushed");
+      child.send({ type: "push", frame: frames[k]! });
+      const { ms } = await pushed;
+      if (k >= opts.warmup) times.push(ms);
       await sleep(20);
     }
-    const cpu = cpuUs(process.cpuUsage(cpu0));
+    const end = await measure();
     const fleetCpu = (await fleet.cpuUs()) - fleet0;
-    const rss = rssAfterGc();
     return {
-      cpuUsPerSubscriber: round(cpu / opts.changes / size),
+      cpuUsPerSubscriber: round((end.cpuUs - cpu0) / opts.changes / size),
       pushToAllAckedMs: latency(times),
-      kbPerSubscriber: round((rss - idle) / 1024 / size, 1),
+      kbPerSubscriber: round((end.rss - idle.rss) / 1024 / size, 1),
       fleetCpuMsPerChange: round(fleetCpu / 1000 / opts.changes),
     };
   } finally {
-    await fleet.stop();
-    await floor.close();
+    await fleet?.stop();
+    child.send("stop");
   }
 }
 
@@ -337,7 +347,6 @@ export async function runPushLatency(opts: PushOptions = DEFAULTS) {
       const floor = opts.floor ? await measureFloor(size, snap.bytes, snap.version, opts) : undefined;
       if (floor) log(`push-latency floor: ${size} subscribers: ${floor.cpuUsPerSubscriber} µs CPU per push per subscriber, push → all ACKed p50 ${floor.pushToAllAckedMs.p50} ms p99 ${floor.pushToAllAckedMs.p99} ms, ${floor.kbPerSubscriber} KB per subscriber; fleet ${floor.fleetCpuMsPerChange} ms CPU/change`);
 
-      const before = rssAfterGc();
       fleet = await Fleet.spawn(`127.0.0.1:${grpcPort}`, size, opts.processes);
       const want = size + envoySubs;
       await settled(want);
@@ -369,7 +378,7 @@ export async function runPushLatency(opts: PushOptions = DEFAULTS) {
           cpuMsPerChange: round(cpu / 1000),
           cpuUsPerSubscriber: round(perSub),
           rssMB: round(rss / 2 ** 20, 1), heapUsedMB: round(mem.heapUsed / 2 ** 20, 1),
-          kbPerSubscriber: round((rss - before) / 1024 / want, 1),
+          kbPerSubscriber: round((rss - idleRss) / 1024 / want, 1),
         },
         fleetCpuMsPerChange: round(fleetCpu / 1000),
         floor,
