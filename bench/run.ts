@@ -6,7 +6,7 @@ import { spawnSync } from "node:child_process";
 import { machine, QUICK, RESULTS_DIR } from "./support/common.js";
 import { writeSummary } from "./support/summary.js";
 
-const ALL = ["envoy-overhead", "push-latency", "replica-push", "counter-exactness", "filter-memory", "filter-decision", "kube-push"];
+const ALL = ["envoy-overhead", "push-latency", "replica-push", "relay-soak", "counter-exactness", "filter-memory", "filter-decision", "kube-push"];
 
 const args = process.argv.slice(2);
 const only = args.filter((a) => !a.startsWith("--"));

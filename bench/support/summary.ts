@@ -1,7 +1,7 @@
 // bench/results/*.json → bench/results/summary.md: the tables the README's Performance section quotes.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { sign, type Machine } from "./common.js";
+import { round, sign, type Machine } from "./common.js";
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 type Json = any;
@@ -21,16 +21,18 @@ export function summaryMarkdown(dir: string): string {
   const memory = load(dir, "filter-memory");
   const decision = load(dir, "filter-decision");
   const kube = load(dir, "kube-push");
-  const any = overhead ?? push ?? counters ?? memory ?? decision ?? kube;
+  const replicaPush = load(dir, "replica-push");
+  const relay = load(dir, "relay-soak");
+  const any = overhead ?? push ?? counters ?? memory ?? decision ?? kube ?? replicaPush ?? relay;
   if (!any) return "# Graylane benchmarks\n\nNo results yet: run `make bench`.\n";
   const m: Machine = any.machine;
   const out: string[] = [];
   out.push("# Graylane benchmarks", "");
   out.push(`Machine: ${m.nproc} CPUs (\`nproc\`), ${m.cpuModel} (/proc/cpuinfo), ${m.kernel}; Envoy ${m.envoy}; Node ${m.node}.`);
-  const dates = [overhead, push, counters, memory, decision, kube].filter(Boolean).map((r: Json) => String(r.machine.date).slice(0, 16).replace("T", " ")).sort();
+  const dates = [overhead, push, counters, memory, decision, kube, replicaPush, relay].filter(Boolean).map((r: Json) => String(r.machine.date).slice(0, 16).replace("T", " ")).sort();
   out.push(`Results written ${dates[0] === dates.at(-1) ? dates[0] : `${dates[0]} to ${dates.at(-1)}`} UTC${any.quick ? " — **quick mode (BENCH_QUICK=1): smoke sizes, not for quoting**" : ""}. `
     + "Every figure is set against a baseline measured in the same run; `make bench` regenerates this file.");
-  const loads = ([["envoy-overhead", overhead], ["push-latency", push], ["counter-exactness", counters], ["filter-memory", memory], ["filter-decision", decision], ["kube-push", kube]] as Array<[string, Json]>)
+  const loads = ([["envoy-overhead", overhead], ["push-latency", push], ["counter-exactness", counters], ["filter-memory", memory], ["filter-decision", decision], ["kube-push", kube], ["replica-push", replicaPush], ["relay-soak", relay]] as Array<[string, Json]>)
     .filter(([, r]) => r?.machine?.loadAverage).map(([n, r]) => `${n} ${r.machine.loadAverage.atStart} → ${r.machine.loadAverage.atEnd}`);
   if (loads.length) out.push(`1-minute load average at start → end of each benchmark (the machine is shared; other work skews the figures): ${loads.join(", ")}.`);
   out.push("");
@@ -76,15 +78,36 @@ export function summaryMarkdown(dir: string): string {
 
   if (push) {
     out.push("## Rule push latency (`bench/push-latency.ts`)", "");
-    out.push(`${push.setup.controlPlane}; ${push.setup.envoy}; ${push.setup.subscribers}. Measured: ${push.setup.measure}. Each size: ${push.sizes[0]?.changes} changes.`, "");
-    out.push("| subscribers (grpc-js + Envoy) | processes | p50 ms | p99 ms | p99 ratio to the first row | last push written ms | first / median ACK ms | PUT sent → all ACKed p99 ms | control plane CPU ms/change | rss MB | heap MB | subscriber processes CPU ms/change |");
-    out.push("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+    out.push(`${push.setup.controlPlane}; ${push.setup.envoy}; ${push.setup.fleet}. Floor: ${push.setup.floor}. Measured: ${push.setup.measure}. Each size: ${push.sizes[0]?.changes} changes.`, "");
+    out.push("| subscribers (fleet + Envoy) | commit → all ACKed p50 / p99 ms | last push written ms | control plane CPU ms/change | µs per subscriber | floor µs per subscriber | ÷ floor | ÷ first row | KB per subscriber (floor) | floor push → all ACKed p50 / p99 ms | fleet CPU ms/change |");
+    out.push("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
     for (const r of push.sizes) {
-      out.push(`| ${r.grpcSubscribers} + ${r.envoySubscribers} | ${r.processes} | ${r.commitToAllAckedMs.p50} | ${r.commitToAllAckedMs.p99} | ${r.p99RatioToFirstSize} | ${r.commitToLastPushWrittenMs} | ${r.commitToFirstAckMs} / ${r.commitToMedianAckMs} | ${r.putSentToAllAckedMs.p99} | ${r.controlPlane.cpuMsPerChange} | ${r.controlPlane.rssMB} | ${r.controlPlane.heapUsedMB} | ${r.subscriberProcessesCpuMsPerChange} |`);
+      out.push(`| ${r.fleetSubscribers} + ${r.envoySubscribers} | ${r.commitToAllAckedMs.p50} / ${r.commitToAllAckedMs.p99} | ${r.commitToLastPushWrittenMs} | ${r.controlPlane.cpuMsPerChange} | ${r.controlPlane.cpuUsPerSubscriber} | ${r.floor?.cpuUsPerSubscriber ?? "—"} | ${r.cpuToFloor ?? "—"} | ${r.cpuPerSubscriberToFirstSize} | ${r.controlPlane.kbPerSubscriber} (${r.floor?.kbPerSubscriber ?? "—"}) | ${r.floor ? `${r.floor.pushToAllAckedMs.p50} / ${r.floor.pushToAllAckedMs.p99}` : "—"} | ${r.fleetCpuMsPerChange} |`);
     }
-    const t = push.target.p99Under250msAtLargest;
-    out.push("", `Target p99 < 250 ms at ${t.size} subscribers: ${t.value} ms — ${yes(t.met)}. Idle control plane (Envoy subscribed): rss ${push.setup.idleControlPlane.rssMB} MB. `
-      + "All processes share this machine's cores: the subscriber processes' CPU is the simulated fleet's, which real proxies spend on their own hosts.");
+    out.push("", `Targets: ${Object.entries(push.targets).map(([k, t]) => `${k} ${yes((t as { met: boolean }).met)}`).join(", ")}. A change with no fleet: ${push.setup.fixedCpuMsPerChange} ms CPU; idle control plane rss ${push.setup.idleControlPlaneRssMB} MB. `
+      + "All processes share this machine's cores: the fleet's CPU is what real proxies spend on their own hosts.");
+    const rep = push.reports;
+    if (rep) {
+      out.push("", `Traffic reports: ${rep.subscribers} filters every ${rep.everyMs} ms for ${rep.seconds} s: ${rep.reportsPerSecond} reports/s answered (${rep.failed} failed), latency p50 ${rep.reportLatencyMs.p50} ms p99 ${rep.reportLatencyMs.p99} ms; control plane ${rep.controlPlaneCpuPerSecondMs} ms CPU/s (${rep.controlPlaneCpuUsPerReport} µs per report), event loop delay p99 ${rep.eventLoopDelayMs.p99} ms; reports in flight at each interval's end ${rep.inFlightByWindow.join(", ")}; `
+        + `a change pushed meanwhile p50 ${rep.pushWhileReportingMs.p50} ms p99 ${rep.pushWhileReportingMs.p99} ms; GET /v1/traffic p50 ${rep.trafficGetMs.p50} ms p99 ${rep.trafficGetMs.p99} ms; totals ${rep.exact ? "exact" : "NOT exact"}.`);
+    }
+    out.push("");
+  }
+
+  if (replicaPush) {
+    out.push("## One replica against three (`bench/replica-push.ts`)", "");
+    out.push(`${replicaPush.setup.replicas}; ${replicaPush.setup.fleet}. Measured: ${replicaPush.setup.measure}.`, "");
+    out.push("| mode | subscribers per replica | PUT → all received p50 / p99 ms | CPU ms per change per replica |", "|---|---|--:|---|");
+    for (const m of [replicaPush.one, replicaPush.three]) out.push(`| ${m.mode} | ${m.perReplica.join(" / ")} | ${m.putToAllReceivedMs.p50} / ${m.putToAllReceivedMs.p99} | ${m.replicaCpuMsPerChange.join(" / ")} |`);
+    out.push("", `Three ÷ one, p99: ${replicaPush.p99ThreeToOne}.`, "");
+  }
+
+  if (relay) {
+    out.push("## etcd traffic relay soak (`bench/relay-soak.ts`)", "");
+    out.push(`${relay.setup.filters} filters every ${relay.setup.everyMs} ms for ${relay.seconds} s (${relay.reportsPerSecond} reports/s, ${relay.refused} refused), ${relay.setup.churn}; lease generation ${relay.setup.keyTtlMs / 1000} s, compaction every ${relay.setup.compactEveryMs / 1000} s. `
+      + `etcd at most ${relay.maxDbMB} MB of its ${relay.quotaMB} MB quota (${round(relay.maxDbShareOfQuota * 100, 1)}%); ${relay.keysAtEnd} keys at the end; ${relay.relay.transactions} transactions, ${relay.relay.published} puts, ${relay.relay.compactions} compactions; relay and ingest ${relay.cpuMsPerSecond} ms CPU/s; totals ${relay.exact ? "exact" : "NOT exact"}.`, "");
+    out.push("| s | etcd MB | in use MB | keys |", "|--:|--:|--:|--:|");
+    for (const x of relay.samples) out.push(`| ${x.s} | ${x.dbMB} | ${x.inUseMB} | ${x.keys} |`);
     out.push("");
   }
 
