@@ -100,7 +100,7 @@ export interface PushSizeResult {
   cpuPerSubscriberToFirstSize: number;
 }
 
-const latency = (xs: number[]): Latency => ({ p50: round(median(xs)), p99: round(percentile(xs, 0.99)), max: round(Math.max(...xs)), all: xs.map((x) => round(x)) });
+const latency = (xs: number[]): Latency => ({ p50: round(median(xs)), p99: round(percentile(xs, 0.99)), max: round(xs.reduce((a, b) => Math.max(a, b), -Infinity)), all: xs.map((x) => round(x)) });
 const cpuUs = (u: NodeJS.CpuUsage) => u.user + u.system;
 
 /** PUSH_PROFILE=path: a V8 CPU profile of each size's measured changes (path-SIZE.cpuprofile). */
@@ -325,7 +325,7 @@ export async function runPushLatency(opts: PushOptions = DEFAULTS) {
       const result = {
         subscribers: size, everyMs: r.everyMs, seconds: round(elapsed, 1),
         reportsPerSecond: round(answered / elapsed, 1), answered, failed: st.failed,
-        reportLatencyMs: { p50: round(median(latencies)), p99: round(percentile(latencies, 0.99)), max: round(Math.max(...latencies)) },
+        reportLatencyMs: { p50: round(median(latencies)), p99: round(percentile(latencies, 0.99)), max: round(latencies.reduce((a, b) => Math.max(a, b), 0)) },
         controlPlaneCpuPerSecondMs: round(cpu / 1000 / elapsed), controlPlaneCpuUsPerReport: round(cpu / answered),
         fleetCpuPerSecondMs: round(fleetCpu / 1000 / elapsed),
         eventLoopDelayMs: { p50: round(eld.percentile(50) / 1e6), p99: round(eld.percentile(99) / 1e6), max: round(eld.max / 1e6) },

@@ -139,7 +139,7 @@ class LaneRoot extends RootContext {
   }
 
   onGrpcReceive(token: u32, size: u32): void {
-    if (this.reporter.owns(token)) { this.reporter.received(); return; }
+    if (this.reporter.owns(token)) { this.reporter.received(host.nowNanos() / 1000000); return; }
     const s = this.stream;
     if (!s.owns(token) || !s.receive(size)) return;
     const r = s.response;

@@ -62,7 +62,7 @@ const BAD: Array<[string, string, unknown, string | RegExp, RegExp]> = [
 
 let t: TestServer;
 const statusSource: RuleStatusSource = {
-  status: () => ({ version: "abc123", revision: 7, nodes: [{ nodeId: "n1", version: "abc123", subscribers: [] }] }),
+  status: () => ({ version: "abc123", revision: 7, nodes: [{ nodeId: "n1", version: "abc123", subscribers: [] }, { nodeId: "n2", version: "", subscribers: [] }] }),
 };
 const trafficCalls: Array<[string, number]> = [];
 const trafficSource: TrafficSource = {
@@ -335,7 +335,11 @@ describe("status, traffic and operations", () => {
     await new Promise((r) => server.once("listening", r));
     const base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
     const get = async (path: string) => { const r = await fetch(base + path); return { status: r.status, body: await r.json() as any }; };
-    expect((await get("/v1/status")).body).toEqual(statusSource.status());
+    const st = statusSource.status();
+    expect((await get("/v1/status")).body).toEqual({ ...st, page: { offset: 0, limit: 1000, nodes: st.nodes.length } });
+    // Paged: a page of one node, then the next.
+    expect((await get("/v1/status?limit=1&offset=1")).body).toMatchObject({ nodes: [{ nodeId: "n2" }], page: { offset: 1, limit: 1, nodes: 2 } });
+    expect((await get("/v1/status?limit=0")).status).toBe(400);
     const r = await get("/v1/traffic?group=mock&window=5m");
     expect(r.status).toBe(200);
     expect(r.body.services[0]).toMatchObject({ service: "mocka", lane: "canary" });
@@ -351,7 +355,10 @@ describe("status, traffic and operations", () => {
 
   it("the control plane serves its own rule push's status and its traffic ingestion's counts", async () => {
     const status = (await t.call("GET", "/v1/status")).body;
-    expect(status).toEqual({ version: t.server.grpc.status().version, revision: t.server.store.current().revision, nodes: [] });
+    expect(status).toEqual({
+      version: t.server.grpc.status().version, revision: t.server.store.current().revision, nodes: [],
+      page: { offset: 0, limit: 1000, nodes: 0 }, summary: { connected: 0, atVersion: 0, pending: 0, nacked: 0, byVersion: {} },
+    });
     expect(status.version).toMatch(/./);
     expect((await t.call("GET", "/v1/traffic?group=mock&window=5m")).body).toEqual(t.server.traffic.summary("mock", 300_000));
   });
@@ -363,7 +370,7 @@ describe("status, traffic and operations", () => {
     const server = app.listen(0, "127.0.0.1");
     await new Promise((r) => server.once("listening", r));
     const base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
-    expect(await (await fetch(`${base}/v1/status`)).json()).toEqual({ version: "", revision: 1, nodes: [] });
+    expect(await (await fetch(`${base}/v1/status`)).json()).toEqual({ version: "", revision: 1, nodes: [], page: { offset: 0, limit: 1000, nodes: 0 } });
     expect(await (await fetch(`${base}/v1/traffic?group=mock&window=1h`)).json()).toEqual({ group: "mock", windowMs: 3_600_000, services: [], edge: [] });
     server.close();
     app.dispose();

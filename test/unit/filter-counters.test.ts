@@ -70,6 +70,36 @@ describe("counters", () => {
     expect(find(r2, "canary", 5)!.requests).toBe(3n);
   });
 
+  it("sends no periodic report while nothing changed: none from a root context that never counted (an Envoy main thread), a heartbeat every 10 minutes once it did", async () => {
+    const clock = new ManualClock(1_700_000_000_000_000_000n);
+    const calls: Array<{ message: Uint8Array; respond: (m: Uint8Array) => void; fail?: (code: number) => void }> = [];
+    const f = await newFilter({ groups: [mockGroup()], clock, config: { cluster: "cp", reportIntervalMs: 1000, node: { id: "s-1" } }, grpc: { onCall: (c: never) => calls.push(c) } });
+    const tickFor = (seconds: number) => { for (let i = 0; i < seconds; i++) { clock.advanceMs(1000); f.vm.tick(); } };
+    const req = () => {
+      const s = f.send({ "x-asm-prefer-tag": "canary" }, routeTo("mocka"));
+      s.callOnResponseHeaders([[":status", "200"]]);
+      s.complete();
+    };
+    tickFor(30);
+    expect(calls).toHaveLength(0);
+    req();
+    tickFor(1);
+    expect(calls).toHaveLength(1);
+    calls[0]!.respond(new Uint8Array());
+    tickFor(60);
+    expect(calls).toHaveLength(1); // unchanged since the answered report
+    clock.advanceMs(10 * 60 * 1000);
+    f.vm.tick();
+    expect(calls).toHaveLength(2); // the heartbeat: same counts, next sequence
+    const [r1, r2] = calls.map((c) => fromBinary(TrafficReportSchema, c.message));
+    expect(r2!.sequence).toBe(2n);
+    expect(r2!.counters.map((c) => c.requests)).toEqual(r1!.counters.map((c) => c.requests));
+    calls[1]!.respond(new Uint8Array());
+    req();
+    tickFor(1);
+    expect(calls).toHaveLength(3);
+  });
+
   it("worker VMs of one proxy get distinct instance ids even when they read the same clock", async () => {
     // Envoy configures its identical worker VMs within one clock reading; with the clock as the only
     // difference they once got the same id, and their cumulative reports overwrote each other's.
@@ -79,6 +109,7 @@ describe("counters", () => {
     for (let worker = 0; worker < 3; worker++) {
       const calls: Array<{ message: Uint8Array }> = [];
       const f = await newFilter({ groups: [mockGroup()], clock, shared, config: { cluster: "cp", reportIntervalMs: 1000, node: { id: "sidecar-1" } }, grpc: { onCall: (c: never) => calls.push(c) } });
+      f.send({}, routeTo("mocka")).complete(); // something to report
       f.vm.tick();
       ids.push(fromBinary(TrafficReportSchema, calls[0].message).instanceId);
     }

@@ -50,6 +50,8 @@ export class Counters {
   private table: usize = 0;
   private cap: usize = 0;
   size: usize = 0;
+  /** Requests counted so far, all keys (tells the reporter whether anything changed). */
+  changes: u64 = 0;
 
   constructor() { this.grow(256); }
 
@@ -87,6 +89,7 @@ export class Counters {
     const e = this.slot(key);
     if (load<u64>(e, 8) == 0) this.size++;
     store<u64>(e, load<u64>(e, 8) + 1, 8);
+    this.changes++;
     if (hasLatency) {
       store<u64>(e, load<u64>(e, 16) + latencyMicros, 16);
       const ms = latencyMicros / 1000;
