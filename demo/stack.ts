@@ -1,6 +1,7 @@
 // The demo topology in real processes, shared by `make demo` (demo/run.ts) and the e2e suite: the
 // control plane (in process), the mock apps (in process), one sidecar Envoy per instance and the
 // ingress gateway Envoy, all from control-plane/src/mesh.
+import { readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { resolve } from "node:path";
 import { startControlPlane, type ControlPlane, type ControlPlaneOptions } from "../control-plane/src/server/index.js";
@@ -67,14 +68,49 @@ export interface Stack {
 }
 
 /** Free loopback ports (bound then released; another process could take one in between). */
+/**
+ * n ports free now, picked below the kernel's ephemeral range (Linux: 32768–60999), so that no
+ * outgoing connection's local port can take one before it is bound (a sidecar's listener, say,
+ * while other Envoys are connecting). Elsewhere, or when none is found, the kernel picks.
+ */
 export async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(Array.from({ length: n }, () => new Promise<import("node:net").Server>((r) => {
+  const low = ephemeralLow();
+  const out: number[] = [];
+  for (let tries = 0; out.length < n && tries < 200 && low > 12_000; tries++) {
+    const port = 10_000 + Math.floor(Math.random() * (low - 12_000));
+    if (!out.includes(port) && (await canBind(port))) out.push(port);
+  }
+  while (out.length < n) out.push(await kernelPort(out));
+  return out;
+}
+
+function ephemeralLow(): number {
+  try {
+    return Number(readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/)[0]) || 0;
+  } catch {
+    return 0;
+  }
+}
+
+function canBind(port: number): Promise<boolean> {
+  return new Promise((r) => {
     const s = createServer();
-    s.listen(0, "127.0.0.1", () => r(s));
-  })));
-  const ports = servers.map((s) => (s.address() as import("node:net").AddressInfo).port);
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-  return ports;
+    s.once("error", () => r(false));
+    s.listen(port, "127.0.0.1", () => s.close(() => r(true)));
+  });
+}
+
+async function kernelPort(taken: number[]): Promise<number> {
+  for (;;) {
+    const port = await new Promise<number>((r) => {
+      const s = createServer();
+      s.listen(0, "127.0.0.1", () => {
+        const p = (s.address() as import("node:net").AddressInfo).port;
+        s.close(() => r(p));
+      });
+    });
+    if (!taken.includes(port)) return port;
+  }
 }
 
 /**
