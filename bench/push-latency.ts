@@ -324,7 +324,7 @@ export async function runPushLatency(opts: PushOptions = DEFAULTS) {
       const inFlightByWindow = windows.map((w) => w.inFlight);
       const result = {
         subscribers: size, everyMs: r.everyMs, seconds: round(elapsed, 1),
-        reportsPerSecond: round(answered / elapsed, 1), answered, failed: st.failed,
+        reportsPerSecond: round(answered / elapsed, 1), answered, failed: st.failed, reconnects: st.reconnects,
         reportLatencyMs: { p50: round(median(latencies)), p99: round(percentile(latencies, 0.99)), max: round(latencies.reduce((a, b) => Math.max(a, b), 0)) },
         controlPlaneCpuPerSecondMs: round(cpu / 1000 / elapsed), controlPlaneCpuUsPerReport: round(cpu / answered),
         fleetCpuPerSecondMs: round(fleetCpu / 1000 / elapsed),
@@ -337,7 +337,7 @@ export async function runPushLatency(opts: PushOptions = DEFAULTS) {
         inboundExpected: expected, inboundCounted: got,
         exact: Object.keys(expected).every((g) => got[g] === expected[g]),
       };
-      log(`push-latency reports: ${size} filters every ${r.everyMs} ms for ${result.seconds} s: ${result.reportsPerSecond} reports/s, p50 ${result.reportLatencyMs.p50} ms p99 ${result.reportLatencyMs.p99} ms, ${result.failed} failed; control plane ${result.controlPlaneCpuPerSecondMs} ms CPU/s (${result.controlPlaneCpuUsPerReport} µs per report), event loop delay p99 ${result.eventLoopDelayMs.p99} ms; in flight per interval ${inFlightByWindow.join(", ")}; push meanwhile p50 ${result.pushWhileReportingMs.p50} ms p99 ${result.pushWhileReportingMs.p99} ms; GET /v1/traffic p99 ${result.trafficGetMs.p99} ms; totals ${result.exact ? "exact" : `NOT exact: ${JSON.stringify({ expected, got })}`}`);
+      log(`push-latency reports: ${size} filters every ${r.everyMs} ms for ${result.seconds} s: ${result.reportsPerSecond} reports/s, p50 ${result.reportLatencyMs.p50} ms p99 ${result.reportLatencyMs.p99} ms, ${result.failed} failed, ${result.reconnects} reconnects; control plane ${result.controlPlaneCpuPerSecondMs} ms CPU/s (${result.controlPlaneCpuUsPerReport} µs per report), event loop delay p99 ${result.eventLoopDelayMs.p99} ms; in flight per interval ${inFlightByWindow.join(", ")}; push meanwhile p50 ${result.pushWhileReportingMs.p50} ms p99 ${result.pushWhileReportingMs.p99} ms; GET /v1/traffic p99 ${result.trafficGetMs.p99} ms; totals ${result.exact ? "exact" : `NOT exact: ${JSON.stringify({ expected, got })}`}`);
       return result;
     };
 

@@ -30,8 +30,8 @@ export interface FleetJob {
 /** Per version: how many filters received it and when the last one did (epoch ms, comparable across processes). */
 export type Received = Record<string, { count: number; lastAt: number }>;
 
-/** What the reports of one process did: answered, failed, in flight, latencies (ms), Σ of each filter's last answered report number. */
-export interface ReportStats { sent: number; answered: number; failed: number; inFlight: number; latenciesMs: number[]; sumOfLast: number }
+/** What the reports of one process did: answered, failed, in flight, latencies (ms), Σ of each filter's last answered report number; connections that broke and were made again. */
+export interface ReportStats { sent: number; answered: number; failed: number; inFlight: number; latenciesMs: number[]; sumOfLast: number; reconnects: number }
 
 /** Connections opened at once while the fleet starts (a burst of 10,000 SYNs overflows the backlog). */
 const OPEN_BATCH = 200;
@@ -58,100 +58,106 @@ function hello(nodeId: string, instanceId: string): Buffer {
   return grpcFrame(serializeRuleRequest(create(RuleRequestSchema, { node: { id: nodeId }, instanceId })));
 }
 
-const stats: ReportStats = { sent: 0, answered: 0, failed: 0, inFlight: 0, latenciesMs: [], sumOfLast: 0 };
+const stats: ReportStats = { sent: 0, answered: 0, failed: 0, inFlight: 0, latenciesMs: [], sumOfLast: 0, reconnects: 0 };
 const reportTimers: NodeJS.Timeout[] = [];
 /** Counters of report number s, shared by the filters at s. */
 const countersBySeq = new Map<number, Uint8Array>();
 
-/** One report of a filter on its connection; its last answered number goes into stats.sumOfLast. */
-function sendReport(session: ClientHttp2Session, instanceId: string, nodeId: string, seq: number, lastAnswered: { s: number }): void {
-  let counters = countersBySeq.get(seq);
-  if (!counters) {
-    countersBySeq.set(seq, (counters = countersAt(seq)));
-    countersBySeq.delete(seq - 3);
-  }
-  if (session.destroyed || session.closed) {
-    stats.failed++;
-    return;
-  }
-  const t0 = performance.now();
-  stats.sent++;
-  stats.inFlight++;
-  const req = session.request({ ":method": "POST", ":path": TRAFFIC_REPORT_PATH, "content-type": "application/grpc", te: "trailers" });
-  let status: string | undefined;
-  req.on("response", (h) => { if (h["grpc-status"] !== undefined) status = String(h["grpc-status"]); });
-  req.on("trailers", (t) => { status = String(t["grpc-status"]); });
-  req.on("data", () => {});
-  req.on("error", () => {});
-  req.on("close", () => {
-    stats.inFlight--;
-    if (status === "0") {
-      stats.answered++;
-      stats.latenciesMs.push(performance.now() - t0);
-      if (seq > lastAnswered.s) { stats.sumOfLast += seq - lastAnswered.s; lastAnswered.s = seq; }
-    } else stats.failed++;
-  });
-  req.end(grpcFrame(reportBytes(instanceId, nodeId, seq, counters)));
-}
+/** One simulated filter: its connection (replaced when it breaks), its report numbers. */
+class Filter {
+  session: ClientHttp2Session | undefined;
+  private at: number;
+  private seq = 0;
+  private lastAnswered = 0;
 
-/** Opens one filter's connection and stream; `onSent` once its hello is written to the socket. */
-function open(target: string, nodeId: string, instanceId: string, onSent: () => void, reportEveryMs?: number, offsetMs = 0, failover?: () => void): void {
-  const session = connect(`http://${target}`);
-  // With replicas a broken connection moves to the next one (an Envoy cluster of the replicas); else it is an error.
-  let moved = false;
-  const broken = (why: string) => {
-    if (stopping) return;
-    if (!failover) { process.send!({ type: "error", message: `${instanceId}: ${why}` }); return; }
-    if (moved) return;
-    moved = true;
-    sessions.delete(session);
-    session.destroy();
-    setTimeout(failover, 100);
-  };
-  session.on("error", (e) => broken(e.message));
-  session.on("close", () => { if (failover) broken("closed"); });
-  sessions.add(session);
-  const stream: ClientHttp2Stream = session.request({ ":method": "POST", ":path": STREAM_RULES_PATH, "content-type": "application/grpc", te: "trailers" });
-  const reader = new MessageReader((m) => {
-    const { version, nonce } = versionAndNonce(m);
-    if (nonce === "") return; // report_now: nothing to ACK
-    const r = (received[version] ??= { count: 0, lastAt: 0 });
-    r.count++;
-    r.lastAt = performance.timeOrigin + performance.now();
-    stream.write(ackFor(version, nonce));
-  });
-  stream.on("data", (chunk: Buffer) => reader.push(chunk));
-  stream.on("trailers", (t) => { if (t["grpc-status"] !== "0") broken(`grpc-status ${t["grpc-status"]} ${t["grpc-message"] ?? ""}`); });
-  stream.on("error", (e) => broken(e.message));
-  stream.write(hello(nodeId, instanceId), () => onSent());
-  if (reportEveryMs) {
-    let seq = 0;
-    const last = { s: 0 };
-    reportTimers.push(setTimeout(() => {
-      sendReport(session, instanceId, nodeId, ++seq, last);
-      reportTimers.push(setInterval(() => sendReport(session, instanceId, nodeId, ++seq, last), reportEveryMs));
-    }, offsetMs));
+  constructor(private readonly targets: string[], index: number, readonly nodeId: string, readonly instanceId: string) {
+    this.at = index % targets.length;
+  }
+
+  /** Connects (to the current target); `onSent` once the hello is written to the socket. */
+  open(onSent: () => void): void {
+    const session = connect(`http://${this.targets[this.at]}`);
+    this.session = session;
+    sessions.add(session);
+    // A broken connection reconnects after 100 ms, with replicas to the next one (an Envoy cluster
+    // of the replicas' endpoints), as Envoy's gRPC client does; reconnects are counted.
+    let gone = false;
+    const broken = () => {
+      if (stopping || gone) return;
+      gone = true;
+      stats.reconnects++;
+      sessions.delete(session);
+      session.destroy();
+      this.at = (this.at + 1) % this.targets.length;
+      setTimeout(() => this.open(() => {}), 100);
+    };
+    session.on("error", broken);
+    session.on("close", broken);
+    const stream: ClientHttp2Stream = session.request({ ":method": "POST", ":path": STREAM_RULES_PATH, "content-type": "application/grpc", te: "trailers" });
+    const reader = new MessageReader((m) => {
+      const { version, nonce } = versionAndNonce(m);
+      if (nonce === "") return; // report_now: nothing to ACK
+      const r = (received[version] ??= { count: 0, lastAt: 0 });
+      r.count++;
+      r.lastAt = performance.timeOrigin + performance.now();
+      stream.write(ackFor(version, nonce));
+    });
+    stream.on("data", (chunk: Buffer) => reader.push(chunk));
+    stream.on("close", broken); // the stream ended (any status): a new connection and stream
+    stream.on("error", broken);
+    stream.write(hello(this.nodeId, this.instanceId), () => onSent());
+  }
+
+  /** Sends the next report on the current connection (failed when there is none). */
+  report(): void {
+    const seq = ++this.seq;
+    let counters = countersBySeq.get(seq);
+    if (!counters) {
+      countersBySeq.set(seq, (counters = countersAt(seq)));
+      countersBySeq.delete(seq - 3);
+    }
+    const session = this.session;
+    if (!session || session.destroyed || session.closed) {
+      stats.failed++;
+      return;
+    }
+    const t0 = performance.now();
+    stats.sent++;
+    stats.inFlight++;
+    const req = session.request({ ":method": "POST", ":path": TRAFFIC_REPORT_PATH, "content-type": "application/grpc", te: "trailers" });
+    let status: string | undefined;
+    req.on("response", (h) => { if (h["grpc-status"] !== undefined) status = String(h["grpc-status"]); });
+    req.on("trailers", (t) => { status = String(t["grpc-status"]); });
+    req.on("data", () => {});
+    req.on("error", () => {});
+    req.on("close", () => {
+      stats.inFlight--;
+      if (status === "0") {
+        stats.answered++;
+        stats.latenciesMs.push(performance.now() - t0);
+        if (seq > this.lastAnswered) { stats.sumOfLast += seq - this.lastAnswered; this.lastAnswered = seq; }
+      } else stats.failed++;
+    });
+    req.end(grpcFrame(reportBytes(this.instanceId, this.nodeId, seq, counters)));
   }
 }
 
 async function start(job: FleetJob): Promise<void> {
+  const targets = job.targets ?? [job.target];
   for (let k = 0; k < job.count; k += OPEN_BATCH) {
     const batch: Array<Promise<void>> = [];
     for (let j = k; j < Math.min(job.count, k + OPEN_BATCH); j++) {
       const i = job.first + j;
       const nodeId = `bench-node-${Math.floor(i / job.perNode)}`;
-      const offset = job.reportEveryMs ? (j / job.count) * job.reportEveryMs : 0;
-      const targets = job.targets;
-      if (!targets) {
-        batch.push(new Promise<void>((r) => open(job.target, nodeId, `${nodeId}/${i}`, r, job.reportEveryMs, offset)));
-        continue;
+      const f = new Filter(targets, i, nodeId, `${nodeId}/${i}`);
+      batch.push(new Promise<void>((r) => f.open(r)));
+      const every = job.reportEveryMs;
+      if (every) {
+        reportTimers.push(setTimeout(() => {
+          f.report();
+          reportTimers.push(setInterval(() => f.report(), every));
+        }, (j / job.count) * every));
       }
-      let at = i % targets.length;
-      const connectAt = (onSent: () => void) => open(targets[at]!, nodeId, `${nodeId}/${i}`, onSent, job.reportEveryMs, offset, () => {
-        at = (at + 1) % targets.length;
-        connectAt(() => {});
-      });
-      batch.push(new Promise<void>((r) => connectAt(r)));
     }
     await Promise.all(batch);
   }

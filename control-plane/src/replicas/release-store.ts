@@ -1,14 +1,14 @@
 // Releases on etcd (releases/<name> → JSON), mirrored by a watch so every replica lists the same
 // ones. Only the leader's engine writes (see replicas/leader.ts), so a plain put is enough.
-import type { Etcd3, IKeyValue, Watcher } from "etcd3";
-import { followPrefix } from "./follow.js";
+import type { Etcd3, IKeyValue } from "etcd3";
+import { type Follower, followPrefix } from "../store/etcd-follow.js";
 import { selectReleases, type ReleaseStore } from "../rollout/release-store.js";
 import type { Release, ReleaseStatus } from "../rollout/state.js";
 
 export class EtcdReleaseStore implements ReleaseStore {
   /** name → the release and the etcd revision that wrote it (an echo of an older write never wins). */
   private readonly mirror = new Map<string, { rev: bigint; r: Release }>();
-  private watcher: Watcher | undefined;
+  private watcher: Follower | undefined;
 
   private constructor(private readonly client: Etcd3, private readonly prefix: string) {}
 

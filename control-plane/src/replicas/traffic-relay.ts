@@ -11,10 +11,14 @@
 //   - deleted when no longer needed: every key is put under the newest of rotating leases (a new
 //     one every keyTtlMs, each living 2 × keyTtlMs), so the key of a filter gone for longer than
 //     that expires with its lease, and a replica that dies leaves nothing behind for long;
-//   - compacted: every compactEveryMs the history is compacted to the revision of the previous
-//     tick (watchers are never that far behind), so etcd keeps about one interval of history.
-import type { Etcd3, IKeyValue, Lease, Watcher } from "etcd3";
-import { followPrefix } from "./follow.js";
+//   - compacted: every compactEveryMs (10 s) the history is compacted to the revision of the
+//     previous tick, so etcd keeps one or two intervals of history (2,000 reports a second are
+//     ~8 MB of it a second); a watcher that falls further behind reads everything again
+//     (follow.ts), which ingests each instance's latest report once more: ignored if already seen.
+//   - a replica's own publishes come back through its watch; they are recognized by their bytes and
+//     not ingested twice.
+import type { Etcd3, IKeyValue, Lease } from "etcd3";
+import { type Follower, followPrefix } from "../store/etcd-follow.js";
 import type { ReportResult, TrafficIngest } from "../traffic/ingest.js";
 
 export interface TrafficRelayOptions {
@@ -24,7 +28,7 @@ export interface TrafficRelayOptions {
   txnOps?: number;
   /** A filter's key lives between this and twice this after its last report (default 10 minutes). */
   keyTtlMs?: number;
-  /** Compaction interval (default 60 s; 0: never). */
+  /** Compaction interval (default 10 s; 0: never). */
   compactEveryMs?: number;
 }
 
@@ -37,7 +41,9 @@ export interface RelayStats {
 }
 
 export class TrafficRelay {
-  private watcher: Watcher | undefined;
+  private watcher: Follower | undefined;
+  /** What this relay published and has not seen come back through its own watch yet, by key. */
+  private readonly echoes = new Map<string, Buffer>();
   private pending = new Map<string, Uint8Array>();
   private flushTimer: NodeJS.Timeout | undefined;
   private compactTimer: NodeJS.Timeout | undefined;
@@ -61,7 +67,7 @@ export class TrafficRelay {
       flushMs: options.flushMs ?? 1_000,
       txnOps: options.txnOps ?? 100,
       keyTtlMs: options.keyTtlMs ?? 10 * 60_000,
-      compactEveryMs: options.compactEveryMs ?? 60_000,
+      compactEveryMs: options.compactEveryMs ?? 10_000,
     });
     relay.watcher = await followPrefix(client, relay.prefix, (kv) => relay.take(kv), "traffic relay");
     if (relay.opts.compactEveryMs > 0) {
@@ -93,9 +99,12 @@ export class TrafficRelay {
       try {
         const lease = await this.currentLease();
         for (let i = 0; i < batch.length; i += this.opts.txnOps) {
-          const ops = batch.slice(i, i + this.opts.txnOps).map(([id, value]) => ({
-            request_put: { key: Buffer.from(`${this.prefix}${id}`), value: Buffer.from(value.buffer, value.byteOffset, value.byteLength), lease },
-          }));
+          const ops = batch.slice(i, i + this.opts.txnOps).map(([id, value]) => {
+            const key = `${this.prefix}${id}`;
+            const bytes = Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+            this.echoes.set(key, bytes);
+            return { request_put: { key: Buffer.from(key), value: bytes, lease } };
+          });
           const res = await this.client.kv.txn({ compare: [], success: ops, failure: [] });
           this.lastRevision = res.header.revision;
           this.stats.transactions++;
@@ -142,6 +151,13 @@ export class TrafficRelay {
   }
 
   private take(kv: IKeyValue): void {
+    // Its own publish coming back: ingested already (the bytes compare; cheaper than decoding).
+    const key = kv.key.toString();
+    const mine = this.echoes.get(key);
+    if (mine) {
+      this.echoes.delete(key);
+      if (mine.equals(kv.value)) return;
+    }
     this.ingest.submit(kv.value).catch((e: Error) => console.error(`graylane traffic relay: ${kv.key.toString()}: ${e.message}`));
   }
 

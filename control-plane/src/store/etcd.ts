@@ -9,7 +9,8 @@
 // again. Every replica mirrors rev/* through a watch that starts right after its initial read, so
 // reads are local and synchronous, and change listeners (the rule push) fire on every replica for
 // every revision, whichever replica wrote it. A write resolves once this replica's mirror holds it.
-import { Etcd3, type IKeyValue, type Watcher } from "etcd3";
+import { Etcd3 } from "etcd3";
+import { type Follower, followPrefix } from "./etcd-follow.js";
 import { storedLaneGroup, type LaneGroup } from "../model/lanegroup.js";
 import { checkExpected, putChange, rollbackPlan, validateAmong, type Validation } from "./checks.js";
 import {
@@ -54,7 +55,7 @@ export class EtcdStore implements Store {
   private latest = 0;
   private pending: RevRow[] = [];
   private waiters: Array<{ n: number; resolve: () => void }> = [];
-  private watcher: Watcher | undefined;
+  private watcher: Follower | undefined;
   private closed = false;
 
   private constructor(endpoint: string, opts: EtcdStoreOptions) {
@@ -80,14 +81,9 @@ export class EtcdStore implements Store {
   }
 
   private async load(): Promise<void> {
-    const res = await this.client.getAll().prefix(`${this.prefix}rev/`).exec();
-    const rows = res.kvs.map((kv) => JSON.parse(kv.value.toString()) as RevRow).sort((a, b) => a.n - b.n);
-    for (const r of rows) this.apply(r, false);
-    // Watch from right after the read, so nothing committed in between is missed.
-    const next = (BigInt(res.header.revision) + 1n).toString();
-    this.watcher = await this.client.watch().prefix(`${this.prefix}rev/`).startRevision(next).create();
-    this.watcher.on("put", (kv: IKeyValue) => this.apply(JSON.parse(kv.value.toString()) as RevRow, true));
-    this.watcher.on("error", (e) => console.error("graylane etcd store: watch error:", e.message));
+    // Every revision, then a watch from right after the read (nothing committed in between is
+    // missed; a lost watch reads again): apply() takes them in order, each once.
+    this.watcher = await followPrefix(this.client, `${this.prefix}rev/`, (kv, initial) => this.apply(JSON.parse(kv.value.toString()) as RevRow, !initial), "etcd store");
   }
 
   /** Applies revisions strictly in order (a later one waits for its predecessors). */

@@ -69,6 +69,10 @@ export interface GrpcServer {
 
 const RESPONSE_HEADERS = { ":status": 200, "content-type": "application/grpc" } as const;
 
+/** Set on a session whenever a message arrives on it: keepalive counts that as an answer. */
+const HEARD = Symbol("graylane.heard");
+type Heard = { [HEARD]?: boolean };
+
 /** The call state one stream carries. */
 class Call implements BidiCall {
   private responded = false;
@@ -117,7 +121,9 @@ class Call implements BidiCall {
 
   onMessage(fn: (message: Buffer) => void): void {
     const reader = new MessageReader(fn);
+    const session = this.stream.session as Heard | undefined;
     this.stream.on("data", (chunk: Buffer) => {
+      if (session) session[HEARD] = true;
       try {
         reader.push(chunk);
       } catch (e) {
@@ -211,12 +217,17 @@ export async function startGrpcHttp2Server(opts: GrpcServerOptions, methods: Rec
           state.set(s, { lastPing: now, pendingSince: undefined });
           continue;
         }
+        const heard = s as Heard;
         if (st.pendingSince !== undefined) {
-          if (now - st.pendingSince > timeoutMs) s.destroy();
+          // Data that arrived since the ping proves the peer alive as well as the ping's answer
+          // would (an overloaded control plane may read that answer late).
+          if (heard[HEARD]) st.pendingSince = undefined;
+          else if (now - st.pendingSince > timeoutMs) s.destroy();
           continue;
         }
         if (now - st.lastPing < timeMs) continue;
         st.lastPing = st.pendingSince = now;
+        heard[HEARD] = false;
         try {
           s.ping(() => (st.pendingSince = undefined));
         } catch {
