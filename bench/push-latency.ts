@@ -268,9 +268,10 @@ export async function runPushLatency(opts: PushOptions = DEFAULTS) {
      * what the filters' last answered reports say.
      */
     const measureReports = async (size: number, r: { everyMs: number; seconds: number }) => {
-      fleet = await Fleet.spawn(`127.0.0.1:${grpcPort}`, size, opts.processes, 4, r.everyMs);
+      fleet = await Fleet.spawn(`127.0.0.1:${grpcPort}`, size, opts.processes, 4);
       const want = size + envoySubs;
       await settled(want);
+      fleet.startReports(r.everyMs);
       const traffic = async (group: string) => {
         const t0 = performance.now();
         // A kept-alive socket the server closed meanwhile (ECONNRESET) is retried once, as a client would.

@@ -18,7 +18,7 @@ export interface RelaySoakOptions { filters: number; everyMs: number; seconds: n
 
 export const DEFAULTS: RelaySoakOptions = QUICK
   ? { filters: 500, everyMs: 1000, seconds: 20, keyTtlMs: 5_000, compactEveryMs: 5_000, churnEveryMs: 5_000 }
-  : { filters: 10_000, everyMs: 5000, seconds: 600, keyTtlMs: 120_000, compactEveryMs: 60_000, churnEveryMs: 60_000 };
+  : { filters: 10_000, everyMs: 5000, seconds: 600, keyTtlMs: 120_000, compactEveryMs: 10_000, churnEveryMs: 60_000 };
 
 const QUOTA = 2 * 1024 ** 3;
 
@@ -71,9 +71,10 @@ export async function runRelaySoak(opts: RelaySoakOptions = DEFAULTS) {
         nextSample += 10_000;
         const st = await client.maintenance.status();
         const keys = Number(await client.getAll().prefix("bench/traffic/").count());
-        const sample = { s: round((Date.now() - t0) / 1000, 0), dbMB: round(Number(st.dbSize) / 2 ** 20, 1), inUseMB: round(Number(st.dbSizeInUse) / 2 ** 20, 1), keys, transactions: relay.stats.transactions, compactions: relay.stats.compactions };
+        const sample = { s: round((Date.now() - t0) / 1000, 0), dbMB: round(Number(st.dbSize) / 2 ** 20, 1), inUseMB: round(Number(st.dbSizeInUse) / 2 ** 20, 1), keys, accepted, refused, published: relay.stats.published, transactions: relay.stats.transactions, compactions: relay.stats.compactions };
         samples.push(sample);
-        log(`relay-soak: ${sample.s} s: etcd ${sample.dbMB} MB (${sample.inUseMB} MB in use), ${keys} keys, ${sample.transactions} transactions, ${sample.compactions} compactions`);
+        if (process.env.SOAK_DEBUG) log(`debug: pending ${(relay as unknown as { pending: Map<string, unknown> }).pending.size}, queue ${(ingest as unknown as { queue: unknown[] }).queue.length}, echoes ${(relay as unknown as { echoes: Map<string, unknown> }).echoes.size}`);
+        log(`relay-soak: ${sample.s} s: etcd ${sample.dbMB} MB (${sample.inUseMB} MB in use), ${keys} keys; reports accepted ${accepted}, refused ${refused}; ${sample.published} published in ${sample.transactions} transactions, ${sample.compactions} compactions`);
       }
       const wait = t + tickMs - Date.now();
       if (wait > 0) await sleep(wait);

@@ -9,7 +9,7 @@ export class Fleet {
   private constructor(private readonly children: ChildProcess[]) {}
 
   /** `target`: one control plane, or several replicas (filter i starts on the i % n-th, fails over to the next). */
-  static async spawn(target: string | string[], count: number, processes: number, perNode = 4, reportEveryMs?: number): Promise<Fleet> {
+  static async spawn(target: string | string[], count: number, processes: number, perNode = 4): Promise<Fleet> {
     const n = Math.max(1, Math.min(processes, count));
     const children: ChildProcess[] = [];
     const ready: Array<Promise<void>> = [];
@@ -25,7 +25,7 @@ export class Fleet {
         });
         child.on("exit", (code) => rej(new Error(`fleet process exited (${code})`)));
       }));
-      const job: FleetJob = { target: typeof target === "string" ? target : target[0]!, targets: typeof target === "string" ? undefined : target, first, count: c, perNode, reportEveryMs };
+      const job: FleetJob = { target: typeof target === "string" ? target : target[0]!, targets: typeof target === "string" ? undefined : target, first, count: c, perNode };
       child.send(job);
       first += c;
     }
@@ -78,6 +78,11 @@ export class Fleet {
       o.lastAt = Math.max(o.lastAt, x.lastAt);
     }
     return out;
+  }
+
+  /** Every filter reports every `everyMs` from now on. */
+  startReports(everyMs: number): void {
+    for (const c of this.children) c.send({ startReports: everyMs });
   }
 
   stopReports(): void {

@@ -5,10 +5,11 @@
 // ACK encoded once per (version, nonce) and written to every stream that answers it, and a
 // response read only as far as its version and nonce (decoding the RuleSet is each real filter's
 // own work on its own proxy). The same fleet connects to the floor (push-floor.ts).
-// With `reportEveryMs`, each filter also sends a Traffic.Report that often on its connection (start
-// times spread over the interval), as Envoy's filters do (support/traffic-reports.ts).
-// Parent → child: {target, first, count, perNode, reportEveryMs?}, "cpu", "stop", "stop-reports",
-// "report-stats". Child → parent: {ready}, {error}, {cpu: µs used so far}, {stats}.
+// Told {startReports: ms}, each filter also sends a Traffic.Report that often on its connection
+// (start times spread over the interval), as Envoy's filters do (support/traffic-reports.ts).
+// Parent → child: {target, targets?, first, count, perNode}, {startReports}, "cpu", "stop",
+// "stop-reports", "report-stats", "received". Child → parent: {ready}, {error}, {cpu: µs used so
+// far}, {stats}, {received}.
 import { connect, type ClientHttp2Session, type ClientHttp2Stream } from "node:http2";
 import { create } from "@bufbuild/protobuf";
 import { RuleRequestSchema } from "../../control-plane/src/generated/graylane/v1/discovery_pb.js";
@@ -24,7 +25,6 @@ export interface FleetJob {
   first: number;
   count: number;
   perNode: number;
-  reportEveryMs?: number;
 }
 
 /** Per version: how many filters received it and when the last one did (epoch ms, comparable across processes). */
@@ -142,6 +142,18 @@ class Filter {
   }
 }
 
+const filters: Filter[] = [];
+
+/** Each filter reports every `every` ms from now on, their start times spread over one interval. */
+function startReports(every: number): void {
+  filters.forEach((f, j) => {
+    reportTimers.push(setTimeout(() => {
+      f.report();
+      reportTimers.push(setInterval(() => f.report(), every));
+    }, (j / filters.length) * every));
+  });
+}
+
 async function start(job: FleetJob): Promise<void> {
   const targets = job.targets ?? [job.target];
   for (let k = 0; k < job.count; k += OPEN_BATCH) {
@@ -150,21 +162,19 @@ async function start(job: FleetJob): Promise<void> {
       const i = job.first + j;
       const nodeId = `bench-node-${Math.floor(i / job.perNode)}`;
       const f = new Filter(targets, i, nodeId, `${nodeId}/${i}`);
+      filters.push(f);
       batch.push(new Promise<void>((r) => f.open(r)));
-      const every = job.reportEveryMs;
-      if (every) {
-        reportTimers.push(setTimeout(() => {
-          f.report();
-          reportTimers.push(setInterval(() => f.report(), every));
-        }, (j / job.count) * every));
-      }
     }
     await Promise.all(batch);
   }
   process.send!({ type: "ready" });
 }
 
-process.on("message", (m: FleetJob | "stop" | "cpu" | "stop-reports" | "report-stats" | "received") => {
+process.on("message", (m: FleetJob | { startReports: number } | "stop" | "cpu" | "stop-reports" | "report-stats" | "received") => {
+  if (typeof m === "object" && "startReports" in m) {
+    startReports(m.startReports);
+    return;
+  }
   if (m === "stop-reports") {
     for (const t of reportTimers) clearTimeout(t);
     return;
@@ -189,6 +199,6 @@ process.on("message", (m: FleetJob | "stop" | "cpu" | "stop-reports" | "report-s
     setTimeout(() => process.exit(0), 50);
     return;
   }
-  start(m).catch((e: Error) => process.send!({ type: "error", message: e.message }));
+  start(m as FleetJob).catch((e: Error) => process.send!({ type: "error", message: e.message }));
 });
 process.on("disconnect", () => process.exit(0));

@@ -105,7 +105,8 @@ export class TrafficRelay {
             this.echoes.set(key, bytes);
             return { request_put: { key: Buffer.from(key), value: bytes, lease } };
           });
-          const res = await this.client.kv.txn({ compare: [], success: ops, failure: [] });
+          // A deadline: one stuck call must not hold every later flush behind it.
+          const res = await this.client.kv.txn({ compare: [], success: ops, failure: [] }, { deadline: Date.now() + 10_000 });
           this.lastRevision = res.header.revision;
           this.stats.transactions++;
           this.stats.published += ops.length;
@@ -140,7 +141,7 @@ export class TrafficRelay {
     this.compactCandidate = this.lastRevision;
     if (to === "0" || BigInt(to) <= BigInt(this.stats.compactedTo)) return;
     try {
-      await this.client.kv.compact({ revision: to });
+      await this.client.kv.compact({ revision: to }, { deadline: Date.now() + 10_000 });
       this.stats.compactions++;
       this.stats.compactedTo = to;
     } catch (e) {
