@@ -242,6 +242,10 @@ describe("bin/graylane.mjs as a process", () => {
       await new Promise((r) => setTimeout(r, 100));
       const status = await exec(["--server", url, "status", "-o", "json"]);
       expect(JSON.stringify(JSON.parse(status.out))).toContain("cli-node");
+      // In a table: the subscribers in numbers, then the node.
+      const text = await exec(["--server", url, "status"]);
+      expect(text.out).toContain("subscribers: 1 connected, 1 at this version, 0 pending, 0 NACKed\n");
+      expect(text.out).toContain("cli-node/1");
       stream.end();
       client.close();
     } finally {

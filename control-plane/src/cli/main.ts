@@ -7,7 +7,7 @@ import { userInfo } from "node:os";
 import { pathToFileURL } from "node:url";
 import { Command, CommanderError, Option } from "commander";
 import { parseAllDocuments, stringify } from "yaml";
-import type { RuleServerStatus, TrafficSummary } from "../contracts.js";
+import type { RuleServerStatus, SubscriberSummary, TrafficSummary } from "../contracts.js";
 import type { FieldError } from "../model/errors.js";
 import type { LaneGroup } from "../model/lanegroup.js";
 import type { Revision, RevisionSummary } from "../store/types.js";
@@ -448,10 +448,15 @@ export function buildProgram(io: Io): Command {
   program.command("status")
     .description("connected filters per node and the rule versions they ACKed")
     .action(async () => {
-      const r = await client().request<RuleServerStatus>("GET", "/v1/status");
+      type Status = RuleServerStatus & { page?: { nodes: number }; summary?: SubscriberSummary; replicas?: Array<SubscriberSummary & { replica: string }> };
+      const r = await client().request<Status>("GET", "/v1/status");
       if (!structured(r.body)) return;
       const s = r.body;
       io.out(`serving version ${s.version || "-"} (revision ${s.revision})\n`);
+      const counts = (x: SubscriberSummary) => `${x.connected} connected, ${x.atVersion} at this version, ${x.pending} pending, ${x.nacked} NACKed`;
+      if (s.replicas) for (const x of s.replicas) io.out(`replica ${x.replica}: ${counts(x)}\n`);
+      if (s.summary && (s.replicas || s.summary.connected > 0)) io.out(`${s.replicas ? "all replicas" : "subscribers"}: ${counts(s.summary)}\n`);
+      if (s.page && s.page.nodes > s.nodes.length) io.out(`nodes ${s.nodes.length} of ${s.page.nodes} on this replica (GET /v1/status?limit=&offset= for the rest)\n`);
       const rows = s.nodes.flatMap((n) => n.subscribers.map((sub) => [
         n.nodeId, n.version, sub.instanceId, sub.connected ? "yes" : "no", sub.ackedVersion, sub.pendingVersion,
         sub.lastNack ? `${sub.lastNack.version}: ${sub.lastNack.error}` : "",
