@@ -61,7 +61,7 @@ export class Fleet {
       c.send("report-stats");
     })));
     return each.reduce((a, b) => ({ sent: a.sent + b.sent, answered: a.answered + b.answered, failed: a.failed + b.failed, inFlight: a.inFlight + b.inFlight,
-      latenciesMs: a.latenciesMs.concat(b.latenciesMs), sumOfLast: a.sumOfLast + b.sumOfLast, reconnects: a.reconnects + b.reconnects }));
+      latenciesMs: a.latenciesMs.concat(b.latenciesMs), sumOfLast: a.sumOfLast + b.sumOfLast, reconnects: a.reconnects + b.reconnects, skipped: a.skipped + b.skipped }));
   }
 
   /** Per version: how many filters received it, and when the last did (epoch ms). */

@@ -30,8 +30,8 @@ export interface FleetJob {
 /** Per version: how many filters received it and when the last one did (epoch ms, comparable across processes). */
 export type Received = Record<string, { count: number; lastAt: number }>;
 
-/** What the reports of one process did: answered, failed, in flight, latencies (ms), Σ of each filter's last answered report number; connections that broke and were made again. */
-export interface ReportStats { sent: number; answered: number; failed: number; inFlight: number; latenciesMs: number[]; sumOfLast: number; reconnects: number }
+/** What the reports of one process did: answered, failed, in flight, latencies (ms), Σ of each filter's last answered report number; connections that broke and were made again; reports not sent because the last was unanswered. */
+export interface ReportStats { sent: number; answered: number; failed: number; inFlight: number; latenciesMs: number[]; sumOfLast: number; reconnects: number; skipped: number }
 
 /** Connections opened at once while the fleet starts (a burst of 10,000 SYNs overflows the backlog). */
 const OPEN_BATCH = 200;
@@ -58,7 +58,7 @@ function hello(nodeId: string, instanceId: string): Buffer {
   return grpcFrame(serializeRuleRequest(create(RuleRequestSchema, { node: { id: nodeId }, instanceId })));
 }
 
-const stats: ReportStats = { sent: 0, answered: 0, failed: 0, inFlight: 0, latenciesMs: [], sumOfLast: 0, reconnects: 0 };
+const stats: ReportStats = { sent: 0, answered: 0, failed: 0, inFlight: 0, latenciesMs: [], sumOfLast: 0, reconnects: 0, skipped: 0 };
 const reportTimers: NodeJS.Timeout[] = [];
 /** Counters of report number s, shared by the filters at s. */
 const countersBySeq = new Map<number, Uint8Array>();
@@ -108,8 +108,18 @@ class Filter {
     stream.write(hello(this.nodeId, this.instanceId), () => onSent());
   }
 
-  /** Sends the next report on the current connection (failed when there is none). */
+  private inFlight = false;
+
+  /**
+   * Sends the next report on the current connection (failed when there is none) — unless the last
+   * one is still unanswered: like the filter, one report at a time (a slow control plane gets
+   * fewer, each covering more, instead of a growing pile).
+   */
   report(): void {
+    if (this.inFlight) {
+      stats.skipped++;
+      return;
+    }
     const seq = ++this.seq;
     let counters = countersBySeq.get(seq);
     if (!counters) {
@@ -124,6 +134,7 @@ class Filter {
     const t0 = performance.now();
     stats.sent++;
     stats.inFlight++;
+    this.inFlight = true;
     const req = session.request({ ":method": "POST", ":path": TRAFFIC_REPORT_PATH, "content-type": "application/grpc", te: "trailers" });
     let status: string | undefined;
     req.on("response", (h) => { if (h["grpc-status"] !== undefined) status = String(h["grpc-status"]); });
@@ -132,6 +143,7 @@ class Filter {
     req.on("error", () => {});
     req.on("close", () => {
       stats.inFlight--;
+      this.inFlight = false;
       if (status === "0") {
         stats.answered++;
         stats.latenciesMs.push(performance.now() - t0);

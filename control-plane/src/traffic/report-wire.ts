@@ -127,11 +127,15 @@ function parseCounter(b: Buffer, from: number, to: number, n: number): ParsedCou
   const raw = contiguous ? `${keyStart < 0 ? "" : b.toString("latin1", keyStart, keyEnd)}\u0001${grpcStatus}` : undefined;
   let k = raw === undefined ? undefined : interned.get(raw);
   if (!k) {
-    const str = (i: number) => b.toString("utf8", stringAt[2 * i]!, stringAt[2 * i + 1]!);
-    const key: CounterKey = { group: str(0), lane: str(1), route: str(2), service: str(3), direction, source, statusClass, grpcStatus };
+    const key: CounterKey = { group: utf8At(b, 0), lane: utf8At(b, 1), route: utf8At(b, 2), service: utf8At(b, 3), direction, source, statusClass, grpcStatus };
     k = intern(raw ?? counterKey(key), () => key);
   }
-  return { key: k.key, storageKey: k.storageKey, requests, sumUs, buckets: normalize(buckets, n) };
+  return { key: k.key, storageKey: k.storageKey, requests, sumUs, buckets: buckets.length === n ? buckets : normalize(buckets, n) };
+}
+
+/** The i-th key string of the counter just read (stringAt). */
+function utf8At(b: Buffer, i: number): string {
+  return b.toString("utf8", stringAt[2 * i]!, stringAt[2 * i + 1]!);
 }
 
 /** A TrafficReport message in the same shape (reports built in code: tests, replicas of old). */

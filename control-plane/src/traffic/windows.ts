@@ -25,9 +25,12 @@ export interface Agg {
 /** Per bounds and counter storage key: the aggregate it adds to (memoized: the same few keys every second). */
 const aggKeys = new Map<string, Map<string, string>>();
 
+function computeAggKey(d: Delta, bk: string): string {
+  return JSON.stringify([d.group, d.service, d.lane, d.direction, d.statusClass, d.grpcStatus, bk]);
+}
+
 function aggKey(d: Delta, bk: string): string {
-  const compute = () => JSON.stringify([d.group, d.service, d.lane, d.direction, d.statusClass, d.grpcStatus, bk]);
-  if (d.storageKey === undefined) return compute();
+  if (d.storageKey === undefined) return computeAggKey(d, bk);
   let byKey = aggKeys.get(bk);
   if (!byKey) {
     if (aggKeys.size >= 100) aggKeys.clear();
@@ -36,7 +39,7 @@ function aggKey(d: Delta, bk: string): string {
   let k = byKey.get(d.storageKey);
   if (k === undefined) {
     if (byKey.size >= 100_000) byKey.clear();
-    byKey.set(d.storageKey, (k = compute()));
+    byKey.set(d.storageKey, (k = computeAggKey(d, bk)));
   }
   return k;
 }
