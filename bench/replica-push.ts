@@ -12,6 +12,7 @@ import { Fleet } from "./support/fleet.js";
 import { freePorts, isMain, median, percentile, QUICK, round, sleep, writeResult } from "./support/common.js";
 import { benchGroup, benchGroupsJson } from "./support/ruleset.js";
 import { startEtcd } from "../test/support/etcd.js";
+import { until } from "../test/support/wait.js";
 
 export interface ReplicaPushOptions { size: number; changes: number; warmup: number; processes: number; log?: (line: string) => void }
 
@@ -27,16 +28,6 @@ function cpuMsOf(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
-async function until<T>(what: string, f: () => Promise<T | undefined | false>, ms = 120_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await f();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out: ${what}`);
-    await sleep(20);
-  }
-}
-
 export async function runReplicaPush(opts: ReplicaPushOptions = DEFAULTS) {
   const log = opts.log ?? ((l: string) => console.log(l));
   const etcd = await startEtcd();
@@ -48,7 +39,7 @@ export async function runReplicaPush(opts: ReplicaPushOptions = DEFAULTS) {
       const child = spawn(process.execPath, ["bin/graylane.mjs", "serve", "--store", etcd.url, "--port", String(port), "--grpc-port", String(grpcPort)], { stdio: ["ignore", "ignore", "inherit"] });
       const r = { child, url: `http://127.0.0.1:${port}`, grpc: `127.0.0.1:${grpcPort}` };
       replicas.push(r);
-      await until("replica ready", () => fetch(`${r.url}/readyz`).then((x) => x.ok, () => false));
+      await until("replica ready", () => fetch(`${r.url}/readyz`).then((x) => x.ok, () => false), 60_000, 50);
     }
     const [a] = replicas as [Replica];
     let step = 0;
@@ -64,7 +55,7 @@ export async function runReplicaPush(opts: ReplicaPushOptions = DEFAULTS) {
       await until(`${opts.size} subscribers on the board`, async () => {
         const st = (await (await fetch(`${a.url}/v1/status?limit=1`)).json()) as { summary: { connected: number; atVersion: number }; replicas: Array<{ connected: number }> };
         return st.summary.connected === opts.size && st.summary.atVersion === opts.size && st;
-      });
+      }, 120_000, 20);
       const perReplica = ((await (await fetch(`${a.url}/v1/status?limit=1`)).json()) as { replicas: Array<{ connected: number }> }).replicas.map((r) => r.connected);
       const times: number[] = [];
       const cpu0 = replicas.map((r) => cpuMsOf(r.child.pid!));
@@ -78,14 +69,14 @@ export async function runReplicaPush(opts: ReplicaPushOptions = DEFAULTS) {
           const rec = await fleet!.received();
           const fresh = Object.entries(rec).find(([v, x]) => !before.has(v) && x.count >= opts.size);
           return fresh?.[1];
-        });
+        }, 120_000, 20);
         if (i >= 0) times.push(got.lastAt - sentAt);
         await sleep(50);
       }
       const cpu = replicas.map((r, k) => round((cpuMsOf(r.child.pid!) - cpu0[k]!) / opts.changes));
       await fleet.stop();
       fleet = undefined;
-      await until("fleet gone from the board", async () => ((await (await fetch(`${a.url}/v1/status?limit=1`)).json()) as { summary: { connected: number } }).summary.connected === 0);
+      await until("fleet gone from the board", async () => ((await (await fetch(`${a.url}/v1/status?limit=1`)).json()) as { summary: { connected: number } }).summary.connected === 0, 120_000, 20);
       const result = {
         mode, subscribers: opts.size, perReplica,
         putToAllReceivedMs: { p50: round(median(times)), p99: round(percentile(times, 0.99)), max: round(Math.max(...times)), all: times.map((t) => round(t)) },

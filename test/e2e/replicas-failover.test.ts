@@ -13,6 +13,7 @@ import { RuleRequestSchema, type RuleRequest, type RuleResponse } from "../../co
 import { GraylaneClient } from "../../control-plane/src/xds/index.js";
 import { freePorts } from "../../demo/stack.js";
 import { startEtcd, type RunningEtcd } from "../support/etcd.js";
+import { until } from "../support/wait.js";
 
 const demoGroup = JSON.parse(readFileSync("demo/lanegroup.json", "utf8"));
 const SUBSCRIBERS = 30;
@@ -21,16 +22,6 @@ interface ServeProcess { child: ChildProcess; url: string; grpc: string }
 
 let etcd: RunningEtcd;
 const serves: ServeProcess[] = [];
-
-async function until<T>(what: string, f: () => Promise<T | undefined | false> | T | undefined | false, ms = 30_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await f();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out: ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 async function serve(): Promise<ServeProcess> {
   const [port, grpcPort] = await freePorts(2);
@@ -107,7 +98,7 @@ describe("replicas on etcd: status from any replica, failover after kill -9", ()
     const v1 = (await status(a)).version;
     const all = await until("all at v1 on the board", async () => {
       const st = await status(c);
-      return st.summary.atVersion === SUBSCRIBERS && st.replicas.length === 3 && st;
+      return st.summary.atVersion === SUBSCRIBERS && st.replicas.length === 3 ? st : undefined;
     });
     expect(all.replicas.map((r) => r.connected)).toEqual([10, 10, 10]);
     expect(all.version).toBe(v1);
@@ -126,7 +117,7 @@ describe("replicas on etcd: status from any replica, failover after kill -9", ()
     expect(subscribers.filter((s) => !onB.includes(s)).every((s) => s.connects === 1)).toBe(true);
     const after = await until("b off the board, all 30 at v2 on a and c", async () => {
       const st = await status(a);
-      return st.replicas.length === 2 && st.summary.connected === SUBSCRIBERS && st.summary.atVersion === SUBSCRIBERS && st;
+      return st.replicas.length === 2 && st.summary.connected === SUBSCRIBERS && st.summary.atVersion === SUBSCRIBERS ? st : undefined;
     });
     expect(after.replicas.map((r) => r.connected).sort((x, y) => x - y)).toEqual([10, 20]);
 

@@ -9,6 +9,7 @@ import { TrafficIngest } from "../../control-plane/src/traffic/index.js";
 import { TrafficRelay } from "../../control-plane/src/replicas/traffic-relay.js";
 import { countersAt, expectedInbound, reportBytes } from "../../bench/support/traffic-reports.js";
 import { startEtcd, type RunningEtcd } from "../support/etcd.js";
+import { until } from "../support/wait.js";
 
 let etcd: RunningEtcd;
 let client: Etcd3;
@@ -20,16 +21,6 @@ afterAll(async () => {
   client?.close();
   await etcd?.stop();
 });
-
-async function until<T>(what: string, f: () => Promise<T | undefined | false> | T | undefined | false, ms = 20_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await f();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out: ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 const inbound = (ingest: TrafficIngest, group: string) => ingest.totals(group).filter((t) => t.direction === 1).reduce((a, t) => a + t.requests, 0);
 
