@@ -35,6 +35,9 @@ describe("traffic relay on etcd", () => {
         await Promise.all(Array.from({ length: 120 }, (_, f) => one!.submit(reportBytes(`f-${f}`, `n-${f}`, s, countersAt(s)))));
       }
       await one!.flush();
+      // A report that does not decode is refused at once (the gRPC handler's INVALID_ARGUMENT), not
+      // later as a failed store.
+      expect(() => one!.submit(Buffer.from([0x0a, 0x05, 0x61]))).toThrow(/truncated|past the end/);
       // Only each instance's latest went out, in transactions of at most 50 puts.
       expect(one!.stats.published).toBeLessThan(360);
       expect(one!.stats.published).toBeGreaterThanOrEqual(120);

@@ -13,9 +13,15 @@ export class TrafficForwarder {
 
   constructor(private readonly ingest: TrafficIngest, private readonly leaderGrpc: () => string | undefined) {}
 
-  /** The gRPC Traffic.Report sink: ingest here, forward the same bytes to the active replica. */
-  async submit(r: Uint8Array): Promise<ReportResult> {
-    const result = await this.ingest.submit(r);
+  /**
+   * The gRPC Traffic.Report sink: ingest here, forward the same bytes to the active replica. Not
+   * async: a report that does not decode throws at once, as the ingest's does (INVALID_ARGUMENT).
+   */
+  submit(r: Uint8Array): Promise<ReportResult> {
+    return this.ingest.submit(r).then((result) => this.forward(r, result));
+  }
+
+  private forward(r: Uint8Array, result: ReportResult): ReportResult {
     const to = this.leaderGrpc();
     if (to && result.accepted) {
       if (this.client?.address !== to) {

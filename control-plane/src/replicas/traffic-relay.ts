@@ -77,15 +77,19 @@ export class TrafficRelay {
     return relay;
   }
 
-  /** The gRPC Traffic.Report sink: ingest here, publish for the other replicas. */
-  async submit(r: Uint8Array): Promise<ReportResult> {
-    const result = await this.ingest.submit(r);
-    if (result.accepted && !this.closed) {
-      // A lost publish is covered by the instance's next report (its counters are cumulative).
-      this.pending.set(result.instanceId, r);
-      this.flushTimer ??= setTimeout(() => void this.flush(), this.opts.flushMs);
-    }
-    return result;
+  /**
+   * The gRPC Traffic.Report sink: ingest here, publish for the other replicas. Not async: a report
+   * that does not decode throws at once, as the ingest's does (the caller answers INVALID_ARGUMENT).
+   */
+  submit(r: Uint8Array): Promise<ReportResult> {
+    return this.ingest.submit(r).then((result) => {
+      if (result.accepted && !this.closed) {
+        // A lost publish is covered by the instance's next report (its counters are cumulative).
+        this.pending.set(result.instanceId, r);
+        this.flushTimer ??= setTimeout(() => void this.flush(), this.opts.flushMs);
+      }
+      return result;
+    });
   }
 
   /** Publishes what is pending now (tests; close). */
