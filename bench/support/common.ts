@@ -4,8 +4,6 @@ import { execFileSync } from "node:child_process";
 import { cpus } from "node:os";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { setFlagsFromString } from "node:v8";
-import { runInNewContext } from "node:vm";
 import { envoyBin } from "../../control-plane/src/mesh/envoy-process.js";
 
 /** BENCH_QUICK=1: every benchmark in a few seconds, tiny sizes (the numbers mean little). */
@@ -95,20 +93,7 @@ export function writeResult(name: string, result: Record<string, unknown>): stri
   return path;
 }
 
-/** Resident memory in bytes after two full garbage collections (the heap's garbage gone). */
-export function rssAfterGc(): number {
-  gc();
-  gc();
-  return process.memoryUsage().rss;
-}
-let gcFn: (() => void) | undefined;
-function gc(): void {
-  if (!gcFn) {
-    setFlagsFromString("--expose-gc");
-    gcFn = runInNewContext("gc") as () => void;
-  }
-  gcFn();
-}
+export { rssAfterGc } from "./gc.js";
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 

@@ -43,36 +43,30 @@ export class Fleet {
     return this.children.length;
   }
 
+  /** Sends `request` to every process and collects the `field` of each one's `type` reply. */
+  private ask<T>(request: string, type: string, field: string): Promise<T[]> {
+    return Promise.all(this.children.map((c) => new Promise<T>((r) => {
+      const on = (m: Record<string, unknown>) => { if (m.type === type) { c.off("message", on); r(m[field] as T); } };
+      c.on("message", on);
+      c.send(request);
+    })));
+  }
+
   /** CPU µs the fleet's processes used so far, together. */
   async cpuUs(): Promise<number> {
-    const each = await Promise.all(this.children.map((c) => new Promise<number>((r) => {
-      const on = (m: { type: string; us?: number }) => { if (m.type === "cpu") { c.off("message", on); r(m.us!); } };
-      c.on("message", on);
-      c.send("cpu");
-    })));
-    return each.reduce((a, b) => a + b, 0);
+    return (await this.ask<number>("cpu", "cpu", "us")).reduce((a, b) => a + b, 0);
   }
 
   /** The reports' stats of every process together (latencies since the last call). */
   async reportStats(): Promise<ReportStats> {
-    const each = await Promise.all(this.children.map((c) => new Promise<ReportStats>((r) => {
-      const on = (m: { type: string; stats?: ReportStats }) => { if (m.type === "stats") { c.off("message", on); r(m.stats!); } };
-      c.on("message", on);
-      c.send("report-stats");
-    })));
-    return each.reduce((a, b) => ({ sent: a.sent + b.sent, answered: a.answered + b.answered, failed: a.failed + b.failed, inFlight: a.inFlight + b.inFlight,
+    return (await this.ask<ReportStats>("report-stats", "stats", "stats")).reduce((a, b) => ({ sent: a.sent + b.sent, answered: a.answered + b.answered, failed: a.failed + b.failed, inFlight: a.inFlight + b.inFlight,
       latenciesMs: a.latenciesMs.concat(b.latenciesMs), sumOfLast: a.sumOfLast + b.sumOfLast, reconnects: a.reconnects + b.reconnects, skipped: a.skipped + b.skipped }));
   }
 
   /** Per version: how many filters received it, and when the last did (epoch ms). */
   async received(): Promise<Received> {
-    const each = await Promise.all(this.children.map((c) => new Promise<Received>((r) => {
-      const on = (m: { type: string; received?: Received }) => { if (m.type === "received") { c.off("message", on); r(m.received!); } };
-      c.on("message", on);
-      c.send("received");
-    })));
     const out: Received = {};
-    for (const e of each) for (const [v, x] of Object.entries(e)) {
+    for (const e of await this.ask<Received>("received", "received", "received")) for (const [v, x] of Object.entries(e)) {
       const o = (out[v] ??= { count: 0, lastAt: 0 });
       o.count += x.count;
       o.lastAt = Math.max(o.lastAt, x.lastAt);

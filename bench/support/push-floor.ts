@@ -7,12 +7,8 @@
 // Child → parent: {type: "port", port}, {type: "pushed", ms}, {type: "measured", cpuUs, rss, streams}.
 import { createServer, type ServerHttp2Stream } from "node:http2";
 import type { AddressInfo } from "node:net";
-import { setFlagsFromString } from "node:v8";
-import { runInNewContext } from "node:vm";
+import { rssAfterGc } from "./gc.js";
 import { MessageReader } from "./grpc-frames.js";
-
-setFlagsFromString("--expose-gc");
-const gc = runInNewContext("gc") as () => void;
 
 const live = new Set<ServerHttp2Stream>();
 let waiting = 0;
@@ -39,10 +35,9 @@ process.on("message", (m: { type: string; frame?: Buffer } | "stop") => {
     pushedAt = performance.now();
     for (const s of live) s.write(frame);
   } else if (m.type === "measure") {
-    gc();
-    gc();
+    const rss = rssAfterGc();
     const u = process.cpuUsage();
-    process.send!({ type: "measured", cpuUs: u.user + u.system, rss: process.memoryUsage().rss, streams: live.size });
+    process.send!({ type: "measured", cpuUs: u.user + u.system, rss, streams: live.size });
   }
 });
 process.on("disconnect", () => process.exit(0));

@@ -234,8 +234,7 @@ export function createApi(opts: ApiOptions): ApiApp {
     const offset = intParam(req.query.offset, "offset", 0, Number.MAX_SAFE_INTEGER) ?? 0;
     const st = rules.status();
     const replicas = opts.replicas ? await opts.replicas() : undefined;
-    const local = rules.summary?.();
-    const summary = replicas ? sumSummaries(replicas) : local;
+    const summary = replicas ? sumSummaries(replicas) : rules.summary?.();
     res.json({
       ...st,
       nodes: st.nodes.slice(offset, offset + limit),

@@ -47,12 +47,13 @@ export class StatusBoard {
 
   /** Writes this replica's summary when it changed (or every ttl/2, keeping it fresh). */
   async publish(): Promise<void> {
-    const value = JSON.stringify(this.local());
+    const local = this.local();
+    const value = JSON.stringify(local);
     const now = Date.now();
     if (value === this.last && now - this.lastAt < (this.opts.ttlSeconds * 1000) / 2) return;
     this.last = value;
     this.lastAt = now;
-    const status: ReplicaStatus = { replica: this.replica, ...JSON.parse(value), updatedAt: new Date(now).toISOString() };
+    const status: ReplicaStatus = { replica: this.replica, ...local, updatedAt: new Date(now).toISOString() };
     await this.lease!.put(`${this.prefix}${this.replica}`).value(JSON.stringify(status)).exec()
       .catch((e: Error) => console.error(`graylane status board: ${e.message}`));
   }

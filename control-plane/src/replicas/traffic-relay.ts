@@ -17,7 +17,7 @@
 //     (follow.ts), which ingests each instance's latest report once more: ignored if already seen.
 //   - a replica's own publishes come back through its watch; they are recognized by their bytes and
 //     not ingested twice.
-import type { Etcd3, IKeyValue, Lease } from "etcd3";
+import type { Etcd3, IKeyValue } from "etcd3";
 import { type Follower, followPrefix } from "../store/etcd-follow.js";
 import type { ReportResult, TrafficIngest } from "../traffic/ingest.js";
 
@@ -48,7 +48,8 @@ export class TrafficRelay {
   private flushTimer: NodeJS.Timeout | undefined;
   private compactTimer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> | undefined;
-  private leases: Array<{ lease: Lease; id: string; at: number }> = [];
+  /** Lease ids granted, newest last (kept only while they may still be current). */
+  private leases: Array<{ id: string; at: number }> = [];
   private lastRevision = "0";
   private compactCandidate = "0";
   private closed = false;
@@ -134,7 +135,7 @@ export class TrafficRelay {
     const lease = this.client.lease(Math.ceil((2 * this.opts.keyTtlMs) / 1000), { autoKeepAlive: false });
     lease.on("lost", () => {}); // expiry is the point
     const id = await lease.grant();
-    this.leases.push({ lease, id, at: now });
+    this.leases.push({ id, at: now });
     this.leases = this.leases.filter((l) => now - l.at < 2 * this.opts.keyTtlMs);
     return id;
   }
@@ -163,7 +164,7 @@ export class TrafficRelay {
       this.echoes.delete(key);
       if (mine.equals(kv.value)) return;
     }
-    this.ingest.submit(kv.value).catch((e: Error) => console.error(`graylane traffic relay: ${kv.key.toString()}: ${e.message}`));
+    this.ingest.submit(kv.value).catch((e: Error) => console.error(`graylane traffic relay: ${key}: ${e.message}`));
   }
 
   async close(): Promise<void> {

@@ -65,9 +65,4 @@ export class MessageReader {
     }
     if (i < b.length) this.pending = Buffer.from(b.subarray(i));
   }
-
-  /** Whether a message is partly read (a stream that ends now was cut short). */
-  get partial(): boolean {
-    return this.pending !== undefined;
-  }
 }

@@ -162,15 +162,12 @@ export async function startGrpcServer(opts: StartGrpcServerOptions): Promise<Grp
                 throw new GrpcError(Status.UNAUTHENTICATED, who.error);
               }
             }
-            const invalid = (e: unknown) => {
-              reports.inc({ result: "error" });
-              return new GrpcError(Status.INVALID_ARGUMENT, e instanceof Error ? e.message : String(e));
-            };
             let stored: Promise<{ sequence: bigint }>;
             try {
-              stored = opts.traffic!.submit(request);
+              stored = opts.traffic!.submit(request); // throws at once on a report that does not decode
             } catch (e) {
-              throw invalid(e);
+              reports.inc({ result: "error" });
+              throw new GrpcError(Status.INVALID_ARGUMENT, e instanceof Error ? e.message : String(e));
             }
             return stored.then(
               ({ sequence }) => {
